@@ -1,0 +1,243 @@
+"""In-process transformers backend: the model under test runs in this very process.
+
+TTFT is taken when the first generated token reaches the host; the streamer's first ``put`` is
+the prompt and is ignored, and on CUDA the stream is synchronised at that one point only, so the
+measurement does not slow what it measures (SPEC 2.4).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pytest_mathperf.backends import (
+    BackendError,
+    BackendOptions,
+    Generation,
+    GenerationRequest,
+    LoadInfo,
+    ModelLoadError,
+    OutOfMemory,
+)
+
+BUNDLED_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+DTYPES = ("auto", "float16", "bfloat16", "float32")
+
+
+def resolve_model_source(model: str) -> tuple[str, bool]:
+    """Where to load ``model`` from: a bundled demo model, a local folder, or a hub id (cache only)."""
+    bundled = BUNDLED_MODELS_DIR / model
+    if "/" not in model and bundled.is_dir():
+        return str(bundled), True
+    local = Path(model).expanduser()
+    if local.is_dir():
+        return str(local.resolve()), True
+    if local.exists() or model.startswith((".", "/", "~")):
+        raise ModelLoadError(f"--mathperf-model {model}: {local} is not a model folder")
+    return model, False
+
+
+class _FirstTokenClock:
+    """A generate() streamer that notes when the first generated token is on the host."""
+
+    def __init__(self, device: str) -> None:
+        self._synchronize = device.startswith("cuda")
+        self._prompt_seen = False
+        self.first_token_at: float | None = None
+
+    def put(self, value: Any) -> None:
+        if not self._prompt_seen:  # the first put carries the prompt, not a generated token
+            self._prompt_seen = True
+            return
+        if self.first_token_at is None:
+            if self._synchronize:
+                import torch
+
+                torch.cuda.synchronize(value.device)
+            self.first_token_at = time.perf_counter()
+
+    def end(self) -> None:
+        pass
+
+
+class HFBackend:
+    """Loads a causal LM with transformers, offline, and generates one sequence per request."""
+
+    name: ClassVar[str] = "hf"
+
+    def __init__(self, options: BackendOptions) -> None:
+        self.options = options
+        self.model: Any = None
+        self.tokenizer: Any = None
+        self.device = "cpu"
+
+    def load(self) -> LoadInfo:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from pytest_mathperf.devices import resolve_device
+
+        model_id = self.options.model
+        source, local = resolve_model_source(model_id)
+        try:
+            self.device = resolve_device(self.options.device)
+        except ValueError as error:
+            raise ModelLoadError(str(error)) from None
+        dtype_name = self._dtype_name()
+        offline = os.environ.get("HF_HUB_OFFLINE", "1") not in ("0", "false", "False")
+        started = time.perf_counter()
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=offline or local)
+            self.model = AutoModelForCausalLM.from_pretrained(
+                source,
+                dtype=getattr(torch, dtype_name) if dtype_name != "auto" else "auto",
+                local_files_only=offline or local,
+            )
+            self.model.to(self.device)
+            self.model.eval()
+            if self.device.startswith("cuda"):
+                torch.cuda.synchronize(self.device)
+        except (OSError, ValueError, KeyError) as error:
+            hint = (
+                ""
+                if local
+                else " (it is not a local folder and not in the Hugging Face cache; download it first with "
+                f"`hf download {model_id}`, or set HF_HUB_OFFLINE=0 to let transformers fetch it)"
+            )
+            raise ModelLoadError(f"--mathperf-model {model_id}: cannot load from {source}{hint}: {_first_line(error)}") from None
+        except torch.OutOfMemoryError as error:
+            raise ModelLoadError(f"--mathperf-model {model_id}: out of memory while loading on {self.device}: {_first_line(error)}") from None
+        load_s = time.perf_counter() - started
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        return LoadInfo(
+            model=model_id,
+            source=source,
+            revision=getattr(self.model.config, "_commit_hash", None),
+            dtype=str(self.model.dtype).removeprefix("torch."),
+            device=self.device,
+            load_s=load_s,
+            details={"architecture": ",".join(getattr(self.model.config, "architectures", None) or [])},
+        )
+
+    def _dtype_name(self) -> str:
+        requested = self.options.dtype
+        if requested not in DTYPES:
+            raise ModelLoadError(f"--mathperf-dtype {requested!r}: use one of {', '.join(DTYPES)}")
+        if requested == "auto" and self.device == "cpu":
+            return "float32"  # half precision on CPU is slow and not what anyone deploys there
+        return requested
+
+    def render_prompt(self, request: GenerationRequest) -> str:
+        messages = [{"role": message.role, "content": message.content} for message in request.messages]
+        return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+    def generate(self, request: GenerationRequest) -> Generation:
+        import torch
+
+        prompt = self.render_prompt(request)
+        inputs = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.device)
+        prompt_length = inputs["input_ids"].shape[1]
+        clock = _FirstTokenClock(self.device)
+        settings: dict[str, Any] = {
+            "max_new_tokens": request.max_new_tokens,
+            "do_sample": not request.greedy,
+            "streamer": clock,
+            "pad_token_id": self.tokenizer.pad_token_id,
+        }
+        if request.greedy:
+            settings.update(temperature=None, top_p=None, top_k=None)
+        else:
+            settings.update(temperature=request.temperature, top_p=request.top_p)
+        if request.repetition_penalty is not None:
+            settings["repetition_penalty"] = request.repetition_penalty
+        if request.timeout_s is not None:
+            settings["max_time"] = request.timeout_s
+        torch.manual_seed(request.seed)
+        started = time.perf_counter()
+        try:
+            with torch.inference_mode():
+                output = self.model.generate(**inputs, **settings)
+            if self.device.startswith("cuda"):
+                torch.cuda.synchronize(self.device)
+        except torch.OutOfMemoryError as error:
+            raise OutOfMemory(self._out_of_memory_message(error)) from None
+        except RuntimeError as error:
+            if "can't allocate memory" in str(error) or "out of memory" in str(error).lower():
+                raise OutOfMemory(self._out_of_memory_message(error)) from None
+            raise BackendError(f"generation failed: {_first_line(error)}") from error
+        finished = time.perf_counter()
+
+        generated = output[0, prompt_length:].tolist()
+        eos_ids = self._eos_ids()
+        stopped = bool(generated) and generated[-1] in eos_ids
+        elapsed_s = finished - started
+        if stopped:
+            finish_reason = "stop"
+        elif len(generated) >= request.max_new_tokens:
+            finish_reason = "length"
+        elif request.timeout_s is not None and elapsed_s >= request.timeout_s:
+            finish_reason = "timeout"
+        else:
+            finish_reason = "stop"
+        text = self.tokenizer.decode(generated, skip_special_tokens=True)
+        if prompt.rstrip().endswith(THINK_OPEN) and THINK_OPEN not in text:
+            text = f"{THINK_OPEN}\n{text}"  # R1-style templates open the think block in the prompt
+        return Generation(
+            text=text,
+            prompt_tokens=prompt_length,
+            output_tokens=len(generated),
+            reasoning_tokens=self._reasoning_tokens(text),
+            ttft_ms=None if clock.first_token_at is None else (clock.first_token_at - started) * 1000.0,
+            e2e_ms=elapsed_s * 1000.0,
+            finish_reason=finish_reason,
+        )
+
+    def _eos_ids(self) -> set[int]:
+        ids: set[int] = set()
+        for source in (self.model.generation_config.eos_token_id, self.tokenizer.eos_token_id):
+            if isinstance(source, int):
+                ids.add(source)
+            elif source:
+                ids.update(source)
+        return ids
+
+    def _reasoning_tokens(self, text: str) -> int:
+        if THINK_OPEN not in text:
+            return 0
+        reasoning = text.split(THINK_OPEN, 1)[1].split(THINK_CLOSE, 1)[0]
+        return len(self.tokenizer(reasoning, add_special_tokens=False)["input_ids"])
+
+    def _out_of_memory_message(self, error: BaseException) -> str:
+        import torch
+
+        if self.device.startswith("cuda"):
+            allocated = torch.cuda.memory_allocated(self.device) / 1024**3
+            reserved = torch.cuda.memory_reserved(self.device) / 1024**3
+            total = torch.cuda.get_device_properties(self.device).total_memory / 1024**3
+            torch.cuda.empty_cache()
+            return (
+                f"out of memory on {self.device} ({torch.cuda.get_device_name(self.device)}): "
+                f"{allocated:.2f} GB allocated, {reserved:.2f} GB reserved of {total:.2f} GB; "
+                f"{_first_line(error)}"
+            )
+        return f"out of host memory during generation: {_first_line(error)}"
+
+    def close(self) -> None:
+        self.model = None
+        self.tokenizer = None
+        if self.device.startswith("cuda"):
+            import gc
+
+            import torch
+
+            gc.collect()
+            torch.cuda.empty_cache()
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0][:300]

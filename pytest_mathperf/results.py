@@ -1,0 +1,158 @@
+"""What one run measured, as plain frozen values shared by the plugin, the history and the report.
+
+Records travel from xdist workers to the controller as JSON-able dicts on test reports, so every
+record converts to and from a dict losslessly (``to_dict``/``from_dict``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pytest_mathperf.metrics import statistic
+
+
+@dataclass(frozen=True)
+class GenerationRecord:
+    """One measured generation of one case (warm-ups are never recorded)."""
+
+    repeat: int
+    seed: int
+    status: str  # a Verdict status: correct | wrong | no_answer | truncated | error
+    extracted: str | None
+    reason: str
+    finish_reason: str | None
+    metrics: Mapping[str, float]
+    output: str  # the raw model output (or the backend's error message for status "error")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GenerationRecord:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class CaseRecord:
+    """One case × model: its generations and whether it passed its pass rule."""
+
+    model: str
+    suite: str
+    case: str
+    nodeid: str
+    prompt: str
+    expected: str
+    tags: tuple[str, ...]
+    pass_rule: str
+    passed: bool
+    generations: tuple[GenerationRecord, ...]
+
+    @property
+    def correct_count(self) -> int:
+        return sum(1 for generation in self.generations if generation.status == "correct")
+
+    @property
+    def verdict(self) -> str:
+        """``correct`` when the pass rule holds, else the most common failing status."""
+        if self.passed:
+            return "correct"
+        failing = [g.status for g in self.generations if g.status != "correct"]
+        return max(set(failing), key=failing.count) if failing else "wrong"
+
+    def samples(self, metric: str) -> list[float]:
+        return [g.metrics[metric] for g in self.generations if metric in g.metrics]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CaseRecord:
+        values = dict(data)
+        values["tags"] = tuple(values["tags"])
+        values["generations"] = tuple(GenerationRecord.from_dict(g) for g in values["generations"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """One model as loaded in this run, with its per-model metrics (load time, memory)."""
+
+    model: str
+    backend: str
+    card: str
+    device: str | None
+    dtype: str | None
+    revision: str | None
+    source: str | None
+    metrics: Mapping[str, float]  # load_s, vram_load_gb, vram_peak_gb, rss_load_gb, rss_peak_gb
+    memory_source: str | None  # nvml-process | torch-reserved | rss; None for a remote model
+    load_error: str | None = None
+    details: Mapping[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelRecord:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class BudgetRecord:
+    """One budget's outcome, as it was shown to the user."""
+
+    model: str
+    name: str  # e.g. "ttft_ms.p50" or "accuracy"
+    metric: str
+    statistic: str | None
+    scope: str  # model | suite | case | load
+    suite: str | None
+    case: str | None
+    minimum: float | None
+    maximum: float | None
+    measured: float | None
+    samples: int
+    passed: bool
+    card: str
+    nodeid: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BudgetRecord:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A whole run: the environment it ran in and everything it measured and decided."""
+
+    started_at: float  # unix seconds
+    finished_at: float
+    environment: Mapping[str, str]  # card, driver, cuda, torch, transformers, host, suites_commit, ...
+    models: tuple[ModelRecord, ...]
+    cases: tuple[CaseRecord, ...]
+    budgets: tuple[BudgetRecord, ...]
+
+    def cases_of(self, model: str) -> list[CaseRecord]:
+        return [case for case in self.cases if case.model == model]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunRecord:
+        return cls(
+            started_at=data["started_at"],
+            finished_at=data["finished_at"],
+            environment=dict(data["environment"]),
+            models=tuple(ModelRecord.from_dict(m) for m in data["models"]),
+            cases=tuple(CaseRecord.from_dict(c) for c in data["cases"]),
+            budgets=tuple(BudgetRecord.from_dict(b) for b in data["budgets"]),
+        )
+
+
+def summary_statistic(cases: Sequence[CaseRecord], metric: str, name: str) -> float | None:
+    """A statistic of one per-generation metric over all generations of some cases."""
+    values = [value for case in cases for value in case.samples(metric)]
+    return statistic(values, name) if values else None

@@ -1,0 +1,357 @@
+"""Suite files: YAML → frozen ``Suite``/``Case`` values, with errors that name file and line.
+
+A bad file never crashes a session: every problem is a ``SchemaError`` that the plugin turns into
+one collection error for that file while the other suites still run (SPEC 2.2).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pytest_mathperf.yamlfile import (
+    LocatedDict,
+    SchemaError,
+    check_keys,
+    expect_mapping,
+    load_yaml,
+    type_name,
+)
+
+PassRule = Literal["all", "majority", "any"]
+PASS_RULES: tuple[str, ...] = ("all", "majority", "any")
+
+#: Case fields that ``defaults:`` may set for every case of a suite.
+DEFAULTABLE_FIELDS: dict[str, Any] = {
+    "template": "{prompt}",
+    "system": None,
+    "max_new_tokens": 2048,
+    "temperature": 0.0,
+    "top_p": 1.0,
+    "repetition_penalty": None,
+    "repeats": 1,
+    "rel_tol": None,
+    "unordered": False,
+    "pass_rule": "majority",
+    "timeout_s": None,
+    "tags": (),
+    "budgets": None,
+}
+CASE_FIELDS = ("id", "prompt", "answer", "derivation", "skip", "xfail", *DEFAULTABLE_FIELDS)
+SUITE_FIELDS = ("suite", "description", "models", "defaults", "cases", "cases_from", "load")
+CASES_FROM_FIELDS = ("path", "prompt", "answer", "answer_regex", "id", "tags", "limit")
+SUITE_SUFFIXES = (".yaml", ".yml")
+_ID_PATTERN = re.compile(r"^[\w.\-+]+$")
+_TAG_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One prompt with its known answer and the settings it is generated with."""
+
+    id: str
+    prompt: str
+    answer: Any
+    line: int
+    template: str = "{prompt}"
+    system: str | None = None
+    max_new_tokens: int = 2048
+    temperature: float = 0.0
+    top_p: float = 1.0
+    repetition_penalty: float | None = None
+    repeats: int = 1
+    rel_tol: float | None = None
+    unordered: bool = False
+    pass_rule: PassRule = "majority"
+    timeout_s: float | None = None
+    tags: tuple[str, ...] = ()
+    budgets: Mapping[str, Any] | None = None
+    skip: str | None = None
+    xfail: str | None = None
+    derivation: Any = None
+    source: Path | None = None  # the JSONL file a case was imported from; ``line`` is its line
+
+    def rendered_prompt(self) -> str:
+        """The user message: the template with ``{prompt}`` filled (other braces are literal)."""
+        return self.template.replace("{prompt}", self.prompt)
+
+    def passes(self, correct: int, total: int) -> bool:
+        """Whether ``correct`` of ``total`` repeats satisfy this case's pass rule."""
+        if total == 0:
+            return False
+        if self.pass_rule == "all":
+            return correct == total
+        if self.pass_rule == "any":
+            return correct > 0
+        return correct * 2 > total
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A named set of cases from one file, optionally restricted to some models."""
+
+    name: str
+    path: Path
+    description: str = ""
+    models: tuple[str, ...] = ("*",)
+    cases: tuple[Case, ...] = ()
+    load: Mapping[str, Any] | None = None
+    load_line: int = 0
+    extra_sources: tuple[Path, ...] = field(default=())
+
+    def applies_to(self, model: str) -> bool:
+        return any(fnmatch.fnmatchcase(model, pattern) for pattern in self.models)
+
+
+def is_suite_file(path: Path) -> bool:
+    return path.suffix in SUITE_SUFFIXES
+
+
+def load_suite(path: Path) -> Suite:
+    """Read and validate one suite file (and any JSONL it imports cases from)."""
+    document = load_yaml(path)
+    top = expect_mapping(path, document, "a suite file", 1)
+    check_keys(path, top, SUITE_FIELDS, "the suite")
+    name = top.get("suite", path.stem)
+    if not isinstance(name, str) or not _ID_PATTERN.match(name):
+        raise SchemaError(path, top.line_of("suite"), f"suite: must be a simple name, got {name!r}")
+    description = top.get("description", "")
+    if not isinstance(description, str):
+        raise SchemaError(path, top.line_of("description"), "description: must be a string")
+    models = _string_list(path, top, "models", default=("*",))
+    defaults = _defaults(path, top)
+
+    cases: list[Case] = []
+    raw_cases = top.get("cases", [])
+    if not isinstance(raw_cases, list):
+        raise SchemaError(path, top.line_of("cases"), f"cases: must be a list, got {type_name(raw_cases)}")
+    for index, raw in enumerate(raw_cases):
+        raw = expect_mapping(path, raw, f"cases[{index}]", top.line_of("cases"))
+        cases.append(_case(path, raw, defaults))
+
+    sources: list[Path] = []
+    if "cases_from" in top:
+        blocks = top["cases_from"]
+        blocks = blocks if isinstance(blocks, list) else [blocks]
+        for block in blocks:
+            block = expect_mapping(path, block, "cases_from", top.line_of("cases_from"))
+            imported, source = _cases_from(path, block, defaults)
+            cases.extend(imported)
+            sources.append(source)
+
+    seen: dict[str, int] = {}
+    for case in cases:
+        if case.id in seen:
+            raise SchemaError(path, case.line, f"duplicate case id {case.id!r} (first on line {seen[case.id]})")
+        seen[case.id] = case.line
+    if not cases:
+        raise SchemaError(path, top.line, "the suite has no cases (add `cases:` or `cases_from:`)")
+
+    load = top.get("load")
+    if load is not None:
+        load = expect_mapping(path, load, "load", top.line_of("load"))
+    return Suite(
+        name=name,
+        path=path,
+        description=description,
+        models=models,
+        cases=tuple(cases),
+        load=load,
+        load_line=top.line_of("load"),
+        extra_sources=tuple(sources),
+    )
+
+
+def _string_list(path: Path, mapping: LocatedDict, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    value = mapping.get(key, list(default))
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+        raise SchemaError(path, mapping.line_of(key), f"{key}: must be a list of strings")
+    return tuple(value)
+
+
+def _defaults(path: Path, top: LocatedDict) -> dict[str, Any]:
+    defaults = dict(DEFAULTABLE_FIELDS)
+    if "defaults" in top:
+        given = expect_mapping(path, top["defaults"], "defaults", top.line_of("defaults"))
+        check_keys(path, given, DEFAULTABLE_FIELDS, "defaults")
+        for key, value in given.items():
+            defaults[key] = _check_field(path, given, key, value)
+    return defaults
+
+
+def _case(path: Path, raw: LocatedDict, defaults: Mapping[str, Any]) -> Case:
+    check_keys(path, raw, CASE_FIELDS, "a case")
+    for required in ("id", "prompt", "answer"):
+        if required not in raw:
+            raise SchemaError(path, raw.line, f"case is missing required field {required!r}")
+    case_id = raw["id"]
+    if isinstance(case_id, int) and not isinstance(case_id, bool):
+        case_id = str(case_id)
+    if not isinstance(case_id, str) or not _ID_PATTERN.match(case_id):
+        raise SchemaError(
+            path, raw.line_of("id"), f"id: {case_id!r} must use letters, digits and . _ - + only"
+        )
+    values = dict(defaults)
+    for key, value in raw.items():
+        if key in DEFAULTABLE_FIELDS:
+            values[key] = _check_field(path, raw, key, value)
+    if not isinstance(raw["prompt"], str) or not raw["prompt"].strip():
+        raise SchemaError(path, raw.line_of("prompt"), "prompt: must be a non-empty string")
+    _check_answer_form(path, raw.line_of("answer"), raw["answer"])
+    for flag in ("skip", "xfail"):
+        if flag in raw and not isinstance(raw[flag], str):
+            raise SchemaError(path, raw.line_of(flag), f"{flag}: give the reason as a string")
+    tags = tuple(values.pop("tags"))
+    return Case(
+        id=case_id,
+        prompt=raw["prompt"],
+        answer=_plain(raw["answer"]),
+        line=raw.line,
+        tags=tags,
+        skip=raw.get("skip"),
+        xfail=raw.get("xfail"),
+        derivation=_plain(raw.get("derivation")),
+        **values,
+    )
+
+
+def _check_field(path: Path, mapping: LocatedDict, key: str, value: Any) -> Any:
+    """Validate one defaultable field's type and range; return its normalised value."""
+    line = mapping.line_of(key)
+
+    def fail(expected: str) -> SchemaError:
+        return SchemaError(path, line, f"{key}: must be {expected}, got {value!r}")
+
+    if key in ("template", "system"):
+        if value is None and key == "system":
+            return None
+        if not isinstance(value, str):
+            raise fail("a string")
+        if key == "template" and "{prompt}" not in value:
+            raise SchemaError(path, line, "template: must contain {prompt} where the case's prompt goes")
+        return value
+    if key in ("max_new_tokens", "repeats"):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise fail("a whole number ≥ 1")
+        return value
+    if key in ("temperature", "top_p", "repetition_penalty", "rel_tol", "timeout_s"):
+        if value is None and key in ("repetition_penalty", "rel_tol", "timeout_s"):
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise fail("a number ≥ 0")
+        if key == "top_p" and not 0 < value <= 1:
+            raise fail("a number in (0, 1]")
+        if key in ("timeout_s", "repetition_penalty") and value == 0:
+            raise fail("a number > 0")
+        return float(value)
+    if key == "unordered":
+        if not isinstance(value, bool):
+            raise fail("true or false")
+        return value
+    if key == "pass_rule":
+        if value not in PASS_RULES:
+            raise fail(" | ".join(PASS_RULES))
+        return value
+    if key == "tags":
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(t, str) and _TAG_PATTERN.match(t) for t in value):
+            raise fail("a list of tag names (letters, digits, _; they become pytest markers)")
+        return tuple(value)
+    if key == "budgets":
+        return _plain(expect_mapping(path, value, "budgets", line))
+    raise AssertionError(f"unhandled field {key}")  # DEFAULTABLE_FIELDS and this function disagree
+
+
+def _check_answer_form(path: Path, line: int, answer: Any) -> None:
+    problem = _answer_problem(_plain(answer))
+    if problem:
+        raise SchemaError(path, line, problem if problem.startswith("answer") else f"answer: {problem}")
+
+
+def _cases_from(path: Path, block: LocatedDict, defaults: Mapping[str, Any]) -> tuple[list[Case], Path]:
+    """Import cases from a JSONL file (e.g. GSM8K), naming the JSONL line of any bad record."""
+    check_keys(path, block, CASES_FROM_FIELDS, "cases_from")
+    for required in ("path", "prompt", "answer"):
+        if not isinstance(block.get(required), str):
+            raise SchemaError(path, block.line, f"cases_from: needs {required!r} (a string)")
+    source = (path.parent / block["path"]).resolve()
+    if not source.is_file():
+        raise SchemaError(path, block.line_of("path"), f"cases_from: file not found: {source}")
+    pattern = None
+    if "answer_regex" in block:
+        try:
+            pattern = re.compile(block["answer_regex"], re.MULTILINE)
+        except (re.error, TypeError) as error:
+            raise SchemaError(path, block.line_of("answer_regex"), f"answer_regex: invalid: {error}") from None
+    limit = block.get("limit")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise SchemaError(path, block.line_of("limit"), "limit: must be a whole number ≥ 1")
+    tags = _check_field(path, block, "tags", block["tags"]) if "tags" in block else ()
+    id_field = block.get("id")
+
+    cases: list[Case] = []
+    with source.open(encoding="utf-8") as lines:
+        for number, text in enumerate(lines, start=1):
+            if limit is not None and len(cases) >= limit:
+                break
+            if not text.strip():
+                continue
+            try:
+                record = json.loads(text)
+            except json.JSONDecodeError as error:
+                raise SchemaError(source, number, f"not valid JSON: {error.msg}") from None
+            if not isinstance(record, dict):
+                raise SchemaError(source, number, "each line must be a JSON object")
+            for key in (block["prompt"], block["answer"]):
+                if key not in record:
+                    raise SchemaError(source, number, f"missing field {key!r} (named in {path.name})")
+            answer = record[block["answer"]]
+            if pattern is not None:
+                match = pattern.search(str(answer))
+                if not match:
+                    raise SchemaError(
+                        source, number, f"answer_regex {pattern.pattern!r} does not match {str(answer)[-80:]!r}"
+                    )
+                answer = (match.group(1) if pattern.groups else match.group(0)).strip().replace(",", "")
+            case_id = str(record[id_field]) if id_field and id_field in record else f"{source.stem}-{number}"
+            if not isinstance(record[block["prompt"]], str):
+                raise SchemaError(source, number, f"field {block['prompt']!r} must be a string")
+            problem = _answer_problem(answer)
+            if problem:
+                raise SchemaError(source, number, problem)
+            values = {**defaults, "tags": tuple(defaults["tags"]) + tuple(tags)}
+            cases.append(
+                Case(
+                    id=case_id,
+                    prompt=record[block["prompt"]],
+                    answer=answer,
+                    line=number,
+                    source=source,
+                    **values,
+                )
+            )
+    return cases, source
+
+
+def _answer_problem(answer: Any) -> str | None:
+    """The answer form's problem, if any; answers.py owns what a valid expected answer is."""
+    from pytest_mathperf.answers import validate_expected
+
+    return validate_expected(answer)
+
+
+def _plain(value: Any) -> Any:
+    """LocatedDicts back to plain dicts, so values crossing modules compare and pickle simply."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value

@@ -1,0 +1,330 @@
+"""Budgets from ``thresholds.yaml``: schema, card/model/suite matching and evaluation.
+
+A budget that is right for an RTX 3090 is wrong for an H100, so budgets are keyed by card and
+model (SPEC 2.3). The most specific match wins for each metric: exact card over glob, exact model
+over glob, suite over model.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pytest_mathperf.metrics import (
+    ACCURACY,
+    GENERATION_METRICS,
+    MODEL_METRICS,
+    STATISTICS,
+    statistic,
+    unit_of,
+    wilson_interval,
+)
+from pytest_mathperf.yamlfile import LocatedDict, SchemaError, check_keys, expect_mapping, load_yaml
+
+UnknownCardPolicy = Literal["skip", "fail", "record"]
+UNKNOWN_CARD_POLICIES: tuple[str, ...] = ("skip", "fail", "record")
+LOAD_METRICS: dict[str, str] = {
+    "load.success_rate": "",
+    "load.e2e_ms": "ms",
+    "load.ttft_ms": "ms",
+    "load.requests_per_s": "req/s",
+    "load.tokens_per_s": "tok/s",
+}
+#: Load metrics measured per request (a statistic applies); the others are one value per profile.
+LOAD_SAMPLED = frozenset({"load.e2e_ms", "load.ttft_ms"})
+Scope = Literal["model", "suite", "case", "load"]
+
+
+@dataclass(frozen=True)
+class Budget:
+    """One bound on one metric (with a statistic where the metric has one value per generation)."""
+
+    metric: str
+    statistic: str | None
+    minimum: float | None
+    maximum: float | None
+    scope: Scope
+    suite: str | None  # the suite a suite/case/load budget is for
+    case: str | None
+    source: Path
+    line: int
+    card_pattern: str | None  # None for per-case budgets, which hold on any card
+    model_pattern: str | None
+
+    @property
+    def name(self) -> str:
+        """The budget's name in node ids, JUnit and history, e.g. ``ttft_ms.p50``."""
+        return f"{self.metric}.{self.statistic}" if self.statistic else self.metric
+
+    @property
+    def bound_text(self) -> str:
+        parts = []
+        unit = unit_of(self.metric) or LOAD_METRICS.get(self.metric, "")
+        if self.minimum is not None:
+            parts.append(f"≥ {_number(self.minimum, self.metric)}")
+        if self.maximum is not None:
+            parts.append(f"≤ {_number(self.maximum, self.metric)}")
+        return " and ".join(parts) + (f" {unit}" if unit else "")
+
+
+@dataclass(frozen=True)
+class BudgetOutcome:
+    """A budget compared with what was measured; ``measured`` is None when nothing was."""
+
+    budget: Budget
+    measured: float | None
+    samples: int
+    passed: bool
+    detail: str = ""  # e.g. the Wilson interval of an accuracy
+
+    @property
+    def measured_text(self) -> str:
+        if self.measured is None:
+            return "nothing measured"
+        unit = unit_of(self.budget.metric) or LOAD_METRICS.get(self.budget.metric, "")
+        text = _number(self.measured, self.budget.metric) + (f" {unit}" if unit else "")
+        return f"{text} {self.detail}".strip()
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """A parsed thresholds file: the card entries with their budgets, in file order."""
+
+    path: Path
+    unknown_card: UnknownCardPolicy
+    cards: Mapping[str, Mapping[str, "ModelEntry"]]  # card pattern → model pattern → entry
+
+    def card_entries(self, card: str) -> list[str]:
+        """Card patterns matching ``card``, most specific first."""
+        return _ranked(card, self.cards)
+
+    def budgets_for(self, card: str, model: str, suites: Iterable[str]) -> list[Budget] | None:
+        """Budgets that apply to ``model`` on ``card`` for the given suites; None when no entry matches."""
+        candidates = [
+            self.cards[card_pattern][model_pattern]
+            for card_pattern in self.card_entries(card)
+            for model_pattern in _ranked(model, self.cards[card_pattern])
+        ]
+        if not candidates:
+            return None
+        chosen: dict[tuple[str | None, str], Budget] = {}
+        suites = list(suites)
+        for entry in candidates:  # most specific first: the first to define a key keeps it
+            for budget in entry.budgets:
+                if budget.scope == "suite" and budget.suite not in suites:
+                    continue
+                chosen.setdefault((budget.suite if budget.scope != "model" else None, budget.name), budget)
+        return list(chosen.values())
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    budgets: tuple[Budget, ...]
+
+
+def load_thresholds(path: Path) -> Thresholds:
+    """Parse and validate a thresholds file; every schema error names the key path and line."""
+    document = load_yaml(path)
+    top = expect_mapping(path, document, "a thresholds file", 1)
+    check_keys(path, top, ("version", "unknown_card", "cards"), "the thresholds file")
+    if top.get("version", 1) != 1:
+        raise SchemaError(path, top.line_of("version"), f"version: {top['version']!r} is not supported (use 1)")
+    policy = top.get("unknown_card", "skip")
+    if policy not in UNKNOWN_CARD_POLICIES:
+        raise SchemaError(
+            path, top.line_of("unknown_card"), f"unknown_card: must be one of {', '.join(UNKNOWN_CARD_POLICIES)}"
+        )
+    cards: dict[str, dict[str, ModelEntry]] = {}
+    raw_cards = expect_mapping(path, top.get("cards", LocatedDict()), "cards", top.line_of("cards"))
+    for card_pattern, card_entry in raw_cards.items():
+        where = f"cards.{card_pattern!r}"
+        card_entry = expect_mapping(path, card_entry, where, raw_cards.line_of(card_pattern))
+        check_keys(path, card_entry, ("models",), where)
+        models = expect_mapping(path, card_entry.get("models"), f"{where}.models", card_entry.line)
+        cards[str(card_pattern)] = {
+            str(model_pattern): ModelEntry(
+                _entry_budgets(
+                    path,
+                    expect_mapping(path, raw, f"{where}.models.{model_pattern!r}", models.line_of(model_pattern)),
+                    f"{where}.models.{model_pattern!r}",
+                    str(card_pattern),
+                    str(model_pattern),
+                )
+            )
+            for model_pattern, raw in models.items()
+        }
+    return Thresholds(path=path, unknown_card=policy, cards=cards)
+
+
+def case_budgets(path: Path, line: int, suite: str, case: str, raw: Mapping[str, Any]) -> list[Budget]:
+    """Budgets a case sets for itself (``budgets:`` in a suite); per-generation metrics only."""
+    located = raw if isinstance(raw, LocatedDict) else _located(raw, line)
+    budgets: list[Budget] = []
+    for metric, spec in located.items():
+        if metric not in GENERATION_METRICS:
+            raise SchemaError(
+                path,
+                line,
+                f"budgets.{metric}: per-case budgets take per-generation metrics: {', '.join(GENERATION_METRICS)}",
+            )
+        budgets.extend(
+            _metric_budgets(path, located, metric, spec, f"budgets.{metric}", "case", suite, case, None, None, line)
+        )
+    return budgets
+
+
+def _entry_budgets(path: Path, entry: LocatedDict, where: str, card: str, model: str) -> tuple[Budget, ...]:
+    budgets: list[Budget] = []
+    for key, spec in entry.items():
+        if key == "suites":
+            suites = expect_mapping(path, spec, f"{where}.suites", entry.line_of(key))
+            for suite_name, suite_spec in suites.items():
+                suite_where = f"{where}.suites.{suite_name}"
+                suite_spec = expect_mapping(path, suite_spec, suite_where, suites.line_of(suite_name))
+                for metric, metric_spec in suite_spec.items():
+                    if metric in MODEL_METRICS:
+                        raise SchemaError(
+                            path,
+                            suite_spec.line_of(metric),
+                            f"{suite_where}.{metric}: {metric} is measured per model, not per suite; "
+                            "move it up to the model",
+                        )
+                    budgets.extend(
+                        _metric_budgets(
+                            path, suite_spec, metric, metric_spec, f"{suite_where}.{metric}",
+                            "suite", str(suite_name), None, card, model,
+                        )
+                    )
+        elif key == "load":
+            load = expect_mapping(path, spec, f"{where}.load", entry.line_of(key))
+            for metric, metric_spec in load.items():
+                budgets.extend(
+                    _metric_budgets(
+                        path, load, f"load.{metric}", metric_spec, f"{where}.load.{metric}",
+                        "load", None, None, card, model,
+                    )
+                )
+        else:
+            scope: Scope = "load" if str(key).startswith("load.") else "model"
+            budgets.extend(
+                _metric_budgets(path, entry, str(key), spec, f"{where}.{key}", scope, None, None, card, model)
+            )
+    return tuple(budgets)
+
+
+def _metric_budgets(
+    path: Path,
+    parent: LocatedDict,
+    metric: str,
+    spec: Any,
+    where: str,
+    scope: Scope,
+    suite: str | None,
+    case: str | None,
+    card: str | None,
+    model: str | None,
+    line: int | None = None,
+) -> list[Budget]:
+    key = metric.removeprefix("load.") if scope == "load" and metric not in parent else metric
+    line = line or parent.line_of(key)
+    known = {**GENERATION_METRICS, **MODEL_METRICS, ACCURACY: "", **LOAD_METRICS}
+    if metric not in known:
+        raise SchemaError(path, line, f"{where}: unknown metric {metric!r}; known: {', '.join(known)}")
+    spec = expect_mapping(path, spec, where, line)
+    sampled = metric in GENERATION_METRICS or metric in LOAD_SAMPLED
+
+    def bound(bounds: LocatedDict, bound_where: str) -> tuple[float | None, float | None]:
+        check_keys(path, bounds, ("min", "max"), bound_where)
+        if not bounds:
+            raise SchemaError(path, bounds.line or line, f"{bound_where}: give min, max or both")
+        values = []
+        for side in ("min", "max"):
+            value = bounds.get(side)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise SchemaError(path, bounds.line_of(side), f"{bound_where}.{side}: must be a number, got {value!r}")
+            values.append(None if value is None else float(value))
+        if metric in (ACCURACY, "load.success_rate") and any(v is not None and not 0 <= v <= 1 for v in values):
+            raise SchemaError(path, bounds.line or line, f"{bound_where}: a share is between 0 and 1 (0.9 means 90 %)")
+        return values[0], values[1]
+
+    def make(stat: str | None, low: float | None, high: float | None) -> Budget:
+        return Budget(metric, stat, low, high, scope, suite, case, path, line, card, model)
+
+    if sampled:
+        budgets = []
+        for stat, bounds in spec.items():
+            if stat not in STATISTICS:
+                raise SchemaError(
+                    path,
+                    spec.line_of(stat),
+                    f"{where}.{stat}: unknown statistic; use one of {', '.join(STATISTICS)} "
+                    f"(e.g. {metric}: {{p50: {{max: 350}}}})",
+                )
+            low, high = bound(expect_mapping(path, bounds, f"{where}.{stat}", spec.line_of(stat)), f"{where}.{stat}")
+            budgets.append(make(str(stat), low, high))
+        return budgets
+    if any(key in STATISTICS for key in spec):
+        raise SchemaError(path, line, f"{where}: {metric} is one value per run; give min/max directly")
+    low, high = bound(spec, where)
+    return [make(None, low, high)]
+
+
+def evaluate(budget: Budget, samples: Sequence[float]) -> BudgetOutcome:
+    """Compare the budget's statistic over ``samples`` with its bounds.
+
+    Accuracy samples are 1.0/0.0 per case, so their mean is the share and the Wilson interval is
+    reported beside it; model metrics arrive as a single sample.
+    """
+    values = [value for value in samples if not math.isnan(value)]
+    if not values:
+        return BudgetOutcome(budget, None, 0, False)
+    detail = ""
+    if budget.metric == ACCURACY:
+        correct = int(sum(values))
+        interval = wilson_interval(correct, len(values))
+        measured = interval.value
+        detail = f"({correct}/{len(values)}, 95% CI {interval.low:.0%}–{interval.high:.0%})"
+    elif budget.statistic:
+        measured = statistic(values, budget.statistic)
+    else:
+        measured = values[-1]
+    passed = (budget.minimum is None or measured >= budget.minimum) and (
+        budget.maximum is None or measured <= budget.maximum
+    )
+    return BudgetOutcome(budget, measured, len(values), passed, detail)
+
+
+def _ranked(name: str, patterns: Iterable[str]) -> list[str]:
+    """Patterns matching ``name``: the exact one first, then globs from the longest literal part."""
+    exact = [pattern for pattern in patterns if pattern == name]
+    globs = [
+        pattern
+        for pattern in patterns
+        if pattern != name and any(c in pattern for c in "*?[") and fnmatch.fnmatchcase(name, pattern)
+    ]
+    globs.sort(key=lambda pattern: -len(pattern.replace("*", "").replace("?", "")))
+    return exact + globs
+
+
+def _number(value: float, metric: str) -> str:
+    if metric in (ACCURACY, "load.success_rate"):
+        return f"{value:.1%}"
+    if abs(value) >= 100:
+        return f"{value:.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def _located(raw: Mapping[str, Any], line: int) -> LocatedDict:
+    located = LocatedDict(raw)
+    located.line = line
+    located.key_lines = {}
+    for key, value in raw.items():
+        if isinstance(value, Mapping) and not isinstance(value, LocatedDict):
+            located[key] = _located(value, line)
+    return located

@@ -1,0 +1,115 @@
+"""YAML loading that remembers line numbers, so every schema error can name file and line.
+
+PyYAML forgets where a value came from and silently keeps the last of two equal keys; the gate's
+users need "suites/algebra.yaml:14: unknown key 'answr'" instead.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class SchemaError(Exception):
+    """A user's file is wrong; the message names the file and line and says what would fix it."""
+
+    def __init__(self, path: Path | str, line: int | None, message: str) -> None:
+        self.path = Path(path)
+        self.line = line
+        self.message = message
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else str(self.path)
+        return f"{where}: {self.message}"
+
+
+class LocatedDict(dict):  # type: ignore[type-arg]
+    """A mapping from YAML that knows its own line and the line of each of its keys."""
+
+    line: int = 0
+    key_lines: dict[Any, int]
+
+    def line_of(self, key: Any) -> int:
+        return self.key_lines.get(key, self.line)
+
+
+class _LineLoader(yaml.SafeLoader):
+    """SafeLoader whose mappings are LocatedDicts and which refuses duplicate keys."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LocatedDict:
+    loader.flatten_mapping(node)
+    mapping = LocatedDict()
+    mapping.line = node.start_mark.line + 1
+    mapping.key_lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        line = key_node.start_mark.line + 1
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                None, None, "a mapping key must be a plain value", key_node.start_mark
+            ) from None
+        if key in mapping:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"duplicate key {key!r} (first on line {mapping.key_lines[key]})",
+                key_node.start_mark,
+            )
+        mapping[key] = loader.construct_object(value_node, deep=True)
+        mapping.key_lines[key] = line
+    return mapping
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def load_yaml(path: Path) -> Any:
+    """Parse one YAML document; syntax errors become SchemaError with the line pyyaml reports."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise SchemaError(path, None, f"cannot read file: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        raise SchemaError(path, None, f"not UTF-8 text: {error.reason}") from None
+    try:
+        return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = error.problem or error.context or "invalid YAML"
+        if error.context and error.problem:
+            problem = f"{error.problem} ({error.context})"
+        raise SchemaError(path, line, f"YAML syntax error: {problem}") from None
+    except yaml.YAMLError as error:
+        raise SchemaError(path, None, f"YAML error: {error}") from None
+
+
+def check_keys(path: Path, mapping: LocatedDict, allowed: Iterable[str], where: str) -> None:
+    """Refuse unknown keys, suggesting the closest allowed one (typos are the usual cause)."""
+    allowed = list(allowed)
+    for key in mapping:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; allowed: {', '.join(allowed)}"
+            raise SchemaError(path, mapping.line_of(key), f"unknown key {key!r} in {where}{hint}")
+
+
+def expect_mapping(path: Path, value: Any, where: str, line: int | None) -> LocatedDict:
+    if not isinstance(value, LocatedDict):
+        raise SchemaError(path, line, f"{where} must be a mapping, got {type_name(value)}")
+    return value
+
+
+def type_name(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    return {dict: "a mapping", LocatedDict: "a mapping", list: "a list", str: "a string",
+            bool: "true/false", int: "a number", float: "a number"}.get(type(value), type(value).__name__)
