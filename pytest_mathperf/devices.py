@@ -230,3 +230,47 @@ def host_description() -> dict[str, str]:
 
 def _text(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def environment_fingerprint(info: DeviceInfo, backend: str, suites: tuple[Any, ...]) -> dict[str, str]:
+    """Everything about this run's environment that can explain a change between two runs."""
+    import importlib.metadata as metadata
+
+    environment = {
+        "card": info.card,
+        "device": info.device,
+        "driver": info.driver or "",
+        "cuda": info.cuda or "",
+        "backend": backend,
+        **host_description(),
+    }
+    for package in ("torch", "transformers", "pytest-mathperf", "math-verify"):
+        try:
+            environment[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            environment[package] = ""
+    environment["suites_commit"] = _git_commit(suites)
+    return environment
+
+
+def _git_commit(paths: tuple[Any, ...]) -> str:
+    """The last commit that touched the suites (with ``+dirty`` when they have local changes)."""
+    import subprocess
+    from pathlib import Path
+
+    if not paths:
+        return ""
+    folder = Path(paths[0])
+    folder = folder if folder.is_dir() else folder.parent
+    try:
+        commit = subprocess.run(
+            ["git", "log", "-1", "--format=%H", "--", *map(str, paths)],
+            cwd=folder, capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", *map(str, paths)],
+            cwd=folder, capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return f"{commit}+dirty" if commit and dirty else commit

@@ -1,0 +1,634 @@
+"""The pytest11 entry point: options, collection, item order, JUnit properties and the summary.
+
+Hooks stay thin and delegate: suites, thresholds, answers, backends, history and reports each
+live in their own module. Nothing heavy is imported here, so a plain ``pytest`` run without
+``--mathperf`` pays nothing for the plugin being installed.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from pytest_mathperf.results import BudgetRecord, CaseRecord, ModelRecord, RunRecord
+    from pytest_mathperf.runner import Runner
+    from pytest_mathperf.suite import Case, Suite
+    from pytest_mathperf.thresholds import Budget, BudgetOutcome, Thresholds
+
+DEFAULT_THRESHOLDS = "thresholds.yaml"
+DEFAULT_SUITES = "suites"
+DEFAULT_HISTORY = ".mathperf/history.db"
+
+#: (ini name, type, default, help); each is also a command-line option (see pytest_addoption).
+INI_OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
+    ("mathperf", "bool", False, "turn the mathperf gate on"),
+    ("mathperf_models", "linelist", [], "models under test; the first is the baseline"),
+    ("mathperf_backend", "string", "hf", "hf (transformers, in-process) or openai (an OpenAI-compatible server)"),
+    ("mathperf_endpoint", "string", None, "base URL of the OpenAI-compatible server"),
+    ("mathperf_device", "string", "auto", "auto | cpu | cuda | cuda:N"),
+    ("mathperf_dtype", "string", "auto", "auto | float16 | bfloat16 | float32"),
+    ("mathperf_thresholds", "string", DEFAULT_THRESHOLDS, "budgets file"),
+    ("mathperf_suites", "linelist", [DEFAULT_SUITES], "suite files or folders"),
+    ("mathperf_repeats", "string", None, "repeats per case (overrides the suites)"),
+    ("mathperf_warmup", "string", "1", "warm-up generations per model, never counted"),
+    ("mathperf_card", "string", None, "card name to use instead of the detected one"),
+    ("mathperf_history", "string", DEFAULT_HISTORY, "SQLite file where runs are recorded"),
+    ("mathperf_html", "string", None, "write the HTML trend report here at the end of the session"),
+    ("mathperf_strict", "bool", False, "every wrong answer fails its case, even under an accuracy budget"),
+)
+
+
+@dataclass
+class GateState:
+    """Session state of the gate, kept in ``config.stash``."""
+
+    settings: Settings
+    runner: Runner
+    thresholds: Thresholds | None
+    budgets: dict[str, list[Budget]] = field(default_factory=dict)  # model → budgets in this run
+    started_at: float = field(default_factory=time.time)
+    cases: dict[str, CaseRecord] = field(default_factory=dict)  # nodeid → record (controller side)
+    budget_records: dict[str, BudgetRecord] = field(default_factory=dict)
+    models: dict[str, ModelRecord] = field(default_factory=dict)
+    messages: list[str] = field(default_factory=list)  # shown in the terminal summary
+
+    def accuracy_budget_applies(self, model: str, suite: str) -> bool:
+        return any(
+            budget.metric == "accuracy" and (budget.scope == "model" or budget.suite == suite)
+            for budget in self.budgets.get(model, [])
+        )
+
+
+@dataclass(frozen=True)
+class Settings:
+    models: tuple[str, ...]
+    backend: str
+    endpoint: str | None
+    device: str
+    dtype: str
+    thresholds: Path
+    thresholds_explicit: bool
+    suites: tuple[Path, ...]
+    repeats: int | None
+    warmup: int
+    card: str | None
+    history: Path | None
+    html: Path | None
+    strict: bool
+
+
+STATE = pytest.StashKey[GateState]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("mathperf", "math-reasoning model gate (pytest-mathperf)")
+    group.addoption("--mathperf", action="store_true", default=None, help="turn the gate on; without it nothing is collected or loaded")
+    group.addoption("--mathperf-model", action="append", dest="mathperf_models", metavar="M", help="model under test (HF id from the local cache, a folder, or mathperf-tiny); repeatable, the first is the baseline")
+    group.addoption("--mathperf-backend", dest="mathperf_backend", metavar="NAME", help="hf (default) or openai, or a backend registered under the pytest_mathperf.backends entry points")
+    group.addoption("--mathperf-endpoint", dest="mathperf_endpoint", metavar="URL", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 (key from MATHPERF_API_KEY or OPENAI_API_KEY)")
+    group.addoption("--mathperf-device", dest="mathperf_device", metavar="DEV", help="auto | cpu | cuda | cuda:N")
+    group.addoption("--mathperf-dtype", dest="mathperf_dtype", metavar="DTYPE", help="auto | float16 | bfloat16 | float32")
+    group.addoption("--mathperf-thresholds", dest="mathperf_thresholds", metavar="PATH", help=f"budgets file (default {DEFAULT_THRESHOLDS})")
+    group.addoption("--mathperf-suites", action="append", dest="mathperf_suites", metavar="PATH", help=f"suite file or folder; repeatable (default {DEFAULT_SUITES})")
+    group.addoption("--mathperf-repeats", dest="mathperf_repeats", metavar="N", help="repeats per case, overriding the suites")
+    group.addoption("--mathperf-warmup", dest="mathperf_warmup", metavar="N", help="warm-up generations per model (default 1), never counted")
+    group.addoption("--mathperf-card", dest="mathperf_card", metavar="NAME", help="card name to match in thresholds.yaml instead of the detected one")
+    group.addoption("--mathperf-history", dest="mathperf_history", metavar="PATH", help=f"SQLite run history (default {DEFAULT_HISTORY})")
+    group.addoption("--mathperf-no-history", action="store_true", dest="mathperf_no_history", default=False, help="do not record this run")
+    group.addoption("--mathperf-html", dest="mathperf_html", metavar="PATH", help="write the HTML trend report at the end of the session")
+    group.addoption("--mathperf-strict", action="store_true", dest="mathperf_strict", default=None, help="every wrong answer fails its case, even where an accuracy budget applies")
+    for name, kind, default, help_text in INI_OPTIONS:
+        parser.addini(name, help_text, type=kind, default=default)  # type: ignore[arg-type]
+
+
+def _enabled(config: pytest.Config) -> bool:
+    return bool(config.getoption("mathperf") or config.getini("mathperf"))
+
+
+def _read_settings(config: pytest.Config) -> Settings:
+    """Command line over ini; relative ini paths are relative to the ini file."""
+    invocation = config.invocation_params.dir
+    ini_base = config.inipath.parent if config.inipath else config.rootpath
+
+    def value(name: str) -> tuple[Any, Path]:
+        given = config.getoption(name)
+        if given is not None:
+            return given, invocation
+        return config.getini(name), ini_base
+
+    def integer(name: str, minimum: int) -> int | None:
+        raw, _ = value(name)
+        if raw in (None, ""):
+            return None
+        option = "--" + name.replace("_", "-")
+        try:
+            number = int(raw)
+        except ValueError:
+            raise pytest.UsageError(f"{option}: expected a whole number, got {raw!r}") from None
+        if number < minimum:
+            raise pytest.UsageError(f"{option}: must be at least {minimum}, got {number}")
+        return number
+
+    models, _ = value("mathperf_models")
+    if not models:
+        raise pytest.UsageError("--mathperf needs a model: --mathperf-model mathperf-tiny (or mathperf_models in the ini file)")
+    backend, _ = value("mathperf_backend")
+    endpoint, _ = value("mathperf_endpoint")
+    if backend == "openai" and not endpoint:
+        raise pytest.UsageError("--mathperf-backend openai needs --mathperf-endpoint URL (e.g. http://127.0.0.1:8000/v1)")
+    thresholds, thresholds_base = value("mathperf_thresholds")
+    suites, suites_base = value("mathperf_suites")
+    history, history_base = value("mathperf_history")
+    html, html_base = value("mathperf_html")
+    strict, _ = value("mathperf_strict")
+    return Settings(
+        models=tuple(dict.fromkeys(models)),
+        backend=backend,
+        endpoint=endpoint or None,
+        device=value("mathperf_device")[0],
+        dtype=value("mathperf_dtype")[0],
+        thresholds=thresholds_base / thresholds,
+        thresholds_explicit=config.getoption("mathperf_thresholds") is not None
+        or thresholds != DEFAULT_THRESHOLDS,
+        suites=tuple((suites_base / path).resolve() for path in suites),
+        repeats=integer("mathperf_repeats", 1),
+        warmup=integer("mathperf_warmup", 0) or 0,
+        card=value("mathperf_card")[0] or None,
+        history=None if config.getoption("mathperf_no_history") else history_base / history,
+        html=html_base / html if html else None,
+        strict=bool(strict),
+    )
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    if not _enabled(config):
+        return
+    from pytest_mathperf.runner import RunOptions, Runner
+    from pytest_mathperf.thresholds import load_thresholds
+    from pytest_mathperf.yamlfile import SchemaError
+
+    settings = _read_settings(config)
+    from pytest_mathperf.backends import backend_names
+
+    if settings.backend not in backend_names():
+        raise pytest.UsageError(
+            f"--mathperf-backend {settings.backend!r}: unknown; available: {', '.join(backend_names())}"
+        )
+    thresholds = None
+    if settings.thresholds.is_file():
+        try:
+            thresholds = load_thresholds(settings.thresholds)
+        except SchemaError as error:
+            raise pytest.UsageError(f"thresholds: {error}") from None
+    elif settings.thresholds_explicit:
+        raise pytest.UsageError(f"--mathperf-thresholds: {settings.thresholds} does not exist")
+    runner = Runner(
+        RunOptions(
+            models=settings.models,
+            backend=settings.backend,
+            device=settings.device,
+            dtype=settings.dtype,
+            endpoint=settings.endpoint,
+            repeats=settings.repeats,
+            warmup=settings.warmup,
+            card=settings.card,
+        )
+    )
+    state = GateState(settings=settings, runner=runner, thresholds=thresholds)
+    config.stash[STATE] = state
+    if not hasattr(config, "workerinput"):
+        config.pluginmanager.register(GateRecorder(state), "mathperf-recorder")
+    # A broken suite is one collection error; the other suites still run (SPEC 2.2).
+    config.option.continue_on_collection_errors = True
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        config.args = [str(path) for path in settings.suites]
+    for missing in (path for path in settings.suites if not path.exists()):
+        raise pytest.UsageError(f"--mathperf-suites: {missing} does not exist")
+    if getattr(config.option, "numprocesses", None):
+        config.issue_config_time_warning(
+            pytest.PytestWarning(
+                "mathperf: with pytest-xdist the workers share the device, so latency, throughput and memory "
+                "budgets are not honest; run the gate with -n 0 (answers are still checked)"
+            ),
+            stacklevel=2,
+        )
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(STATE, None)
+    if state is not None:
+        state.runner.close()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    state = config.stash.get(STATE, None)
+    if state is None:
+        return None
+    import torch
+    import transformers
+
+    settings = state.settings
+    try:
+        card = state.runner.card
+    except ValueError as error:
+        raise pytest.UsageError(str(error)) from None
+    thresholds = str(settings.thresholds) if state.thresholds else "none (every wrong answer fails its case)"
+    return [
+        f"mathperf: models {', '.join(settings.models)} · backend {settings.backend}"
+        + (f" at {settings.endpoint}" if settings.endpoint else "")
+        + f" · device {state.runner.device_info.device} · dtype {settings.dtype}",
+        f"mathperf: card {card!r} · thresholds {thresholds} · torch {torch.__version__} · transformers {transformers.__version__}",
+    ]
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    state = parent.config.stash.get(STATE, None)
+    if state is None:
+        return None
+    from pytest_mathperf.suite import is_suite_file
+
+    if not is_suite_file(file_path) or file_path.resolve() == state.settings.thresholds.resolve():
+        return None
+    resolved = file_path.resolve()
+    if not any(resolved == root or root in resolved.parents for root in state.settings.suites):
+        return None
+    return SuiteFile.from_parent(parent, path=file_path)
+
+
+class MathperfFailure(Exception):
+    """A check failed; the message is what the user reads (no traceback into the plugin)."""
+
+
+class SuiteFile(pytest.File):
+    """A suite YAML file; collects one item per case and model."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        from pytest_mathperf.runner import model_slug
+        from pytest_mathperf.suite import load_suite
+        from pytest_mathperf.thresholds import case_budgets
+        from pytest_mathperf.yamlfile import SchemaError
+
+        state = self.config.stash[STATE]
+        try:
+            suite = load_suite(self.path)
+            per_case_budgets = {
+                case.id: case_budgets(case.source or self.path, case.line, suite.name, case.id, case.budgets)
+                for case in suite.cases
+                if case.budgets
+            }
+        except SchemaError as error:
+            raise self.CollectError(str(error)) from None
+        slugs = _unique_slugs(state.settings.models)
+        for model in state.settings.models:
+            if not suite.applies_to(model):
+                continue
+            for case in suite.cases:
+                item = CaseItem.from_parent(
+                    self,
+                    name=f"{case.id}[{slugs[model]}]",
+                    suite=suite,
+                    case=case,
+                    model=model,
+                    budgets=per_case_budgets.get(case.id, []),
+                )
+                for tag in case.tags:
+                    self.config.addinivalue_line("markers", f"{tag}: suite tag (pytest-mathperf)")
+                    item.add_marker(getattr(pytest.mark, tag))
+                if case.skip:
+                    item.add_marker(pytest.mark.skip(reason=case.skip))
+                if case.xfail:
+                    item.add_marker(pytest.mark.xfail(reason=case.xfail, strict=False))
+                item.add_marker(pytest.mark.xdist_group(model_slug(model)))
+                yield item
+
+
+def _unique_slugs(models: tuple[str, ...]) -> dict[str, str]:
+    from pytest_mathperf.runner import model_slug
+
+    slugs: dict[str, str] = {}
+    for model in models:
+        slug = model_slug(model)
+        while slug in slugs.values():
+            slug += "-2"
+        slugs[model] = slug
+    return slugs
+
+
+class CaseItem(pytest.Item):
+    """One case on one model: generate every repeat, judge each answer, apply the pass rule."""
+
+    def __init__(self, *, suite: Suite, case: Case, model: str, budgets: list[Budget], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.suite = suite
+        self.case = case
+        self.model = model
+        self.case_budgets = budgets
+        self.mathperf_payload: dict[str, Any] | None = None
+
+    def runtest(self) -> None:
+        from pytest_mathperf.backends import ModelLoadError
+        from pytest_mathperf.runner import case_properties
+
+        state = self.config.stash[STATE]
+        try:
+            record = state.runner.run_case(self.model, self.suite, self.case, self.nodeid)
+        except ModelLoadError as error:
+            session = state.runner.sessions[self.model]
+            if session.first_failure_reported:
+                pytest.skip(f"{self.model} did not load (see the first failure): {error}")
+            session.first_failure_reported = True
+            raise MathperfFailure(f"model {self.model} did not load: {error}") from None
+        self.user_properties.extend(case_properties(record))
+        self.mathperf_payload = {
+            "case": record.to_dict(),
+            "model": state.runner.model_record(self.model).to_dict(),
+        }
+        if record.passed:
+            return
+        message = _case_failure_text(record, self.case)
+        has_error = any(generation.status == "error" for generation in record.generations)
+        if not has_error and not state.settings.strict and state.accuracy_budget_applies(self.model, self.suite.name):
+            first = next(g for g in record.generations if g.status != "correct")
+            pytest.xfail(
+                f"{record.verdict} ({record.correct_count}/{len(record.generations)} correct), left to the accuracy "
+                f"budget: expected {record.expected}, extracted {first.extracted or 'nothing'}"
+            )
+        raise MathperfFailure(message)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, MathperfFailure):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        source = self.case.source or self.path
+        return source, self.case.line - 1, f"{self.suite.name}::{self.case.id} [{self.model}]"
+
+
+def _case_failure_text(record: CaseRecord, case: Case) -> str:
+    shown = next(g for g in record.generations if g.status != "correct")
+    output = shown.output if len(shown.output) <= 2000 else "…" + shown.output[-2000:]
+    lines = [
+        f"{record.verdict}: {record.correct_count} of {len(record.generations)} generations correct "
+        f"(pass rule: {record.pass_rule}) — {record.model}",
+        f"  expected : {record.expected}",
+        f"  extracted: {shown.extracted or '(nothing)'}   [repeat {shown.repeat}: {shown.status}, {shown.reason}]",
+        f"  prompt   : {case.prompt}",
+        f"  raw output (repeat {shown.repeat}, finish: {shown.finish_reason}):",
+        *("    " + line for line in output.splitlines() or [""]),
+    ]
+    return "\n".join(lines)
+
+
+class ThresholdsFile(pytest.File):
+    """The thresholds file as a node, so budgets read ``thresholds.yaml::model::ttft_ms.p50``."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        return iter(())  # budget items are made after selection, in pytest_collection_modifyitems
+
+
+class BudgetItem(pytest.Item):
+    """One budget on one model: compares a statistic over what that model's cases measured."""
+
+    def __init__(self, *, budget: Budget | None, model: str, policy_message: str = "", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.budget = budget
+        self.model = model
+        self.policy_message = policy_message  # for the unknown-card item, which has no budget
+        self.mathperf_payload: dict[str, Any] | None = None
+
+    def runtest(self) -> None:
+        from pytest_mathperf.thresholds import evaluate
+
+        state = self.config.stash[STATE]
+        if self.budget is None:
+            if state.thresholds is not None and state.thresholds.unknown_card == "fail":
+                raise MathperfFailure(self.policy_message)
+            pytest.skip(self.policy_message)
+        session = state.runner.sessions[self.model]
+        if session.load_error is not None:
+            pytest.skip(f"{self.model} did not load, nothing to judge")
+        outcome = evaluate(self.budget, state.runner.samples(self.model, self.budget))
+        record = _budget_record(outcome, self.model, state.runner.card, self.nodeid)
+        self.mathperf_payload = {
+            "budget": record.to_dict(),
+            "model": state.runner.model_record(self.model).to_dict(),
+        }
+        self.user_properties.extend(
+            [
+                ("mathperf.model", self.model),
+                ("mathperf.budget", self.budget.name),
+                ("mathperf.measured", "" if outcome.measured is None else round(outcome.measured, 4)),
+                ("mathperf.bound", self.budget.bound_text),
+                ("mathperf.samples", outcome.samples),
+                ("mathperf.card", state.runner.card),
+            ]
+        )
+        if not outcome.passed:
+            raise MathperfFailure(_budget_failure_text(outcome, self.model, state.runner.card))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, MathperfFailure):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        line = self.budget.line - 1 if self.budget else None
+        return self.path, line, f"budget {self.name} [{self.model}]"
+
+
+def _budget_record(outcome: BudgetOutcome, model: str, card: str, nodeid: str) -> BudgetRecord:
+    from pytest_mathperf.results import BudgetRecord
+
+    budget = outcome.budget
+    return BudgetRecord(
+        model=model,
+        name=budget.name,
+        metric=budget.metric,
+        statistic=budget.statistic,
+        scope=budget.scope,
+        suite=budget.suite,
+        case=budget.case,
+        minimum=budget.minimum,
+        maximum=budget.maximum,
+        measured=outcome.measured,
+        samples=outcome.samples,
+        passed=outcome.passed,
+        card=card,
+        nodeid=nodeid,
+    )
+
+
+def _budget_failure_text(outcome: BudgetOutcome, model: str, card: str) -> str:
+    budget = outcome.budget
+    over = f" over {outcome.samples} {'cases' if budget.metric == 'accuracy' else 'samples'}"
+    statistic = f"{budget.statistic} " if budget.statistic else ""
+    scope = {"suite": f" in suite {budget.suite}", "case": f" in case {budget.case}"}.get(budget.scope, "")
+    where = f"{budget.source}:{budget.line}"
+    return "\n".join(
+        [
+            f"budget {budget.name} failed for {model}{scope} on {card}",
+            f"  measured : {statistic}{outcome.measured_text}{over if outcome.measured is not None else ''}",
+            f"  budget   : {budget.bound_text}   ({where})",
+            f"  card     : {card}",
+            f"  samples  : {outcome.samples}",
+        ]
+    )
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Add the budget items for what was selected, and order items model by model."""
+    state = config.stash.get(STATE, None)
+    if state is None:
+        return
+    case_items = [item for item in items if isinstance(item, CaseItem)]
+    if not case_items:
+        return
+    slugs = _unique_slugs(state.settings.models)
+    thresholds_node = None
+    if state.thresholds is not None:
+        thresholds_node = ThresholdsFile.from_parent(session, path=state.thresholds.path)
+    card = state.runner.card
+    per_model: dict[str, list[pytest.Item]] = {model: [] for model in state.settings.models}
+    for item in case_items:
+        per_model[item.model].append(item)
+    for item in case_items:
+        for budget in item.case_budgets:
+            per_model[item.model].append(
+                BudgetItem.from_parent(
+                    item.parent,
+                    name=f"{item.case.id}.{budget.name}[{slugs[item.model]}]",
+                    budget=budget,
+                    model=item.model,
+                )
+            )
+    if thresholds_node is not None and state.thresholds is not None:
+        for model in state.settings.models:
+            suites = sorted({item.suite.name for item in case_items if item.model == model})
+            if not suites:
+                continue
+            budgets = state.thresholds.budgets_for(card, model, suites)
+            if budgets is None:
+                if state.thresholds.unknown_card == "record":
+                    continue
+                message = (
+                    f"no budgets for card {card!r} and model {model!r} in {state.thresholds.path} "
+                    f"(unknown_card: {state.thresholds.unknown_card}); `mathperf card` prints this card's name"
+                )
+                per_model[model].append(
+                    BudgetItem.from_parent(thresholds_node, name=f"{slugs[model]}::card", budget=None, model=model, policy_message=message)
+                )
+                continue
+            state.budgets[model] = budgets
+            for budget in budgets:
+                scope = f"{budget.suite}::" if budget.scope == "suite" else ""
+                item = BudgetItem.from_parent(
+                    thresholds_node, name=f"{slugs[model]}::{scope}{budget.name}", budget=budget, model=model
+                )
+                item.add_marker(pytest.mark.xdist_group(slugs[model]))
+                per_model[model].append(item)
+    others = [item for item in items if not isinstance(item, CaseItem)]
+    items[:] = others + [item for model_items in per_model.values() for item in model_items]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+    report = yield
+    payload = getattr(item, "mathperf_payload", None)
+    if payload is not None and call.when == "call":
+        report.mathperf = payload  # plain JSON-able data: travels from xdist workers with the report
+    return report
+
+
+class GateRecorder:
+    """Collects what the reports carry and, at the end, records and shows the run.
+
+    Runs on the controller (or the only process): under xdist, workers measure and the records
+    reach this object through the reports, so history and HTML are written exactly once.
+    """
+
+    def __init__(self, state: GateState) -> None:
+        self.state = state
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        payload = getattr(report, "mathperf", None)
+        if payload is None or report.when != "call":
+            return
+        from pytest_mathperf.results import BudgetRecord, CaseRecord, ModelRecord
+
+        model = ModelRecord.from_dict(payload["model"])
+        self.state.models[model.model] = model
+        if "case" in payload:
+            self.state.cases[report.nodeid] = CaseRecord.from_dict(payload["case"])
+        if "budget" in payload:
+            self.state.budget_records[report.nodeid] = BudgetRecord.from_dict(payload["budget"])
+
+    def run_record(self) -> RunRecord:
+        from pytest_mathperf.devices import environment_fingerprint
+        from pytest_mathperf.results import RunRecord
+
+        state = self.state
+        order = {model: index for index, model in enumerate(state.settings.models)}
+        return RunRecord(
+            started_at=state.started_at,
+            finished_at=time.time(),
+            environment=environment_fingerprint(
+                state.runner.device_info, state.settings.backend, state.settings.suites
+            ),
+            models=tuple(sorted(state.models.values(), key=lambda record: order.get(record.model, 0))),
+            cases=tuple(state.cases.values()),
+            budgets=tuple(state.budget_records.values()),
+        )
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """Record the run and write the report, whatever happened to the session."""
+        state = self.state
+        if not state.cases and not state.budget_records:
+            return
+        run = self.run_record()
+        if state.settings.history is not None:
+            from pytest_mathperf.history import History, HistoryError
+
+            try:
+                history = History(state.settings.history)
+                try:
+                    run_id = history.append(run)
+                finally:
+                    history.close()
+                state.messages.append(f"mathperf: recorded run {run_id} in {state.settings.history}")
+            except HistoryError as error:
+                state.messages.append(f"mathperf: run NOT recorded: {error}")
+        if state.settings.html is not None:
+            from pytest_mathperf.history import History
+            from pytest_mathperf.report.html import write_report
+
+            history = History(state.settings.history) if state.settings.history is not None else None
+            try:
+                write_report(history, state.settings.html, current=run)
+                state.messages.append(f"mathperf: wrote {state.settings.html}")
+            except Exception as error:  # a report problem must not hide the gate's verdict
+                state.messages.append(f"mathperf: report NOT written: {type(error).__name__}: {error}")
+            finally:
+                if history is not None:
+                    history.close()
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        state = self.state
+        if not state.cases:
+            return
+        from pytest_mathperf.summary import summary_lines
+
+        terminalreporter.section("mathperf")
+        for line in summary_lines(self.run_record(), state.runner.card):
+            terminalreporter.write_line(line)
+        for message in state.messages:
+            terminalreporter.write_line(message)

@@ -1,0 +1,290 @@
+"""Runs cases on models: one loaded model at a time, warm-up first, every repeat measured.
+
+This is where the gate's measuring happens, kept out of the pytest hooks: the plugin asks for a
+case × model and gets back a ``CaseRecord``; budgets ask for the samples they judge.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from pytest_mathperf.backends import (
+    Backend,
+    BackendError,
+    BackendOptions,
+    GenerationRequest,
+    GenerationTimeout,
+    LoadInfo,
+    Message,
+    ModelLoadError,
+    create_backend,
+)
+from pytest_mathperf.devices import GIB, DeviceInfo, MemoryMonitor, describe_device, resolve_device
+from pytest_mathperf.metrics import ACCURACY, GENERATION_METRICS, MODEL_METRICS
+from pytest_mathperf.results import CaseRecord, GenerationRecord, ModelRecord
+from pytest_mathperf.suite import Case, Suite
+from pytest_mathperf.thresholds import Budget
+
+#: Warm-up generations exercise the same kernels but need not run to the case's full length.
+WARMUP_MAX_NEW_TOKENS = 64
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything the user chose for this run that changes what is measured."""
+
+    models: tuple[str, ...]
+    backend: str = "hf"
+    device: str = "auto"
+    dtype: str = "auto"
+    endpoint: str | None = None
+    repeats: int | None = None
+    warmup: int = 1
+    card: str | None = None
+    seed: int = 0
+
+
+def model_slug(model: str) -> str:
+    """A short, readable id for node ids: ``deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B`` → ``deepseek-r1-distill-qwen-1.5b``."""
+    name = model.rstrip("/").rsplit("/", 1)[-1].lower()
+    return re.sub(r"[^a-z0-9._-]+", "-", name).strip("-") or "model"
+
+
+@dataclass
+class ModelSession:
+    """One model of this run: its backend while loaded, and everything measured on it."""
+
+    model: str
+    backend: Backend | None = None
+    load_info: LoadInfo | None = None
+    load_error: str | None = None
+    first_failure_reported: bool = False
+    monitor: MemoryMonitor | None = None
+    memory_metrics: dict[str, float] = field(default_factory=dict)
+    warmed_up: bool = False
+    cases: dict[tuple[str, str], CaseRecord] = field(default_factory=dict)
+
+    @property
+    def loaded(self) -> bool:
+        return self.backend is not None
+
+    def model_metrics(self) -> dict[str, float]:
+        values = dict(self.memory_metrics)
+        if self.load_info is not None:
+            values["load_s"] = self.load_info.load_s
+        if self.monitor is not None:
+            values[f"{self.monitor.kind}_peak_gb"] = self.monitor.peak_bytes() / GIB
+        return values
+
+
+class Runner:
+    """The session's measuring engine (one per pytest process, kept in ``config.stash``)."""
+
+    def __init__(self, options: RunOptions) -> None:
+        self.options = options
+        self.sessions: dict[str, ModelSession] = {model: ModelSession(model) for model in options.models}
+        self._device_info: DeviceInfo | None = None
+
+    @property
+    def device_info(self) -> DeviceInfo:
+        """The card the models run on; for a remote backend, this host's first GPU unless ``--mathperf-card``."""
+        if self._device_info is None:
+            if self.options.backend == "hf":
+                info = describe_device(resolve_device(self.options.device))
+            else:
+                info = DeviceInfo(device="remote", card="remote")
+            if self.options.card:
+                info = replace(info, card=self.options.card)
+            self._device_info = info
+        return self._device_info
+
+    @property
+    def card(self) -> str:
+        return self.device_info.card
+
+    def session(self, model: str) -> ModelSession:
+        """The model's session, loaded now if it is not (unloading every other model first)."""
+        session = self.sessions[model]
+        if session.load_error is not None:
+            raise ModelLoadError(session.load_error)
+        if session.loaded:
+            return session
+        for other in self.sessions.values():
+            if other is not session:
+                self._unload(other)
+        options = BackendOptions(
+            model=model, device=self.options.device, dtype=self.options.dtype, endpoint=self.options.endpoint
+        )
+        try:
+            backend = create_backend(self.options.backend, options)
+            load_info = backend.load()
+        except ModelLoadError as error:
+            session.load_error = str(error)
+            raise
+        session.backend, session.load_info = backend, load_info
+        if load_info.device is not None:
+            session.monitor = MemoryMonitor(load_info.device)
+            session.memory_metrics[f"{session.monitor.kind}_load_gb"] = session.monitor.current_bytes() / GIB
+            session.monitor.start()
+        return session
+
+    def _unload(self, session: ModelSession) -> None:
+        if not session.loaded:
+            return
+        if session.monitor is not None:
+            session.memory_metrics[f"{session.monitor.kind}_peak_gb"] = session.monitor.stop() / GIB
+            session.monitor = None
+        assert session.backend is not None
+        session.backend.close()
+        session.backend = None
+
+    def close(self) -> None:
+        for session in self.sessions.values():
+            self._unload(session)
+
+    def request_for(self, case: Case, repeat: int) -> GenerationRequest:
+        messages = [Message("user", case.rendered_prompt())]
+        if case.system:
+            messages.insert(0, Message("system", case.system))
+        return GenerationRequest(
+            messages=tuple(messages),
+            max_new_tokens=case.max_new_tokens,
+            temperature=case.temperature,
+            top_p=case.top_p,
+            repetition_penalty=case.repetition_penalty,
+            seed=self.options.seed + repeat,
+            timeout_s=case.timeout_s,
+        )
+
+    def repeats_for(self, case: Case) -> int:
+        return self.options.repeats or case.repeats
+
+    def run_case(self, model: str, suite: Suite, case: Case, nodeid: str) -> CaseRecord:
+        """Generate every repeat of ``case`` on ``model`` and judge each answer."""
+        from pytest_mathperf.answers import Verdict, check_answer, format_expected
+
+        session = self.session(model)
+        backend = session.backend
+        assert backend is not None
+        if not session.warmed_up:
+            warmup = replace(self.request_for(case, 0), max_new_tokens=min(case.max_new_tokens, WARMUP_MAX_NEW_TOKENS))
+            for _ in range(self.options.warmup):
+                try:
+                    backend.generate(warmup)
+                except BackendError:
+                    break  # the measured generations will meet and report the same problem
+            session.warmed_up = True
+
+        generations = []
+        for repeat in range(self.repeats_for(case)):
+            request = self.request_for(case, repeat)
+            try:
+                generation = backend.generate(request)
+            except BackendError as error:
+                verdict, text, metrics, finish = Verdict.error(str(error)), str(error), {}, None
+            else:
+                text, metrics, finish = generation.text, generation.metrics(), generation.finish_reason
+                if generation.finish_reason == "timeout":
+                    verdict = Verdict.error(
+                        f"generation exceeded timeout_s={case.timeout_s:g} after {generation.output_tokens} tokens"
+                    )
+                else:
+                    verdict = check_answer(
+                        generation.text,
+                        case.answer,
+                        rel_tol=case.rel_tol,
+                        unordered=case.unordered,
+                        truncated=generation.finish_reason == "length",
+                    )
+            generations.append(
+                GenerationRecord(
+                    repeat=repeat,
+                    seed=request.seed,
+                    status=verdict.status,
+                    extracted=verdict.extracted,
+                    reason=verdict.reason,
+                    finish_reason=finish,
+                    metrics=metrics,
+                    output=text,
+                )
+            )
+        correct = sum(1 for generation in generations if generation.status == "correct")
+        record = CaseRecord(
+            model=model,
+            suite=suite.name,
+            case=case.id,
+            nodeid=nodeid,
+            prompt=case.rendered_prompt(),
+            expected=format_expected(case.answer),
+            tags=case.tags,
+            pass_rule=case.pass_rule,
+            passed=case.passes(correct, len(generations)),
+            generations=tuple(generations),
+        )
+        session.cases[(suite.name, case.id)] = record
+        return record
+
+    def model_record(self, model: str) -> ModelRecord:
+        session = self.sessions[model]
+        info = session.load_info
+        return ModelRecord(
+            model=model,
+            backend=self.options.backend,
+            card=self.card,
+            device=info.device if info else None,
+            dtype=info.dtype if info else None,
+            revision=info.revision if info else None,
+            source=info.source if info else None,
+            metrics=session.model_metrics(),
+            memory_source=session.monitor.source if session.monitor else _source_of(session),
+            load_error=session.load_error,
+            details=dict(info.details) if info else {},
+        )
+
+    def samples(self, model: str, budget: Budget) -> list[float]:
+        """The values a budget's statistic is taken over (accuracy: 1.0/0.0 per case)."""
+        session = self.sessions[model]
+        cases = [
+            record
+            for (suite, case), record in session.cases.items()
+            if (budget.suite is None or budget.scope == "model" or suite == budget.suite)
+            and (budget.case is None or case == budget.case)
+        ]
+        if budget.metric == ACCURACY:
+            return [1.0 if record.passed else 0.0 for record in cases]
+        if budget.metric in GENERATION_METRICS:
+            return [value for record in cases for value in record.samples(budget.metric)]
+        if budget.metric in MODEL_METRICS:
+            value = session.model_metrics().get(budget.metric)
+            return [] if value is None else [value]
+        return []
+
+
+def _source_of(session: ModelSession) -> str | None:
+    if not session.memory_metrics:
+        return None
+    return "rss" if any(name.startswith("rss") for name in session.memory_metrics) else "vram"
+
+
+def case_properties(record: CaseRecord) -> list[tuple[str, Any]]:
+    """JUnit properties of a case: verdict, answers, and the median of each metric over repeats."""
+    from pytest_mathperf.metrics import statistic
+
+    shown = next((g for g in record.generations if g.status != "correct"), record.generations[0])
+    properties: list[tuple[str, Any]] = [
+        ("mathperf.model", record.model),
+        ("mathperf.suite", record.suite),
+        ("mathperf.verdict", record.verdict),
+        ("mathperf.correct", f"{record.correct_count}/{len(record.generations)}"),
+        ("mathperf.expected", record.expected),
+        ("mathperf.extracted", shown.extracted or ""),
+        ("mathperf.reason", shown.reason),
+    ]
+    for metric in GENERATION_METRICS:
+        values = record.samples(metric)
+        if values:
+            properties.append((metric, round(statistic(values, "p50"), 3)))
+    properties.append(("mathperf.output", shown.output[-4000:]))
+    return properties
