@@ -115,7 +115,7 @@ def _enabled(config: pytest.Config) -> bool:
 def _read_settings(config: pytest.Config) -> Settings:
     """Command line over ini; relative ini paths are relative to the ini file."""
     invocation = config.invocation_params.dir
-    ini_base = config.inipath.parent if config.inipath else config.rootpath
+    ini_base = config.inipath.parent if config.inipath else invocation
 
     def value(name: str) -> tuple[Any, Path]:
         given = config.getoption(name)

@@ -264,11 +264,16 @@ def _metric_budgets(
                     f"{where}.{stat}: unknown statistic; use one of {', '.join(STATISTICS)} "
                     f"(e.g. {metric}: {{p50: {{max: 350}}}})",
                 )
-            low, high = bound(expect_mapping(path, bounds, f"{where}.{stat}", spec.line_of(stat)), f"{where}.{stat}")
+            if not isinstance(bounds, LocatedDict):
+                raise SchemaError(
+                    path,
+                    spec.line_of(stat),
+                    f"{where}.{stat}: {metric} has one value per generation, so name the statistic first: "
+                    f"{metric}: {{p50: {{max: 350}}}}",
+                )
+            low, high = bound(bounds, f"{where}.{stat}")
             budgets.append(make(str(stat), low, high))
         return budgets
-    if any(key in STATISTICS for key in spec):
-        raise SchemaError(path, line, f"{where}: {metric} is one value per run; give min/max directly")
     low, high = bound(spec, where)
     return [make(None, low, high)]
 
@@ -317,7 +322,9 @@ def _number(value: float, metric: str) -> str:
         return f"{value:.0f}"
     if abs(value) >= 10:
         return f"{value:.1f}"
-    return f"{value:.2f}"
+    if abs(value) >= 0.1 or value == 0:
+        return f"{value:.2f}"
+    return f"{value:.3g}"
 
 
 def _located(raw: Mapping[str, Any], line: int) -> LocatedDict:

@@ -77,6 +77,7 @@ class HFBackend:
     def load(self) -> LoadInfo:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as transformers_logging
 
         from pytest_mathperf.devices import resolve_device
 
@@ -88,6 +89,7 @@ class HFBackend:
             raise ModelLoadError(str(error)) from None
         dtype_name = self._dtype_name()
         offline = os.environ.get("HF_HUB_OFFLINE", "1") not in ("0", "false", "False")
+        transformers_logging.disable_progress_bar()  # a bar per model would clutter every CI log
         started = time.perf_counter()
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=offline or local)

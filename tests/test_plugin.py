@@ -1,0 +1,216 @@
+"""The gate end to end: real suites, the real demo model through transformers, parsed JUnit XML."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+from conftest import ARITHMETIC_SUITE, MODEL_DIR, write
+
+pytestmark = pytest.mark.skipif(not (MODEL_DIR / "model.safetensors").exists(), reason="demo model not built")
+
+CPU_BUDGETS = """
+version: 1
+cards:
+  cpu:
+    models:
+      mathperf-tiny:
+        {budgets}
+"""
+
+
+def test_plugin_is_dormant_without_the_flag(pytester: pytest.Pytester) -> None:
+    write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE)
+    result = pytester.runpytest("-p", "no:cacheprovider", "suites")
+    result.assert_outcomes()
+    assert "mathperf" not in result.stdout.str()
+
+
+def test_importing_the_plugin_loads_no_heavy_library() -> None:
+    code = "import sys, pytest_mathperf.plugin; print(sorted(m for m in ('torch', 'transformers', 'math_verify', 'sympy') if m in sys.modules))"
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert output.strip() == "[]"
+
+
+def test_demo_cases_pass_and_carry_their_metrics_in_junit(pytester, run_gate) -> None:
+    write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE)
+    run = run_gate()
+    run.result.assert_outcomes(passed=3)
+    properties = run.properties("add[mathperf-tiny]")
+    assert properties["mathperf.verdict"] == "correct"
+    assert properties["mathperf.expected"] == "812"
+    assert properties["mathperf.extracted"] == "812"
+    assert properties["mathperf.correct"] == "1/1"
+    assert "\\boxed{812}" in properties["mathperf.output"]
+    assert float(properties["ttft_ms"]) > 0
+    assert float(properties["e2e_ms"]) >= float(properties["ttft_ms"])
+    assert float(properties["output_tokens"]) > 1
+    assert float(properties["reasoning_tokens"]) > 0
+    assert "card 'cpu'" in run.output
+    assert "accuracy arithmetic" in run.output and "100% (3/3" in run.output
+    assert "RSS peak (GB)" in run.output
+
+
+def test_wrong_expected_answer_fails_with_expected_extracted_and_raw_output(pytester, run_gate) -> None:
+    write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE.replace("answer: 812", "answer: 813"))
+    run = run_gate()
+    run.result.assert_outcomes(passed=2, failed=1)
+    run.result.stdout.fnmatch_lines(
+        [
+            "*wrong: 0 of 1 generations correct (pass rule: majority)*mathperf-tiny*",
+            "*expected : 813",
+            "*extracted: 812 *",
+            "*raw output*",
+            "*\\boxed{812}*",
+        ]
+    )
+    failure = run.testcase("add[mathperf-tiny]").find("failure")
+    assert failure is not None and "expected : 813" in failure.text
+    assert run.properties("add[mathperf-tiny]")["mathperf.verdict"] == "wrong"
+
+
+def test_impossible_budget_fails_with_its_numbers(pytester, run_gate) -> None:
+    write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE)
+    write(pytester, "thresholds.yaml", CPU_BUDGETS.format(budgets="ttft_ms: {p50: {max: 0.0001}}\n        rss_peak_gb: {max: 1000}"))
+    run = run_gate()
+    run.result.assert_outcomes(passed=4, failed=1)
+    run.result.stdout.fnmatch_lines(
+        [
+            "*budget ttft_ms.p50 failed for mathperf-tiny on cpu",
+            "*measured : p50 * ms over 3 samples",
+            "*budget   : ≤ 0.0001 ms*thresholds.yaml:6)",
+            "*card     : cpu",
+            "*samples  : 3",
+        ]
+    )
+    budget = run.properties("mathperf-tiny::ttft_ms.p50")
+    assert budget["mathperf.budget"] == "ttft_ms.p50" and budget["mathperf.samples"] == "3"
+    assert float(budget["mathperf.measured"]) > 0.0001
+    assert run.properties("mathperf-tiny::rss_peak_gb")["mathperf.card"] == "cpu"
+
+
+def test_broken_suite_is_one_collection_error_and_the_other_suites_run(pytester, run_gate) -> None:
+    write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE)
+    write(pytester, "suites/broken.yaml", "suite: broken\ncases:\n  - id: a\n    prompt: [unclosed\n")
+    run = run_gate()
+    run.result.assert_outcomes(passed=3, errors=1)
+    run.result.stdout.fnmatch_lines(["*suites/broken.yaml:5: YAML syntax error*"])
+    assert "Traceback" not in run.output
+
+
+def test_unknown_key_names_the_line_and_suggests_the_fix(pytester, run_gate) -> None:
+    write(pytester, "suites/typo.yaml", "cases:\n  - id: a\n    prompt: What is 1 + 2?\n    answr: 3\n")
+    run = run_gate()
+    run.result.stdout.fnmatch_lines(["*suites/typo.yaml:4: unknown key 'answr' in a case; did you mean 'answer'?"])
+
+
+def test_broken_thresholds_file_is_a_usage_error_with_key_path_and_line(pytester, run_gate) -> None:
+    write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE)
+    write(pytester, "thresholds.yaml", CPU_BUDGETS.format(budgets="ttft_msec: {p50: {max: 100}}"))
+    run = run_gate()
+    assert run.result.ret == pytest.ExitCode.USAGE_ERROR
+    run.result.stderr.fnmatch_lines(
+        ["*thresholds.yaml:6: cards.'cpu'.models.'mathperf-tiny'.ttft_msec: unknown metric 'ttft_msec'*"]
+    )
+
+
+def test_unknown_model_is_one_clear_failure_not_one_per_case(pytester, run_gate) -> None:
+    write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE)
+    run = run_gate(model="no-such-org/no-such-model")
+    run.result.assert_outcomes(failed=1, skipped=2)
+    run.result.stdout.fnmatch_lines(
+        ["*model no-such-org/no-such-model did not load: --mathperf-model no-such-org/no-such-model: cannot load*"]
+    )
+    assert "Traceback" not in run.output
+
+
+def test_generation_past_timeout_is_an_error_verdict(pytester, run_gate) -> None:
+    write(pytester, "suites/slow.yaml", ARITHMETIC_SUITE.replace("max_new_tokens: 64", "max_new_tokens: 64\n  timeout_s: 0.000001"))
+    run = run_gate("-k", "add")
+    run.result.assert_outcomes(failed=1)
+    run.result.stdout.fnmatch_lines(["*error: 0 of 1 generations correct*", "*generation exceeded timeout_s=1e-06*"])
+
+
+def test_accuracy_budget_decides_and_wrong_case_is_reported_not_failed(pytester, run_gate) -> None:
+    write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE.replace("answer: 812", "answer: 813"))
+    write(pytester, "thresholds.yaml", CPU_BUDGETS.format(budgets="suites:\n          arithmetic: {accuracy: {min: 0.6}}"))
+    run = run_gate("-rx")
+    run.result.assert_outcomes(passed=3, xfailed=1)
+    run.result.stdout.fnmatch_lines(["*XFAIL*add[mathperf-tiny]*wrong (0/1 correct), left to the accuracy budget: expected 813, extracted 812*"])
+    assert run.properties("mathperf-tiny::arithmetic::accuracy")["mathperf.measured"] == "0.6667"
+
+    strict = run_gate("--mathperf-strict")
+    strict.result.assert_outcomes(passed=3, failed=1)
+
+
+def test_accuracy_budget_failure_shows_the_share_and_interval(pytester, run_gate) -> None:
+    write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE.replace("answer: 812", "answer: 813"))
+    write(pytester, "thresholds.yaml", CPU_BUDGETS.format(budgets="accuracy: {min: 0.9}"))
+    run = run_gate()
+    run.result.assert_outcomes(passed=2, xfailed=1, failed=1)
+    run.result.stdout.fnmatch_lines(["*measured : 66.7% (2/3, 95% CI 21%–94%) over 3 cases", "*budget   : ≥ 90.0%*"])
+
+
+@pytest.mark.parametrize(("policy", "outcome"), [("skip", {"skipped": 1}), ("fail", {"failed": 1})])
+def test_unknown_card_policy(pytester, run_gate, policy, outcome) -> None:
+    write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE)
+    write(pytester, "thresholds.yaml", f"version: 1\nunknown_card: {policy}\ncards:\n  'NVIDIA H100*':\n    models:\n      '*': {{accuracy: {{min: 1.0}}}}\n")
+    run = run_gate("-rs")
+    run.result.assert_outcomes(passed=3, **outcome)
+    run.result.stdout.fnmatch_lines(["*no budgets for card 'cpu' and model 'mathperf-tiny'*"])
+
+
+def test_markers_and_keywords_narrow_and_budgets_follow_the_selection(pytester, run_gate) -> None:
+    write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE)
+    write(pytester, "suites/other.yaml", ARITHMETIC_SUITE.replace("suite: arithmetic", "suite: other"))
+    write(pytester, "thresholds.yaml", CPU_BUDGETS.format(budgets="suites:\n          other: {accuracy: {min: 1.0}}"))
+    run = run_gate("-m", "zh", "suites/arithmetic.yaml")
+    run.result.assert_outcomes(passed=1)
+    assert "sub[mathperf-tiny]" in run.output or run.testcase("sub[mathperf-tiny]") is not None
+    assert not [case for case in run.junit.iter("testcase") if "accuracy" in case.get("name", "")]
+
+
+def test_per_case_budget_is_its_own_item(pytester, run_gate) -> None:
+    write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE.replace("tags: [en]\n  - id: sub\n", "tags: [en]\n    budgets: {e2e_ms: {max: {max: 0.001}}}\n  - id: sub\n", 1))
+    run = run_gate()
+    run.result.assert_outcomes(passed=3, failed=1)
+    run.result.stdout.fnmatch_lines(["*budget e2e_ms.max failed for mathperf-tiny in case add on cpu"])
+
+
+def test_two_models_are_compared_side_by_side(pytester, run_gate, tmp_path) -> None:
+    second = tmp_path / "tiny-copy"
+    shutil.copytree(MODEL_DIR, second)
+    write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE)
+    run = run_gate("--mathperf-model", str(second))
+    run.result.assert_outcomes(passed=6)
+    header = next(line for line in run.output.splitlines() if "mathperf-tiny" in line and str(second) in line and "models" not in line)
+    assert header.index("mathperf-tiny") < header.index(str(second))
+    run.result.stdout.fnmatch_lines(["accuracy arithmetic *100% (3/3*100% (3/3*"])
+
+
+def test_repeats_and_pass_rule(pytester, run_gate) -> None:
+    write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE.replace("max_new_tokens: 64", "max_new_tokens: 64\n  temperature: 0.6\n  top_p: 0.95\n  pass_rule: all"))
+    run = run_gate("--mathperf-repeats", "3", "-k", "add")
+    run.result.assert_outcomes(passed=1)
+    assert run.properties("add[mathperf-tiny]")["mathperf.correct"] == "3/3"
+
+
+def test_xdist_keeps_properties_and_warns_about_shared_device(pytester, run_gate) -> None:
+    pytest.importorskip("xdist")
+    write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE)
+    run = run_gate("-n", "2", "--dist", "loadgroup")
+    run.result.assert_outcomes(passed=3)
+    assert run.properties("sub[mathperf-tiny]")["mathperf.verdict"] == "correct"
+    assert "workers share the device" in run.output
+    assert "accuracy arithmetic" in run.output
+
+
+@pytest.mark.skipif(not shutil.which("nvidia-smi"), reason="needs an NVIDIA GPU: CUDA timing, NVML memory by PCI bus id")
+def test_cuda_gate_reads_nvml_memory_and_the_card_name(pytester, run_gate) -> None:
+    write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE)
+    run = run_gate("--mathperf-device", "cuda")
+    run.result.assert_outcomes(passed=3)
+    assert "VRAM peak (GB)" in run.output
+    assert "card 'cpu'" not in run.output

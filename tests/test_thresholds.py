@@ -1,0 +1,103 @@
+"""Budgets: matching by card and model, most specific wins, evaluation and schema errors."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from pytest_mathperf.thresholds import evaluate, load_thresholds
+from pytest_mathperf.yamlfile import SchemaError
+
+EXAMPLE = """
+version: 1
+unknown_card: fail
+cards:
+  "NVIDIA GeForce RTX 3090":
+    models:
+      "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B":
+        ttft_ms: {p50: {max: 350}, p95: {max: 600}}
+        tokens_per_s: {p50: {min: 95}}
+        vram_peak_gb: {max: 7.5}
+        accuracy: {min: 0.90}
+        suites:
+          algebra: {accuracy: {min: 0.95}}
+      "*":
+        ttft_ms: {p50: {max: 1000}}
+        vram_peak_gb: {max: 20}
+  "NVIDIA *":
+    models:
+      "deepseek-ai/*":
+        ttft_ms: {p50: {max: 5000}}
+        e2e_ms: {p99: {max: 60000}}
+"""
+
+
+def thresholds_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "thresholds.yaml"
+    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+    return path
+
+
+def by_name(budgets):
+    return {(budget.suite, budget.name): budget for budget in budgets}
+
+
+def test_most_specific_match_wins_per_metric(tmp_path: Path) -> None:
+    thresholds = load_thresholds(thresholds_file(tmp_path, EXAMPLE))
+    budgets = by_name(thresholds.budgets_for("NVIDIA GeForce RTX 3090", "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B", ["algebra"]))
+    assert budgets[(None, "ttft_ms.p50")].maximum == 350  # exact card and model beat every glob
+    assert budgets[(None, "e2e_ms.p99")].maximum == 60000  # only the glob card defines it
+    assert budgets[(None, "vram_peak_gb")].maximum == 7.5
+    assert budgets[("algebra", "accuracy")].minimum == 0.95  # suite over model
+    assert budgets[(None, "accuracy")].minimum == 0.90
+    assert budgets[(None, "ttft_ms.p50")].line == 7
+
+
+def test_model_glob_and_suites_not_in_the_run(tmp_path: Path) -> None:
+    thresholds = load_thresholds(thresholds_file(tmp_path, EXAMPLE))
+    other = by_name(thresholds.budgets_for("NVIDIA GeForce RTX 3090", "Qwen/Qwen2.5-Math-1.5B", ["geometry"]))
+    assert other[(None, "ttft_ms.p50")].maximum == 1000
+    assert ("algebra", "accuracy") not in other
+    assert thresholds.budgets_for("cpu", "Qwen/Qwen2.5-Math-1.5B", []) is None
+    assert thresholds.unknown_card == "fail"
+
+
+@pytest.mark.parametrize(
+    ("body", "line", "message"),
+    [
+        ("cards:\n  cpu:\n    models:\n      m:\n        ttft: {p50: {max: 1}}\n", 5, "cards.'cpu'.models.'m'.ttft: unknown metric 'ttft'"),
+        ("cards:\n  cpu:\n    models:\n      m:\n        ttft_ms: {median: {max: 1}}\n", 5, "ttft_ms.median: unknown statistic"),
+        ("cards:\n  cpu:\n    models:\n      m:\n        ttft_ms: {max: 1}\n", 5, "name the statistic first"),
+        ("cards:\n  cpu:\n    models:\n      m:\n        load_s: {max: fast}\n", 5, "load_s.max: must be a number, got 'fast'"),
+        ("cards:\n  cpu:\n    models:\n      m:\n        accuracy: {min: 90}\n", 5, "a share is between 0 and 1"),
+        ("cards:\n  cpu:\n    models:\n      m:\n        vram_peak_gb: {most: 1}\n", 5, "unknown key 'most'"),
+        ("unknown_card: ignore\n", 1, "unknown_card: must be one of skip, fail, record"),
+        ("cards:\n  cpu:\n    model: {}\n", 3, "unknown key 'model' in cards.'cpu'; did you mean 'models'?"),
+        ("cards:\n  cpu:\n    models:\n      m:\n        suites:\n          algebra: {vram_peak_gb: {max: 1}}\n", 6, "measured per model, not per suite"),
+        ("cards: [\n", 2, "YAML syntax error"),
+    ],
+)
+def test_schema_errors_name_key_path_and_line(tmp_path: Path, body: str, line: int, message: str) -> None:
+    path = thresholds_file(tmp_path, "version: 1\n" + body)
+    with pytest.raises(SchemaError) as error:
+        load_thresholds(path)
+    assert error.value.line == line + 1
+    assert message in str(error.value)
+    assert str(error.value).startswith(f"{path}:{line + 1}: ")
+
+
+def test_evaluate_statistics_bounds_and_accuracy(tmp_path: Path) -> None:
+    thresholds = load_thresholds(thresholds_file(tmp_path, EXAMPLE))
+    budgets = by_name(thresholds.budgets_for("NVIDIA GeForce RTX 3090", "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B", ["algebra"]))
+    ttft = evaluate(budgets[(None, "ttft_ms.p50")], [300.0, 340.0, 420.0])
+    assert ttft.passed and ttft.measured == 340.0 and ttft.samples == 3
+    slow = evaluate(budgets[(None, "ttft_ms.p95")], [300.0, 340.0, 700.0])
+    assert not slow.passed and slow.measured == pytest.approx(664.0)
+    accuracy = evaluate(budgets[("algebra", "accuracy")], [1.0] * 19 + [0.0])
+    assert accuracy.passed and accuracy.measured == 0.95
+    assert accuracy.measured_text == "95.0% (19/20, 95% CI 76%–99%)"
+    nothing = evaluate(budgets[(None, "vram_peak_gb")], [])
+    assert not nothing.passed and nothing.measured_text == "nothing measured"
+    assert budgets[(None, "tokens_per_s.p50")].bound_text == "≥ 95.0 tok/s"
