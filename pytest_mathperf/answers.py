@@ -30,8 +30,9 @@ Reading a value
     and trailing units (cm, cm², km/h, °, %, 平方厘米, 元, 本, 个, 米, any trailing English
     word such as "books") are dropped, so ``50%`` reads as 50: percent is a unit, not 0.5.
     A comma followed by exactly three digits and no space is a thousands separator
-    (``1,234``); the Chinese comma ``，`` never is. Any other comma, ``;``, ``、``, "and", "or", "和", "与", "或", ``\\quad``
-    separates parts (``17, 19``). Commas inside brackets do not separate (``(1, 2]``).
+    (``1,234``); the Chinese comma ``，`` never is. Any other comma, ``;``, ``、``, "and",
+    "or", "和", "与", "或", ``\\quad`` separates parts (``17, 19``). Commas inside brackets
+    do not separate (``(1, 2]``).
 
 Expected forms (as written in suite YAML)
     scalar        one value; ``\\boxed{17, 19}`` is not ``17``. A scalar holding ``=`` is compared
@@ -65,10 +66,11 @@ Not handled, on purpose
     Synonyms or translations of part names (``area`` does not find 面积); values given only
     positionally for a mapping (``\\boxed{20/7, 25/7}`` for ``{x, y}``); "分别是 2 本和 3 本"
     against named parts (a list answer ``[2, 3]`` does read it); numbers written in words
-    (seventeen, 十七); powers whose exponent exceeds 10,000 or that nest beyond that, and
-    factorials above 1,000 (such a value reads as unreadable, never as a hang); tuples whose
-    second element is three digits right after a comma (``(1,234)`` reads 1234); function
-    names written without a backslash (``sin x`` reads ``x``: write ``\\sin x``).
+    (seventeen, 十七); ``±`` (``x = \\pm 3`` is one part, not 3 and -3); powers whose
+    exponent exceeds 10,000 or that nest beyond that, and factorials above 1,000 (such a value
+    reads as unreadable, never as a hang); tuples whose second element is three digits right
+    after a comma (``(1,234)`` reads 1234); function names written without a backslash
+    (``sin x`` reads ``x``: write ``\\sin x``).
 """
 
 from __future__ import annotations
@@ -179,7 +181,8 @@ def _validate(expected: object, where: str) -> str | None:
         return None
     if _is_scalar(expected):
         return _validate_scalar(expected, where)
-    return f"{where}: expected a number, a string, a list, a mapping, {{any_of: ...}} or {{regex: ...}}, got {_kind(expected)}"
+    forms = "a number, a string, a list, a mapping, {any_of: ...} or {regex: ...}"
+    return f"{where}: expected {forms}, got {_kind(expected)}"
 
 
 def _validate_scalar(value: int | float | str, where: str) -> str | None:
@@ -188,7 +191,7 @@ def _validate_scalar(value: int | float | str, where: str) -> str | None:
     text = _expected_text(value)
     if not text:
         return f"{where}: is empty"
-    if _parse_value(text) is None:
+    if _parse_value(_expected_math(text)) is None:
         return f"{where}: {text!r} is not a number or LaTeX expression that can be read"
     return None
 
@@ -273,7 +276,8 @@ def check_answer(
     reading = _Reading(region, after_think="</think>" in output, truncated=truncated)
     verdict = _judge(reading, expected, rel_tol=rel_tol, unordered=unordered)
     if truncated and verdict.status == "no_answer":
-        return Verdict("truncated", verdict.extracted, f"hit max_new_tokens before a complete answer: {verdict.reason}")
+        reason = f"hit max_new_tokens before a complete answer: {verdict.reason}"
+        return Verdict("truncated", verdict.extracted, reason)
     return verdict
 
 
@@ -330,14 +334,10 @@ def _judge_list(
     joined = ", ".join(values)
     wanted = [_expected_text(item) for item in expected]
     shown = [_display_scalar(item) for item in expected]
-    if len(values) < len(expected):
-        return Verdict(
-            "no_answer" if reading.may_continue else "wrong",
-            joined,
-            f"expected {len(expected)} parts ({', '.join(shown)}), got {len(values)}: {joined}",
-        )
-    if len(values) > len(expected):
-        return Verdict("wrong", joined, f"expected {len(expected)} parts ({', '.join(shown)}), got {len(values)}: {joined}")
+    if len(values) != len(expected):
+        cut_short = len(values) < len(expected) and reading.may_continue
+        count = f"expected {len(expected)} parts ({', '.join(shown)}), got {len(values)}: {joined}"
+        return Verdict("no_answer" if cut_short else "wrong", joined, count)
     if unordered:
         unused = list(values)
         for text, display in zip(wanted, shown):
@@ -352,14 +352,16 @@ def _judge_list(
     return Verdict("correct", joined, f"matches {', '.join(shown)}")
 
 
-def _judge_named(reading: _Reading, expected: Mapping[str, int | float | str], *, rel_tol: float | None) -> Verdict:
+def _judge_named(
+    reading: _Reading, expected: Mapping[str, int | float | str], *, rel_tol: float | None
+) -> Verdict:
     found = reading.named_values(list(expected))
     shown = ", ".join(f"{name} = {found[name]}" for name in expected if name in found)
     extracted = shown or None
     if not found:
         answer = reading.final_answer()
         names = " or ".join(f"'{name} = …'" for name in expected)
-        where = f"in the final answer {_quote(answer)} or elsewhere" if answer else "after </think>" if reading.after_think else "in the output"
+        where = f"in the final answer {_quote(answer)} or elsewhere" if answer else reading.where
         return Verdict("no_answer", _shorten(answer) if answer else None, f"no {names} found {where}")
     missing = [name for name in expected if name not in found]
     if missing:
@@ -377,7 +379,8 @@ def _judge_any_of(
     verdicts = [_judge(reading, item, rel_tol=rel_tol, unordered=unordered) for item in alternatives]
     for index, verdict in enumerate(verdicts, start=1):
         if verdict.correct:
-            return Verdict("correct", verdict.extracted, f"alternative {index} of {len(verdicts)}: {verdict.reason}")
+            reason = f"alternative {index} of {len(verdicts)}: {verdict.reason}"
+            return Verdict("correct", verdict.extracted, reason)
     wrong = next((verdict for verdict in verdicts if verdict.status == "wrong"), None)
     if wrong is None:
         return verdicts[0]
@@ -391,7 +394,7 @@ def _judge_regex(reading: _Reading, pattern: str) -> Verdict:
     if not target:
         return Verdict("no_answer", None, reading.nothing_found())
     shown = _shorten(target)
-    where = "final answer" if answer is not None else "text after </think>" if reading.after_think else "output"
+    where = "final answer" if answer is not None else f"text {reading.where}"
     if _compiled(pattern).search(target):
         return Verdict("correct", shown, f"{where} matches /{pattern}/")
     return Verdict("wrong", shown, f"{where} {_quote(target)} does not match /{pattern}/")
@@ -429,15 +432,19 @@ _FOLD.update({ord("，"): ", ", ord("；"): "; ", ord("\u3000"): " ", ord("\u221
 
 _BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _STRONG_ANCHOR = re.compile(
-    r"\b(?:final\s+answers?|answers?)\s*(?:is|are|:)|\bfinal\s+answer\b|最终答案\s*(?:是|为|:)?|答案\s*(?:是|为|:)|答\s*:",
+    r"\b(?:final\s+answers?|answers?)\s*(?:is|are|:)|\bfinal\s+answer\b"
+    r"|最终答案\s*(?:是|为|:)?|答案\s*(?:是|为|:)|答\s*:",
     re.IGNORECASE,
 )
 _WEAK_ANCHOR = re.compile(
-    r"\b(?:so|thus|therefore|hence|we\s+get|we\s+find|we\s+obtain)\b|所以|因此|故|综上所述|综上|解得|求得|可得|得到",
+    r"\b(?:so|thus|therefore|hence|we\s+get|we\s+find|we\s+obtain)\b"
+    r"|所以|因此|故|综上所述|综上|解得|求得|可得|得到",
     re.IGNORECASE,
 )
 _SENTENCE_END = re.compile(r"。|\n|\.(?!\d)|[!?]")
-_PROSE = re.compile(r"\b(?:because|since|which|where|when|as|if)\b|因为|由于|其中|验证", re.IGNORECASE)
+_PROSE = re.compile(
+    r"\b(?:because|since|which|where|when|as|if)\b|因为|由于|其中|验证", re.IGNORECASE
+)
 _HAS_MATH = re.compile(r"\d|\\[A-Za-z]|π|√")
 
 
@@ -451,9 +458,12 @@ class _Reading:
         # A cut-off generation may have been about to give the parts still missing.
         self.may_continue = truncated
 
+    @property
+    def where(self) -> str:
+        return "after </think>" if self.after_think else "in the output"
+
     def nothing_found(self) -> str:
-        where = "after </think>" if self.after_think else "in the output"
-        return f"no \\boxed{{}}, 'the answer is' or final line with a value found {where}"
+        return f"no \\boxed{{}}, 'the answer is' or final line with a value found {self.where}"
 
     def final_answer(self, *, require_anchor: bool = False) -> str | None:
         """The text of the final answer: last box, else last answer phrase, else last line."""
@@ -721,7 +731,8 @@ def _named_in(text: str, names: list[str]) -> dict[str, str]:
 
 def _name_matches(text: str, name: str) -> list[tuple[int, int]]:
     if name.isascii():
-        pattern = rf"(?<![A-Za-z0-9_\\]){re.escape(name)}(?![A-Za-z0-9_]){_NAME_CONNECTOR_ASCII}{_VALUE_START}"
+        alone = rf"(?<![A-Za-z0-9_\\]){re.escape(name)}(?![A-Za-z0-9_])"
+        pattern = f"{alone}{_NAME_CONNECTOR_ASCII}{_VALUE_START}"
     else:
         pattern = rf"{re.escape(name)}{_NAME_CONNECTOR_CJK}{_VALUE_START}"
     return [
@@ -780,7 +791,7 @@ def _closing_paren(text: str, start: int) -> int | None:
 
 def _equal_text(expected: str, got: str, rel_tol: float | None) -> bool:
     """Whether the answer text `got` equals the expected text; unreadable is never equal."""
-    want = _parse_value(expected)
+    want = _parse_value(_expected_math(expected))
     have = _parse_value(got)
     if want is None or have is None:
         return False
@@ -825,6 +836,12 @@ def _node_count(expr: Basic) -> int:
     return sum(1 for _ in sympy.preorder_traversal(expr))
 
 
+@lru_cache(maxsize=1024)
+def _expected_math(text: str) -> str:
+    """An expected answer read like an output's ("25π 平方厘米" is 25\\pi), equations kept whole."""
+    return _clean_value(_math_text(text), keep_equation=True)
+
+
 @lru_cache(maxsize=4096)
 def _parse_value(text: str) -> Basic | None:
     """`text` as a sympy value via math-verify's LaTeX reader, or None when it can't be read
@@ -835,7 +852,9 @@ def _parse_value(text: str) -> Basic | None:
         return None
     parse, _, config = _math_verify()
     try:
-        parsed = parse(f"\\boxed{{{text}}}", extraction_config=config, fallback_mode="no_fallback", parsing_timeout=None)
+        parsed = parse(
+            f"\\boxed{{{text}}}", extraction_config=config, fallback_mode="no_fallback", parsing_timeout=None
+        )
     except Exception:
         return None
     if not parsed:

@@ -17,6 +17,7 @@ XY = {"x": "20/7", "y": "25/7"}
 AREA_ZH = {"面积": "25\\pi", "周长": "10\\pi"}
 AREA_EN = {"area": "25\\pi", "circumference": "10\\pi"}
 BOOKS = {"科技书": 2, "文学书": 3}
+FORMS = "a number, a string, a list, a mapping, {any_of: ...} or {regex: ...}"
 
 R1_ALGEBRA = (
     "<think>\n好的，我需要解这个方程组。由第二个方程得 y = 3x - 5，代入第一个……\n</think>\n\n"
@@ -70,7 +71,14 @@ CASES = [
         "wrong",
         "x = \\frac{20}{7}, y = \\frac{26}{7}",
     ),
-    ("approx-decimals-default", "</think>\n\\boxed{x \\approx 2.857, y \\approx 3.571}", XY, {}, "wrong", "x = 2.857, y = 3.571"),
+    (
+        "approx-decimals-default",
+        "</think>\n\\boxed{x \\approx 2.857, y \\approx 3.571}",
+        XY,
+        {},
+        "wrong",
+        "x = 2.857, y = 3.571",
+    ),
     (
         "approx-decimals-rel-tol",
         "</think>\n\\boxed{x \\approx 2.857, y \\approx 3.571}",
@@ -79,8 +87,22 @@ CASES = [
         "correct",
         "x = 2.857, y = 3.571",
     ),
-    ("seven-digit-decimals", "</think>\nx = 2.8571429, y = 3.5714286", XY, {}, "correct", "x = 2.8571429, y = 3.5714286"),
-    ("zh-chained-equals", "</think>\n解得 x = 60/21 = 20/7，y = 75/21 = 25/7", XY, {}, "correct", "x = 20/7, y = 25/7"),
+    (
+        "seven-digit-decimals",
+        "</think>\nx = 2.8571429, y = 3.5714286",
+        XY,
+        {},
+        "correct",
+        "x = 2.8571429, y = 3.5714286",
+    ),
+    (
+        "zh-chained-equals",
+        "</think>\n解得 x = 60/21 = 20/7，y = 75/21 = 25/7",
+        XY,
+        {},
+        "correct",
+        "x = 20/7, y = 25/7",
+    ),
     (
         "zh-exact-then-approx",
         "</think>\n所以 x = 20/7 ≈ 2.857，y = 25/7 ≈ 3.571。",
@@ -91,8 +113,22 @@ CASES = [
     ),
     ("no-spaces", "</think>\nx=20/7,y=25/7", XY, {}, "correct", "x = 20/7, y = 25/7"),
     ("uppercase-names", "</think>\nX = 20/7, Y = 25/7", XY, {}, "correct", "x = 20/7, y = 25/7"),
-    ("closing-words-after-answer", "</think>\n所以 x = 20/7，y = 25/7。\n\n希望对你有帮助！", XY, {}, "correct", "x = 20/7, y = 25/7"),
-    ("unnamed-pair-not-guessed", "</think>\n\\boxed{\\left(\\frac{20}{7}, \\frac{25}{7}\\right)}", XY, {}, "no_answer", "\\left(\\frac{20}{7}, \\frac{25}{7}\\right)"),
+    (
+        "closing-words-after-answer",
+        "</think>\n所以 x = 20/7，y = 25/7。\n\n希望对你有帮助！",
+        XY,
+        {},
+        "correct",
+        "x = 20/7, y = 25/7",
+    ),
+    (
+        "unnamed-pair-not-guessed",
+        "</think>\n\\boxed{\\left(\\frac{20}{7}, \\frac{25}{7}\\right)}",
+        XY,
+        {},
+        "no_answer",
+        "\\left(\\frac{20}{7}, \\frac{25}{7}\\right)",
+    ),
     ("only-x-given", "</think>\n\\boxed{x = \\frac{20}{7}}", XY, {}, "wrong", "x = \\frac{20}{7}"),
     ("only-x-truncated", "</think>\nx = 20/7, y =", XY, {"truncated": True}, "truncated", "x = 20/7"),
     (
@@ -111,7 +147,14 @@ CASES = [
         "no_answer",
         None,
     ),
-    ("open-think-truncated", "<think>\n设 x 为……所以 x = 20/7, y = 25/7", XY, {"truncated": True}, "truncated", None),
+    (
+        "open-think-truncated",
+        "<think>\n设 x 为……所以 x = 20/7, y = 25/7",
+        XY,
+        {"truncated": True},
+        "truncated",
+        None,
+    ),
     ("open-think-not-truncated", "<think>\n设 x 为……所以 x = 20/7, y = 25/7", XY, {}, "no_answer", None),
     # --- the seed's circle: area 25π cm², circumference 10π cm
     (
@@ -157,6 +200,7 @@ CASES = [
     ),
     ("area-decimal-default", "</think>\n答：面积约为 78.54 cm²。", "25\\pi", {}, "wrong", "78.54"),
     ("area-decimal-rel-tol", "</think>\n答：面积约为 78.54 cm²。", "25\\pi", {"rel_tol": 1e-3}, "correct", "78.54"),
+    ("expected-with-zh-unit", "</think>\n面积是 25π 平方厘米", "25π 平方厘米", {}, "correct", "25\\pi"),
     ("unicode-pi-with-unit", "</think>\n周长是 10π cm", "10\\pi", {}, "correct", "10\\pi"),
     (
         "en-pi-chain-words",
@@ -186,7 +230,14 @@ CASES = [
     ("boxed-comma-pair", "</think>\n\\boxed{17, 19}", [17, 19], {}, "correct", "17, 19"),
     ("boxed-zh-and", "</think>\n\\boxed{17 和 19}", [17, 19], {}, "correct", "17, 19"),
     ("boxed-text-and", "</think>\n\\boxed{17 \\text{ and } 19}", [17, 19], {}, "correct", "17, 19"),
-    ("two-boxes-two-parts", "</think>\n较小的数是 \\boxed{17}，较大的数是 \\boxed{19}。", [17, 19], {}, "correct", "17, 19"),
+    (
+        "two-boxes-two-parts",
+        "</think>\n较小的数是 \\boxed{17}，较大的数是 \\boxed{19}。",
+        [17, 19],
+        {},
+        "correct",
+        "17, 19",
+    ),
     ("reversed-order", "</think>\n\\boxed{19, 17}", [17, 19], {}, "wrong", "19, 17"),
     ("reversed-unordered", "</think>\n\\boxed{19, 17}", [17, 19], {"unordered": True}, "correct", "19, 17"),
     ("en-numbers-are", "</think>\nSo the two numbers are 17 and 19.", [17, 19], {}, "correct", "17, 19"),
@@ -195,7 +246,14 @@ CASES = [
     ("comma-no-space-two-digits", "</think>\nThe answer is 17,19.", [17, 19], {}, "correct", "17, 19"),
     ("too-many-parts", "</think>\n\\boxed{17, 19, 21}", [17, 19], {}, "wrong", "17, 19, 21"),
     ("too-few-parts", "</think>\n\\boxed{17}", [17, 19], {}, "wrong", "17"),
-    ("too-few-parts-truncated", "</think>\n\\boxed{17}, and the other one is", [17, 19], {"truncated": True}, "truncated", "17"),
+    (
+        "too-few-parts-truncated",
+        "</think>\n\\boxed{17}, and the other one is",
+        [17, 19],
+        {"truncated": True},
+        "truncated",
+        "17",
+    ),
     ("unordered-missing", "</think>\n\\boxed{17, 18}", [17, 19], {"unordered": True}, "wrong", "17, 18"),
     ("scalar-given-two", "</think>\n\\boxed{17, 19}", 17, {}, "wrong", "17, 19"),
     ("any-of-second", "</think>\n\\boxed{19}", {"any_of": [17, 19]}, {}, "correct", "19"),
@@ -210,9 +268,30 @@ CASES = [
     ),
     ("any-of-no-answer", "</think>\nI am not sure.", {"any_of": [17, 19]}, {}, "no_answer", None),
     # --- boxes
-    ("later-box-overrides", "</think>\nFirst guess \\boxed{5}. Wait, recheck: \\boxed{7}", 7, {}, "correct", "7"),
-    ("later-wrong-box-wins", "</think>\n\\boxed{7}\nHmm, actually the answer is \\boxed{8}.", 7, {}, "wrong", "8"),
-    ("nested-braces", "</think>\n\\boxed{\\frac{\\sqrt{2}}{2}}", "\\frac{1}{\\sqrt{2}}", {}, "correct", "\\frac{\\sqrt{2}}{2}"),
+    (
+        "later-box-overrides",
+        "</think>\nFirst guess \\boxed{5}. Wait, recheck: \\boxed{7}",
+        7,
+        {},
+        "correct",
+        "7",
+    ),
+    (
+        "later-wrong-box-wins",
+        "</think>\n\\boxed{7}\nHmm, actually the answer is \\boxed{8}.",
+        7,
+        {},
+        "wrong",
+        "8",
+    ),
+    (
+        "nested-braces",
+        "</think>\n\\boxed{\\frac{\\sqrt{2}}{2}}",
+        "\\frac{1}{\\sqrt{2}}",
+        {},
+        "correct",
+        "\\frac{\\sqrt{2}}{2}",
+    ),
     ("fbox", "</think>\n\\fbox{42}", 42, {}, "correct", "42"),
     ("box-in-think-ignored", "<think>\\boxed{5}</think>\n\\boxed{6}", 5, {}, "wrong", "6"),
     ("empty-box-echoed", "</think>\n请把答案写在 \\boxed{} 中。答案是 12", 12, {}, "correct", "12"),
@@ -272,9 +351,23 @@ CASES = [
     ),
     ("regex-fullwidth-folded", "</think>\n答案是 １７", {"regex": "^17$"}, {}, "correct", "17"),
     # --- truncation and no answer
-    ("truncated-complete-box", "</think>\n\\boxed{42} and to double-check, 6 times", 42, {"truncated": True}, "correct", "42"),
+    (
+        "truncated-complete-box",
+        "</think>\n\\boxed{42} and to double-check, 6 times",
+        42,
+        {"truncated": True},
+        "correct",
+        "42",
+    ),
     ("truncated-complete-wrong", "</think>\n\\boxed{41}", 42, {"truncated": True}, "wrong", "41"),
-    ("truncated-before-answer", "</think>\nLet me write the final answer:", 42, {"truncated": True}, "truncated", None),
+    (
+        "truncated-before-answer",
+        "</think>\nLet me write the final answer:",
+        42,
+        {"truncated": True},
+        "truncated",
+        None,
+    ),
     ("polite-no-answer", "<think>x = 42</think>\n\nI hope this helps!", 42, {}, "no_answer", None),
     ("empty-output", "", 42, {}, "no_answer", None),
 ]
@@ -284,7 +377,9 @@ CASES = [
     ("output", "expected", "options", "status", "extracted"),
     [pytest.param(*row[1:], id=row[0]) for row in CASES],
 )
-def test_check_answer(output: str, expected: object, options: dict, status: str, extracted: str | None) -> None:
+def test_check_answer(
+    output: str, expected: object, options: dict, status: str, extracted: str | None
+) -> None:
     verdict = check_answer(output, expected, **options)
     assert (verdict.status, verdict.extracted) == (status, extracted), verdict.reason
     assert verdict.reason and "\n" not in verdict.reason
@@ -302,16 +397,56 @@ def test_the_table_is_large_and_ids_are_unique() -> None:
     [
         pytest.param("</think>\n\\boxed{x = 2.5, y = 25/7}", XY, {}, "x: 2.5 ≠ 20/7", id="named-part"),
         pytest.param("</think>\n\\boxed{17, 18}", [17, 19], {}, "part 2: 18 ≠ 19", id="list-part"),
-        pytest.param("</think>\n\\boxed{17, 18}", [17, 19], {"unordered": True}, "19 missing (got 17, 18, any order)", id="unordered"),
-        pytest.param("</think>\n\\boxed{17}", [17, 19], {}, "expected 2 parts (17, 19), got 1: 17", id="count"),
-        pytest.param("</think>\n\\boxed{17, 19}", 17, {}, "expected one value (17), got 2: 17, 19", id="scalar-count"),
-        pytest.param("</think>\n\\boxed{x = \\frac{20}{7}}", XY, {}, "y: not found (got x = \\frac{20}{7})", id="missing-name"),
-        pytest.param("</think>\n\\boxed{18}", {"any_of": [17, 19]}, {}, "18 matches none of: 17 | 19", id="any-of"),
+        pytest.param(
+            "</think>\n\\boxed{17, 18}",
+            [17, 19],
+            {"unordered": True},
+            "19 missing (got 17, 18, any order)",
+            id="unordered",
+        ),
+        pytest.param(
+            "</think>\n\\boxed{17}",
+            [17, 19],
+            {},
+            "expected 2 parts (17, 19), got 1: 17",
+            id="count",
+        ),
+        pytest.param(
+            "</think>\n\\boxed{17, 19}",
+            17,
+            {},
+            "expected one value (17), got 2: 17, 19",
+            id="scalar-count",
+        ),
+        pytest.param(
+            "</think>\n\\boxed{x = \\frac{20}{7}}",
+            XY,
+            {},
+            "y: not found (got x = \\frac{20}{7})",
+            id="missing-name",
+        ),
+        pytest.param(
+            "</think>\n\\boxed{18}",
+            {"any_of": [17, 19]},
+            {},
+            "18 matches none of: 17 | 19",
+            id="any-of",
+        ),
         pytest.param("</think>\n\\boxed{2.857}", "20/7", {}, "2.857 ≠ 20/7", id="tolerance"),
         pytest.param("</think>\n\\boxed{20/7}", "20/7", {}, "matches 20/7", id="correct-scalar"),
-        pytest.param("</think>\n\\boxed{19}", {"any_of": [17, 19]}, {}, "alternative 2 of 2: matches 19", id="correct-any-of"),
         pytest.param(
-            "</think>\nThe answer is 17.", {"regex": "^\\d{3}$"}, {}, "final answer '17' does not match /^\\d{3}$/", id="regex"
+            "</think>\n\\boxed{19}",
+            {"any_of": [17, 19]},
+            {},
+            "alternative 2 of 2: matches 19",
+            id="correct-any-of",
+        ),
+        pytest.param(
+            "</think>\nThe answer is 17.",
+            {"regex": "^\\d{3}$"},
+            {},
+            "final answer '17' does not match /^\\d{3}$/",
+            id="regex",
         ),
         pytest.param(
             "<think>x = 42</think>\nI hope this helps!",
@@ -321,12 +456,19 @@ def test_the_table_is_large_and_ids_are_unique() -> None:
             id="no-answer",
         ),
         pytest.param("<think>x = 4", 42, {}, "<think> was opened but never closed", id="open-think"),
-        pytest.param("<think>x = 4", 42, {"truncated": True}, "hit max_new_tokens inside <think> (no </think>)", id="truncated"),
+        pytest.param(
+            "<think>x = 4",
+            42,
+            {"truncated": True},
+            "hit max_new_tokens inside <think> (no </think>)",
+            id="truncated",
+        ),
         pytest.param(
             "面积 25π cm²，周长 10π cm",
             AREA_EN,
             {},
-            "no 'area = …' or 'circumference = …' found in the final answer '面积 25π cm², 周长 10π cm' or elsewhere",
+            "no 'area = …' or 'circumference = …' found"
+            " in the final answer '面积 25π cm², 周长 10π cm' or elsewhere",
             id="names-not-translated",
         ),
     ],
@@ -378,6 +520,8 @@ def test_format_expected(expected: object, text: str) -> None:
         pytest.param(-2.5, id="float"),
         pytest.param("\\frac{20}{7}", id="latex"),
         pytest.param("10π", id="unicode-pi"),
+        pytest.param("25π cm²", id="with-unit"),
+        pytest.param("y = 2x + 1", id="equation"),
         pytest.param("25\\pi", id="latex-pi"),
         pytest.param([17, 19], id="list"),
         pytest.param(XY, id="mapping"),
@@ -393,20 +537,56 @@ def test_validate_expected_accepts(expected: object) -> None:
 @pytest.mark.parametrize(
     ("expected", "problem"),
     [
-        pytest.param(None, "answer: expected a number, a string, a list, a mapping, {any_of: ...} or {regex: ...}, got empty", id="none"),
-        pytest.param(True, "answer: expected a number, a string, a list, a mapping, {any_of: ...} or {regex: ...}, got the boolean True", id="bool"),
+        pytest.param(
+            None,
+            f"answer: expected {FORMS}, got empty",
+            id="none",
+        ),
+        pytest.param(
+            True,
+            f"answer: expected {FORMS}, got the boolean True",
+            id="bool",
+        ),
         pytest.param("", "answer: is empty", id="empty-string"),
         pytest.param(math.nan, "answer: nan is not a finite number", id="nan"),
-        pytest.param("\\frac{20}{", "answer: '\\\\frac{20}{' is not a number or LaTeX expression that can be read", id="unreadable"),
+        pytest.param(
+            "\\frac{20}{",
+            "answer: '\\\\frac{20}{' is not a number or LaTeX expression that can be read",
+            id="unreadable",
+        ),
         pytest.param([], "answer: list of parts is empty", id="empty-list"),
         pytest.param([17, [19]], "answer: list parts must be scalars (part 2 is a list)", id="nested-list"),
         pytest.param({}, "answer: mapping of named parts is empty", id="empty-mapping"),
-        pytest.param({"x": [1, 2]}, "answer: mapping parts must be scalars (part 'x' is a list)", id="mapping-list"),
-        pytest.param({1: "2"}, "answer: mapping keys must be part names (strings), got 1", id="mapping-int-key"),
-        pytest.param({"any_of": []}, "answer: {any_of: [...]} must be a non-empty list of answers", id="any-of-empty"),
-        pytest.param({"any_of": [17], "x": 1}, "answer: {any_of: [...]} takes no other keys (got any_of, x)", id="any-of-extra"),
-        pytest.param({"any_of": [17, []]}, "answer: any_of[1]: list of parts is empty", id="any-of-bad-alternative"),
-        pytest.param({"regex": "^\\d+$", "x": 1}, "answer: {regex: ...} takes no other keys (got regex, x)", id="regex-extra"),
+        pytest.param(
+            {"x": [1, 2]},
+            "answer: mapping parts must be scalars (part 'x' is a list)",
+            id="mapping-list",
+        ),
+        pytest.param(
+            {1: "2"},
+            "answer: mapping keys must be part names (strings), got 1",
+            id="mapping-int-key",
+        ),
+        pytest.param(
+            {"any_of": []},
+            "answer: {any_of: [...]} must be a non-empty list of answers",
+            id="any-of-empty",
+        ),
+        pytest.param(
+            {"any_of": [17], "x": 1},
+            "answer: {any_of: [...]} takes no other keys (got any_of, x)",
+            id="any-of-extra",
+        ),
+        pytest.param(
+            {"any_of": [17, []]},
+            "answer: any_of[1]: list of parts is empty",
+            id="any-of-bad-alternative",
+        ),
+        pytest.param(
+            {"regex": "^\\d+$", "x": 1},
+            "answer: {regex: ...} takes no other keys (got regex, x)",
+            id="regex-extra",
+        ),
         pytest.param({"regex": 17}, "answer: {regex: ...} must be a non-empty string", id="regex-not-string"),
     ],
 )
@@ -467,6 +647,9 @@ def test_works_from_a_worker_thread() -> None:
 
 
 def test_import_loads_neither_torch_nor_sympy() -> None:
-    code = "import sys, pytest_mathperf.answers; print(sorted({'torch', 'sympy', 'math_verify'} & set(sys.modules)))"
+    code = (
+        "import sys, pytest_mathperf.answers\n"
+        "print(sorted({'torch', 'sympy', 'math_verify'} & set(sys.modules)))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
