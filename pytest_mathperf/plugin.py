@@ -308,6 +308,10 @@ class SuiteFile(pytest.File):
                     item.add_marker(pytest.mark.xfail(reason=case.xfail, strict=False))
                 item.add_marker(pytest.mark.xdist_group(model_slug(model)))
                 yield item
+            if suite.load is not None:
+                load_item = LoadItem.from_parent(self, name=f"load[{slugs[model]}]", suite=suite, model=model)
+                load_item.add_marker(pytest.mark.xdist_group(model_slug(model)))
+                yield load_item
 
 
 def _unique_slugs(models: tuple[str, ...]) -> dict[str, str]:
@@ -373,6 +377,44 @@ class CaseItem(pytest.Item):
         return source, self.case.line - 1, f"{self.suite.name}::{self.case.id} [{self.model}]"
 
 
+class LoadItem(pytest.Item):
+    """A suite's load profile on one served model: many concurrent streams, judged by load budgets."""
+
+    def __init__(self, *, suite: Suite, model: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.suite = suite
+        self.model = model
+        self.mathperf_payload: dict[str, Any] | None = None
+
+    def runtest(self) -> None:
+        from pytest_mathperf.backends import ModelLoadError
+
+        state = self.config.stash[STATE]
+        if state.settings.backend == "hf":
+            pytest.skip("load profiles need a served model: --mathperf-backend openai --mathperf-endpoint URL")
+        try:
+            result = state.runner.run_load(self.model, self.suite)
+        except ModelLoadError as error:
+            pytest.skip(f"{self.model} did not load: {error}")
+        metrics = result.metrics()
+        self.user_properties.extend([("mathperf.model", self.model), ("mathperf.load", result.profile.describe())])
+        self.user_properties.extend((name, round(value, 4)) for name, value in sorted(metrics.items()))
+        self.mathperf_payload = {"model": state.runner.model_record(self.model).to_dict()}
+        if not result.succeeded:
+            raise MathperfFailure(
+                f"load profile ({result.profile.describe()}) on {self.model}: no request succeeded\n  "
+                + "\n  ".join(result.errors())
+            )
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, MathperfFailure):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, self.suite.load_line - 1, f"{self.suite.name}::load [{self.model}]"
+
+
 def _case_failure_text(record: CaseRecord, case: Case) -> str:
     shown = next(g for g in record.generations if g.status != "correct")
     output = shown.output if len(shown.output) <= 2000 else "…" + shown.output[-2000:]
@@ -416,6 +458,8 @@ class BudgetItem(pytest.Item):
         session = state.runner.sessions[self.model]
         if session.load_error is not None:
             pytest.skip(f"{self.model} did not load, nothing to judge")
+        if self.budget.scope == "load" and not session.load_results:
+            pytest.skip("no load profile ran for this model (a suite's `load:` block, with --mathperf-backend openai)")
         outcome = evaluate(self.budget, state.runner.samples(self.model, self.budget))
         record = _budget_record(outcome, self.model, state.runner.card, self.nodeid)
         self.mathperf_payload = {
@@ -490,8 +534,9 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     state = config.stash.get(STATE, None)
     if state is None:
         return
-    case_items = [item for item in items if isinstance(item, CaseItem)]
-    if not case_items:
+    model_items = [item for item in items if isinstance(item, (CaseItem, LoadItem))]
+    case_items = [item for item in model_items if isinstance(item, CaseItem)]
+    if not model_items:
         return
     slugs = _unique_slugs(state.settings.models)
     thresholds_node = None
@@ -499,7 +544,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         thresholds_node = ThresholdsFile.from_parent(session, path=state.thresholds.path)
     card = state.runner.card
     per_model: dict[str, list[pytest.Item]] = {model: [] for model in state.settings.models}
-    for item in case_items:
+    for item in model_items:
         per_model[item.model].append(item)
     for item in case_items:
         for budget in item.case_budgets:
@@ -513,7 +558,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             )
     if thresholds_node is not None and state.thresholds is not None:
         for model in state.settings.models:
-            suites = sorted({item.suite.name for item in case_items if item.model == model})
+            suites = sorted({item.suite.name for item in model_items if item.model == model})
             if not suites:
                 continue
             budgets = state.thresholds.budgets_for(card, model, suites)
@@ -536,7 +581,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
                 )
                 item.add_marker(pytest.mark.xdist_group(slugs[model]))
                 per_model[model].append(item)
-    others = [item for item in items if not isinstance(item, CaseItem)]
+    others = [item for item in items if not isinstance(item, (CaseItem, LoadItem))]
     items[:] = others + [item for model_items in per_model.values() for item in model_items]
 
 

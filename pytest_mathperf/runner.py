@@ -21,6 +21,7 @@ from pytest_mathperf.backends import (
     ModelLoadError,
     create_backend,
 )
+from pytest_mathperf.load import LOAD_SAMPLE_METRICS, LoadResult
 from pytest_mathperf.devices import GIB, DeviceInfo, MemoryMonitor, describe_device, resolve_device
 from pytest_mathperf.metrics import ACCURACY, GENERATION_METRICS, MODEL_METRICS
 from pytest_mathperf.results import CaseRecord, GenerationRecord, ModelRecord
@@ -65,6 +66,7 @@ class ModelSession:
     memory_metrics: dict[str, float] = field(default_factory=dict)
     warmed_up: bool = False
     cases: dict[tuple[str, str], CaseRecord] = field(default_factory=dict)
+    load_results: dict[str, LoadResult] = field(default_factory=dict)  # suite → its load profile's result
 
     @property
     def loaded(self) -> bool:
@@ -76,6 +78,8 @@ class ModelSession:
             values["load_s"] = self.load_info.load_s
         if self.monitor is not None:
             values[f"{self.monitor.kind}_peak_gb"] = self.monitor.peak_bytes() / GIB
+        for result in self.load_results.values():
+            values.update(result.metrics())
         return values
 
 
@@ -226,6 +230,20 @@ class Runner:
         session.cases[(suite.name, case.id)] = record
         return record
 
+    def run_load(self, model: str, suite: Suite) -> LoadResult:
+        """Drive the suite's load profile against the served model, cycling through its prompts."""
+        from pytest_mathperf.backends.openai import OpenAIBackend
+        from pytest_mathperf.load import run_load
+
+        assert suite.load is not None
+        session = self.session(model)
+        if not isinstance(session.backend, OpenAIBackend):
+            raise ModelLoadError(f"load profiles need a served model (--mathperf-backend openai), not {self.options.backend}")
+        requests = [self.request_for(case, 0) for case in suite.cases]
+        result = run_load(session.backend, suite.load, requests)
+        session.load_results[suite.name] = result
+        return result
+
     def model_record(self, model: str) -> ModelRecord:
         session = self.sessions[model]
         info = session.load_info
@@ -259,6 +277,11 @@ class Runner:
         if budget.metric in MODEL_METRICS:
             value = session.model_metrics().get(budget.metric)
             return [] if value is None else [value]
+        if budget.scope == "load":
+            results = list(session.load_results.values())
+            if budget.metric in LOAD_SAMPLE_METRICS:
+                return [value for result in results for value in result.samples()[budget.metric]]
+            return [result.metrics()[budget.metric] for result in results if budget.metric in result.metrics()]
         return []
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from pytest_mathperf.load import LoadProfile
 from pytest_mathperf.yamlfile import (
     LocatedDict,
     SchemaError,
@@ -100,7 +101,7 @@ class Suite:
     description: str = ""
     models: tuple[str, ...] = ("*",)
     cases: tuple[Case, ...] = ()
-    load: Mapping[str, Any] | None = None
+    load: LoadProfile | None = None
     load_line: int = 0
     extra_sources: tuple[Path, ...] = field(default=())
 
@@ -152,9 +153,7 @@ def load_suite(path: Path) -> Suite:
     if not cases:
         raise SchemaError(path, top.line, "the suite has no cases (add `cases:` or `cases_from:`)")
 
-    load = top.get("load")
-    if load is not None:
-        load = expect_mapping(path, load, "load", top.line_of("load"))
+    load = _load_profile(path, top["load"], top.line_of("load")) if "load" in top else None
     return Suite(
         name=name,
         path=path,
@@ -165,6 +164,16 @@ def load_suite(path: Path) -> Suite:
         load_line=top.line_of("load"),
         extra_sources=tuple(sources),
     )
+
+
+def _load_profile(path: Path, raw: Any, line: int) -> LoadProfile:
+    """A ``load:`` block: concurrent users cycling through the suite's prompts (OpenAI backend)."""
+    block = expect_mapping(path, raw, "load", line)
+    check_keys(path, block, ("users", "duration_s", "requests", "ramp_s"), "load")
+    try:
+        return LoadProfile(**{key: block[key] for key in ("users", "duration_s", "requests", "ramp_s") if key in block})
+    except (TypeError, ValueError) as error:
+        raise SchemaError(path, line, str(error)) from None
 
 
 def _string_list(path: Path, mapping: LocatedDict, key: str, default: tuple[str, ...]) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from pytest_mathperf.load import LOAD_METRICS, LOAD_SAMPLE_METRICS
 from pytest_mathperf.metrics import (
     ACCURACY,
     GENERATION_METRICS,
@@ -27,15 +28,6 @@ from pytest_mathperf.yamlfile import LocatedDict, SchemaError, check_keys, expec
 
 UnknownCardPolicy = Literal["skip", "fail", "record"]
 UNKNOWN_CARD_POLICIES: tuple[str, ...] = ("skip", "fail", "record")
-LOAD_METRICS: dict[str, str] = {
-    "load.success_rate": "",
-    "load.e2e_ms": "ms",
-    "load.ttft_ms": "ms",
-    "load.requests_per_s": "req/s",
-    "load.tokens_per_s": "tok/s",
-}
-#: Load metrics measured per request (a statistic applies); the others are one value per profile.
-LOAD_SAMPLED = frozenset({"load.e2e_ms", "load.ttft_ms"})
 Scope = Literal["model", "suite", "case", "load"]
 
 
@@ -235,7 +227,7 @@ def _metric_budgets(
     if metric not in known:
         raise SchemaError(path, line, f"{where}: unknown metric {metric!r}; known: {', '.join(known)}")
     spec = expect_mapping(path, spec, where, line)
-    sampled = metric in GENERATION_METRICS or metric in LOAD_SAMPLED
+    sampled = metric in GENERATION_METRICS or metric in LOAD_SAMPLE_METRICS
 
     def bound(bounds: LocatedDict, bound_where: str) -> tuple[float | None, float | None]:
         check_keys(path, bounds, ("min", "max"), bound_where)

@@ -1,0 +1,103 @@
+"""The plugin's measuring overhead: the same prompts through a plain transformers loop and the gate.
+
+Both run in this one process, on the same model and prompts, with greedy decoding, and the raw
+loop runs before and after the gate so that a machine getting warmer or busier shows up as a
+spread between the two raw runs rather than as plugin overhead. Prints the ratios
+plugin / raw of total generation time and of median TTFT; 1.0 means the plugin costs nothing.
+
+    python benchmarks/plugin_overhead.py [--model mathperf-tiny] [--suite suites/demo/arithmetic.yaml]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from pytest_mathperf.backends.hf import resolve_model_source
+from pytest_mathperf.suite import load_suite
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def raw_loop(model, tokenizer, prompts: list[str], max_new_tokens: int) -> tuple[float, list[float]]:
+    """Total generate() seconds, and TTFT per prompt measured as a 1-token generate()."""
+    total = 0.0
+    first_token_ms = []
+    for prompt in prompts:
+        text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False)
+        inputs = tokenizer(text, return_tensors="pt", add_special_tokens=False)
+        settings = dict(do_sample=False, temperature=None, top_p=None, top_k=None, pad_token_id=tokenizer.pad_token_id)
+        with torch.inference_mode():
+            started = time.perf_counter()
+            model.generate(**inputs, max_new_tokens=1, **settings)
+            first_token_ms.append((time.perf_counter() - started) * 1000)
+            started = time.perf_counter()
+            model.generate(**inputs, max_new_tokens=max_new_tokens, **settings)
+            total += time.perf_counter() - started
+    return total, first_token_ms
+
+
+def plugin_run(model: str, suite: Path) -> tuple[float, list[float], float]:
+    """Total e2e seconds and TTFTs the gate measured, read back from its JUnit XML, and its wall time."""
+    with tempfile.TemporaryDirectory() as folder:
+        junit = Path(folder) / "junit.xml"
+        started = time.perf_counter()
+        code = _run_pytest(model, suite, junit, folder)
+        wall = time.perf_counter() - started
+        if code not in (0, 1):
+            raise SystemExit(f"the gate exited with {code}")
+        properties = [
+            {p.get("name"): p.get("value") for p in case.iter("property")}
+            for case in ElementTree.parse(junit).getroot().iter("testcase")
+        ]
+    e2e = sum(float(p["e2e_ms"]) for p in properties if "e2e_ms" in p) / 1000
+    ttft = [float(p["ttft_ms"]) for p in properties if "ttft_ms" in p]
+    return e2e, ttft, wall
+
+
+def _run_pytest(model: str, suite: Path, junit: Path, folder: str) -> int:
+    return pytest.main(
+        [
+            "--mathperf", "--mathperf-model", model, "--mathperf-suites", str(suite),
+            "--mathperf-no-history", "--mathperf-repeats", "1", "-q", "-p", "no:cacheprovider",
+            f"--junitxml={junit}", "-o", "junit_family=xunit1", "--rootdir", folder, str(suite),
+        ]
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="mathperf-tiny")
+    parser.add_argument("--suite", type=Path, default=ROOT / "suites" / "demo" / "arithmetic.yaml")
+    args = parser.parse_args()
+
+    suite = load_suite(args.suite)
+    prompts = [case.rendered_prompt() for case in suite.cases]
+    max_new_tokens = suite.cases[0].max_new_tokens
+    source, _ = resolve_model_source(args.model)
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    model = AutoModelForCausalLM.from_pretrained(source).eval()
+    raw_loop(model, tokenizer, prompts[:2], max_new_tokens)  # warm-up, as the gate does
+
+    raw_before, ttft_before = raw_loop(model, tokenizer, prompts, max_new_tokens)
+    gate_e2e, gate_ttft, gate_wall = plugin_run(args.model, args.suite)
+    raw_after, ttft_after = raw_loop(model, tokenizer, prompts, max_new_tokens)
+
+    raw_total = (raw_before + raw_after) / 2
+    raw_ttft = statistics.median(ttft_before + ttft_after)
+    print(f"model {args.model}, {len(prompts)} prompts from {args.suite.name}, greedy, torch threads {torch.get_num_threads()}")
+    print(f"raw transformers loop : generation {raw_before:.2f} s / {raw_after:.2f} s (before / after), TTFT p50 {raw_ttft:.2f} ms")
+    print(f"pytest --mathperf     : generation {gate_e2e:.2f} s, TTFT p50 {statistics.median(gate_ttft):.2f} ms, whole session {gate_wall:.2f} s")
+    print(f"ratio plugin / raw    : generation time {gate_e2e / raw_total:.3f}, TTFT {statistics.median(gate_ttft) / raw_ttft:.3f}")
+
+
+if __name__ == "__main__":
+    main()
