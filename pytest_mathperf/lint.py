@@ -1,0 +1,135 @@
+"""``mathperf lint``: check suites and thresholds without loading a model, so CI catches a broken
+suite or a wrong expected answer before a GPU runner spends an hour on it.
+
+Errors (exit 1): a suite that does not load (YAML, schema, duplicate ids, a bad JSONL record),
+a derivation that disagrees with its case's answer or does not evaluate, a per-case budget on an
+unknown metric, two suite files with the same suite name, a thresholds file that does not load.
+Warnings (exit 0): a budget for a suite that none of the linted files define — teams may keep
+suites elsewhere — and a missing thresholds file (a project may gate on answers only). Cases
+without a derivation are not flagged here: the project's own test requires them for shipped
+suites, while a team's suite may rely on answers it trusts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from pytest_mathperf.derivations import check_derivation
+from pytest_mathperf.suite import Suite, is_suite_file, load_suite
+from pytest_mathperf.thresholds import Thresholds, case_budgets, load_thresholds
+from pytest_mathperf.yamlfile import SchemaError
+
+_THRESHOLDS_NAMES = ("thresholds.yaml", "thresholds.yml")
+
+
+def lint(paths: list[Path], thresholds: Path) -> int:
+    """Print one ``path:line: message`` per problem and a summary line; 0 when there are none."""
+    problems: list[str] = []
+    warnings: list[str] = []
+    files = _suite_files(paths, thresholds, problems)
+    suites: list[Suite] = []
+    for path in files:
+        try:
+            suites.append(load_suite(path))
+        except SchemaError as error:
+            problems.append(str(error))
+    for suite in suites:
+        problems.extend(_case_problems(suite))
+    problems.extend(_duplicate_names(suites))
+
+    budgets_text = _lint_thresholds(thresholds, {suite.name for suite in suites}, problems, warnings)
+    for line in problems:
+        print(line)
+    for line in warnings:
+        print(line)
+    cases = sum(len(suite.cases) for suite in suites)
+    summary = f"mathperf lint: {len(files)} suite files, {cases} cases, {budgets_text}"
+    if problems:
+        summary += f", {len(problems)} problem{'s' if len(problems) != 1 else ''}"
+    if warnings:
+        summary += f", {len(warnings)} warning{'s' if len(warnings) != 1 else ''}"
+    print(summary)
+    return 1 if problems else 0
+
+
+def _suite_files(paths: Iterable[Path], thresholds: Path, problems: list[str]) -> list[Path]:
+    """Suite files under ``paths`` (recursively), never the thresholds file itself."""
+    skip = thresholds.resolve() if thresholds.exists() else None
+    found: list[Path] = []
+    for path in paths:
+        if path.is_file():
+            candidates = [path]
+        elif path.is_dir():
+            candidates = sorted(item for item in path.rglob("*") if item.is_file() and is_suite_file(item))
+            if not candidates:
+                problems.append(f"{path}: no suite files (*.yaml, *.yml) found")
+        else:
+            problems.append(f"{path}: no such file or folder")
+            continue
+        for candidate in candidates:
+            if candidate.name in _THRESHOLDS_NAMES or candidate.resolve() == skip:
+                continue
+            if candidate not in found:
+                found.append(candidate)
+    return found
+
+
+def _case_problems(suite: Suite) -> list[str]:
+    """Derivations that disagree with their answers, and per-case budgets on unknown metrics."""
+    problems = []
+    for case in suite.cases:
+        where = f"{case.source or suite.path}:{case.line}"
+        problem = check_derivation(case)
+        if problem and not problem.startswith("no derivation"):
+            problems.append(f"{where}: case {case.id!r}: {problem}")
+        if case.budgets:
+            try:
+                case_budgets(suite.path, case.line, suite.name, case.id, case.budgets)
+            except SchemaError as error:
+                problems.append(str(error))
+    return problems
+
+
+def _duplicate_names(suites: list[Suite]) -> list[str]:
+    """Two files with one suite name would share node ids, budgets and history rows."""
+    first: dict[str, Suite] = {}
+    problems = []
+    for suite in suites:
+        if suite.name in first:
+            problems.append(
+                f"{suite.path}:{_suite_line(suite.path)}: suite name {suite.name!r} is also used by "
+                f"{first[suite.name].path}; give one of them another `suite:` name"
+            )
+        else:
+            first[suite.name] = suite
+    return problems
+
+
+def _suite_line(path: Path) -> int:
+    """The line of the ``suite:`` key (1 when the name comes from the file's stem)."""
+    for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if text.startswith("suite:"):
+            return number
+    return 1
+
+
+def _lint_thresholds(path: Path, suite_names: set[str], problems: list[str], warnings: list[str]) -> str:
+    """Load the thresholds file; warn about budgets for suites that no linted file defines."""
+    if not path.exists():
+        warnings.append(f"{path}: warning: not found, budgets not checked (pass --thresholds PATH)")
+        return f"{path} not found"
+    try:
+        parsed: Thresholds = load_thresholds(path)
+    except SchemaError as error:
+        problems.append(str(error))
+        return f"{path} has problems"
+    for models in parsed.cards.values():
+        for entry in models.values():
+            for budget in entry.budgets:
+                if budget.scope == "suite" and budget.suite not in suite_names:
+                    warnings.append(
+                        f"{budget.source}:{budget.line}: warning: budget {budget.name} is for suite "
+                        f"{budget.suite!r}, which none of the linted suite files define"
+                    )
+    return f"{path} ok"
