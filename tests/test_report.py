@@ -132,6 +132,11 @@ def parse(page: str) -> PageParser:
     return parser
 
 
+def page_text(history_path: Path) -> str:
+    with History(history_path) as history:
+        return render_report(history)
+
+
 def charts_of(page: PageParser, panel: int = 0) -> dict[str, ChartSeen]:
     return {chart.metric: chart for chart in list(page.panels.values())[panel]}
 
@@ -168,6 +173,7 @@ def test_budget_line_and_failing_run_marked(three_runs: Path) -> None:
     assert "≤ 350" in ttft.failed[0]
     assert charts["accuracy"].budget_lines == 1 and charts["accuracy"].failed == []
     assert charts["ttft_ms.p95"].budget_lines == 0  # no budget on p95 in these runs
+    assert "<span>latest 107 tok/s</span></figcaption>" in page_text(three_runs)  # no budget, no "budget" in its caption
 
 
 def test_environment_change_marked_on_every_chart(three_runs: Path) -> None:

@@ -465,7 +465,7 @@ def _chart(
         runs=len(measured_samples),
         failed_runs=sum(1 for s in samples if s.failed),
         latest=f"{_number(latest.value, key.metric)} {unit}".rstrip() if latest and latest.value is not None else "",
-        budget=(_bound_text(samples[-1].minimum, samples[-1].maximum, key.metric) + f" {unit}").strip() if samples else "",
+        budget=_with_bound_unit(_bound_text(samples[-1].minimum, samples[-1].maximum, key.metric), unit) if samples else "",
         summarised=summarised,
         higher_is_better=key.metric in HIGHER_IS_BETTER,
     )
@@ -751,6 +751,10 @@ def _bound_text(minimum: float | None, maximum: float | None, metric: str, *, sc
     if maximum is not None:
         parts.append(f"≤ {show(maximum)}")
     return " and ".join(parts)
+
+
+def _with_bound_unit(bound: str, unit: str) -> str:
+    return f"{bound} {unit}" if bound and unit else bound
 
 
 def _run_label(summary: RunSummary) -> str:
