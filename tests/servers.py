@@ -1,0 +1,442 @@
+"""Real servers on loopback for the HTTP backend's tests: no mocked client anywhere.
+
+* ``served_model``: ``transformers serve`` on 127.0.0.1 with the bundled demo model on CPU,
+  started once per session and stopped at its end (skipped with the reason when it cannot start).
+* ``scripted_server``: a small OpenAI-compatible server (stdlib asyncio, a real socket) that
+  misbehaves on purpose: drops the stream, answers 429 then 200, 401 or 404, never sends the
+  first byte, stalls. ``python tests/servers.py --chunks 200`` runs its fast mode alone, for
+  benchmarks that need the server in another process.
+
+Loaded as a plugin from ``tests/conftest.py`` (``pytest_plugins = ["servers"]``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BUNDLED_MODEL = REPO_ROOT / "pytest_mathperf" / "models" / "mathperf-tiny"
+#: Point the fixture at another local model folder (development only; the suite uses the bundled one).
+SERVE_MODEL_VARIABLE = "MATHPERF_TEST_SERVE_MODEL"
+SERVE_START_TIMEOUT_S = 180.0
+LOOPBACK = "127.0.0.1"
+
+
+def free_port() -> int:
+    """A port nothing listens on right now (the kernel picks it; closed again before returning)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((LOOPBACK, 0))
+        return int(probe.getsockname()[1])
+
+
+# --------------------------------------------------------------------------------------------
+# transformers serve
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A running ``transformers serve``: where it listens and the name it serves the model under."""
+
+    base_url: str  # ends in /v1
+    model: str
+    log_path: Path
+
+
+def _serving_missing() -> str | None:
+    for module in ("fastapi", "uvicorn", "openai"):
+        try:
+            __import__(module)
+        except ImportError:
+            return f"transformers serve needs {module}: pip install 'transformers[serving]'"
+    return None
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _get_json(url: str, timeout_s: float) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout_s) as response:  # loopback only
+        return json.loads(response.read())
+
+
+def start_transformers_serve(model_dir: Path, log_path: Path) -> tuple[subprocess.Popen[bytes], ServedModel]:
+    """Start ``transformers serve`` pinned to ``model_dir`` on a free loopback port; wait until it answers.
+
+    Pinned (the positional ``force_model``), the server loads the model at start-up, lists it
+    under the path it was given, and answers requests that name that path.
+    """
+    executable = shutil.which("transformers", path=str(Path(sys.executable).parent)) or shutil.which("transformers")
+    if executable is None:
+        raise RuntimeError("the `transformers` command is not installed next to this Python")
+    model = str(model_dir)
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    last_error = "no attempt"
+    for _attempt in range(3):  # another process may take the free port before the server binds it
+        port = free_port()
+        log = log_path.open("wb")
+        process = subprocess.Popen(
+            [executable, "serve", model, "--host", LOOPBACK, "--port", str(port), "--device", "cpu",
+             "--dtype", "float32", "--log-level", "warning"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+        log.close()
+        base_url = f"http://{LOOPBACK}:{port}/v1"
+        deadline = time.monotonic() + SERVE_START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                last_error = f"exited with {process.returncode}:\n{_tail(log_path)}"
+                break
+            try:
+                listing = _get_json(f"{base_url}/models", timeout_s=2.0)
+                served = [entry["id"] for entry in listing.get("data", [])]
+                if model in served:
+                    return process, ServedModel(base_url, model, log_path)
+                last_error = f"serves {served}, not {model}"
+            except (OSError, ValueError, urllib.error.URLError) as exc:
+                last_error = str(exc)
+            time.sleep(0.25)
+        else:
+            stop_process(process)
+            raise RuntimeError(f"transformers serve did not answer within {SERVE_START_TIMEOUT_S:g} s: {last_error}")
+        if "address already in use" not in last_error.lower():
+            break
+    raise RuntimeError(f"transformers serve failed to start: {last_error}")
+
+
+def stop_process(process: subprocess.Popen[bytes], grace_s: float = 10.0) -> None:
+    """SIGTERM the server's process group, then SIGKILL after ``grace_s``."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=grace_s)
+
+
+def serve_model_dir() -> Path:
+    override = os.environ.get(SERVE_MODEL_VARIABLE)
+    return Path(override).resolve() if override else BUNDLED_MODEL
+
+
+@pytest.fixture(scope="session")
+def served_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedModel]:
+    """``transformers serve`` with the demo model on CPU, for the whole session."""
+    missing = _serving_missing()
+    if missing:
+        pytest.skip(missing)
+    model_dir = serve_model_dir()
+    if not (model_dir / "config.json").is_file():
+        pytest.skip(f"no model to serve at {model_dir} (config.json missing)")
+    log_path = tmp_path_factory.mktemp("transformers-serve") / "serve.log"
+    try:
+        process, served = start_transformers_serve(model_dir, log_path)
+    except RuntimeError as exc:
+        pytest.skip(f"transformers serve could not start: {exc}")
+    try:
+        yield served
+    finally:
+        stop_process(process)
+
+
+# --------------------------------------------------------------------------------------------
+# The scripted server: real sockets, deliberate misbehaviour
+# --------------------------------------------------------------------------------------------
+
+DEFAULT_PIECES: tuple[str, ...] = ("427 + 385 ", "= 812. ", "The answer is ", "\\boxed{812}", ".")
+
+
+@dataclass
+class Script:
+    """What the scripted server does; mutable so that a test can change it between requests."""
+
+    mode: str = "ok"  # ok | drop | flaky | unauthorized | wrong-model | silent | headers-only | stall | no-finish
+    pieces: tuple[str, ...] = DEFAULT_PIECES
+    reasoning: tuple[str, ...] = ()  # sent as reasoning_content deltas before the pieces
+    chunks: int = 0  # when > 0: send this many one-token pieces instead of `pieces` (benchmarks)
+    failures: int = 2  # flaky: how many chat requests fail before one succeeds
+    failure_status: int = 429
+    drop_after: int = 3  # drop/stall: events sent (the role chunk included) before the cut or the silence
+    finish_reason: str = "stop"
+    usage: bool = True
+    done_marker: bool = True
+    models: tuple[str, ...] = ("scripted-model",)
+    echo_key_in_errors: bool = True  # 401 bodies quote the key, as some real servers do
+    delay_s: float = 0.0  # between chunks
+
+
+@dataclass
+class Received:
+    """What the server was sent, for assertions; headers without Authorization."""
+
+    method: str
+    path: str
+    body: dict[str, Any] | None
+    had_authorization: bool
+
+
+def _chunk_json(delta: dict[str, Any], finish_reason: str | None = None, usage: dict[str, int] | None = None) -> bytes:
+    payload: dict[str, Any] = {
+        "id": "chatcmpl-scripted",
+        "object": "chat.completion.chunk",
+        "model": "scripted-model",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+    }
+    if usage is not None:
+        payload["usage"] = usage
+    return b"data: " + json.dumps(payload).encode() + b"\n\n"
+
+
+def _http_chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+class ScriptedServer:
+    """An OpenAI-compatible server on 127.0.0.1 that does what its :class:`Script` says."""
+
+    def __init__(self, script: Script | None = None, port: int = 0) -> None:
+        self.script = script or Script()
+        self.received: list[Received] = []
+        self.chat_requests = 0
+        self._requested_port = port
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self._stopping: asyncio.Event | None = None
+        self.port = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}/v1"
+
+    # ---- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> ScriptedServer:
+        ready = threading.Event()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            asyncio.set_event_loop(loop)
+            self._stopping = asyncio.Event()
+            self._server = loop.run_until_complete(
+                asyncio.start_server(self._handle, LOOPBACK, self._requested_port, backlog=1024)
+            )
+            self.port = self._server.sockets[0].getsockname()[1]
+            ready.set()
+            loop.run_until_complete(self._stopping.wait())
+            self._server.close()
+            loop.run_until_complete(self._server.wait_closed())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="scripted-openai-server", daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("scripted server did not start within 10 s")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stopping is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._stopping.set)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def __enter__(self) -> ScriptedServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    async def serve_forever(self) -> None:
+        """For running in a process of its own (benchmarks): listen until interrupted."""
+        self._stopping = asyncio.Event()
+        server = await asyncio.start_server(self._handle, LOOPBACK, self._requested_port, backlog=4096)
+        self.port = server.sockets[0].getsockname()[1]
+        print(f"listening {self.base_url}", flush=True)
+        async with server:
+            await self._stopping.wait()
+
+    # ---- HTTP ----------------------------------------------------------------------------------
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            for _ in range(100_000):  # keep-alive: one connection, many requests, bounded
+                request_line = await reader.readline()
+                if not request_line:
+                    return
+                method, path, _version = request_line.decode("latin-1").split(" ", 2)
+                headers: dict[str, str] = {}
+                for _ in range(200):
+                    line = await reader.readline()
+                    if line in (b"\r\n", b"\n", b""):
+                        break
+                    name, _, value = line.decode("latin-1").partition(":")
+                    headers[name.strip().lower()] = value.strip()
+                length = int(headers.get("content-length", "0"))
+                raw = await reader.readexactly(length) if length else b""
+                body = json.loads(raw) if raw else None
+                self.received.append(Received(method, path, body, "authorization" in headers))
+                keep_open = await self._respond(method, path, headers, body, writer)
+                if not keep_open:
+                    return
+        except (ConnectionError, asyncio.IncompleteReadError, ValueError):
+            return
+        finally:
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    async def _send_json(self, writer: asyncio.StreamWriter, status: int, payload: Any, extra: str = "") -> None:
+        reasons = {200: "OK", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests", 503: "Service Unavailable"}
+        data = json.dumps(payload).encode()
+        head = (
+            f"HTTP/1.1 {status} {reasons.get(status, 'Error')}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(data)}\r\n{extra}\r\n"
+        )
+        writer.write(head.encode() + data)
+        await writer.drain()
+
+    async def _respond(
+        self, method: str, path: str, headers: dict[str, str], body: Any, writer: asyncio.StreamWriter
+    ) -> bool:
+        script = self.script
+        if script.mode == "unauthorized":
+            key = headers.get("authorization", "").removeprefix("Bearer ")
+            quoted = f": {key}" if script.echo_key_in_errors and key else ""
+            await self._send_json(
+                writer, 401, {"error": {"message": f"Incorrect API key provided{quoted}", "type": "invalid_request_error"}}
+            )
+            return True
+        if method == "GET" and path.rstrip("/").endswith("/models"):
+            data = [{"id": name, "object": "model", "owned_by": "scripted"} for name in script.models]
+            await self._send_json(writer, 200, {"object": "list", "data": data})
+            return True
+        if not (method == "POST" and path.rstrip("/").endswith("/chat/completions")):
+            await self._send_json(writer, 404, {"detail": "Not Found"})
+            return True
+        self.chat_requests += 1
+        requested = (body or {}).get("model")
+        if script.mode == "wrong-model" or requested not in script.models:
+            await self._send_json(
+                writer, 404, {"error": {"message": f"The model `{requested}` does not exist.", "code": 404}}
+            )
+            return True
+        if script.mode == "flaky" and self.chat_requests <= script.failures:
+            await self._send_json(
+                writer, script.failure_status, {"error": {"message": "busy, retry later"}}, "Retry-After: 0\r\n"
+            )
+            return True
+        if script.mode == "silent":
+            assert self._stopping is not None
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=60)
+            return False
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
+        await writer.drain()
+        if script.mode == "headers-only":
+            assert self._stopping is not None
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=60)
+            return False
+        return await self._stream(script, body or {}, writer)
+
+    async def _stream(self, script: Script, body: dict[str, Any], writer: asyncio.StreamWriter) -> bool:
+        pieces = ("x",) * script.chunks if script.chunks > 0 else script.pieces
+        max_tokens = int(body.get("max_tokens") or 1_000_000)
+        finish_reason = script.finish_reason
+        if len(script.reasoning) + len(pieces) > max_tokens:
+            finish_reason = "length"
+        events: list[bytes] = [_chunk_json({"role": "assistant", "content": ""})]
+        events += [_chunk_json({"reasoning_content": text}) for text in script.reasoning]
+        events += [_chunk_json({"content": text}) for text in pieces]
+        events = events[: 1 + max_tokens]
+        for sent, event in enumerate(events):
+            if script.mode in ("drop", "stall") and sent >= script.drop_after:
+                await writer.drain()
+                if script.mode == "drop":
+                    writer.transport.abort()  # mid-answer, without ending the chunked body
+                    return False
+                assert self._stopping is not None
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), timeout=60)
+                return False
+            writer.write(_http_chunk(event))
+            if script.delay_s:
+                await writer.drain()
+                await asyncio.sleep(script.delay_s)
+        if script.mode != "no-finish":
+            tokens = len(events) - 1
+            usage = {"prompt_tokens": 11, "completion_tokens": tokens, "total_tokens": 11 + tokens} if script.usage else None
+            writer.write(_http_chunk(_chunk_json({}, finish_reason=finish_reason, usage=usage)))
+            if script.done_marker:
+                writer.write(_http_chunk(b"data: [DONE]\n\n"))
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        return True
+
+
+@pytest.fixture
+def scripted_server() -> Iterator[ScriptedServer]:
+    """A fresh scripted server per test; set ``scripted_server.script.mode`` to choose its misbehaviour."""
+    with ScriptedServer() as server:
+        yield server
+
+
+@pytest.fixture
+def closed_port_url() -> str:
+    """A loopback URL where nothing listens."""
+    return f"http://{LOOPBACK}:{free_port()}/v1"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the scripted server in fast mode in a process of its own (for benchmarks)."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--chunks", type=int, default=100, help="one-token content chunks per answer")
+    parser.add_argument("--delay-s", type=float, default=0.0, help="pause between chunks, to pace like a real server")
+    arguments = parser.parse_args(argv)
+    server = ScriptedServer(Script(chunks=arguments.chunks, delay_s=arguments.delay_s), port=arguments.port)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(server.serve_forever())
+
+
+if __name__ == "__main__":
+    main()

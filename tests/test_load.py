@@ -1,0 +1,130 @@
+"""Load profiles: many concurrent streams from one event loop, against real servers on loopback."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from servers import ScriptedServer, ServedModel
+
+from pytest_mathperf.backends import BackendOptions, GenerationRequest, Message
+from pytest_mathperf.backends.openai import OpenAIBackend, OpenAISettings
+from pytest_mathperf.load import LoadProfile, LoadResult, run_load
+from pytest_mathperf.metrics import statistic
+
+QUICK = OpenAISettings(first_byte_timeout_s=5.0, read_timeout_s=5.0, retries=1, backoff_s=0.01)
+
+
+def prompts(*questions: str, max_new_tokens: int = 64) -> list[GenerationRequest]:
+    return [GenerationRequest(messages=(Message("user", q),), max_new_tokens=max_new_tokens) for q in questions]
+
+
+@pytest.fixture
+def scripted_backend(scripted_server: ScriptedServer):
+    backend = OpenAIBackend(BackendOptions(model="scripted-model", endpoint=scripted_server.base_url), QUICK)
+    yield backend
+    backend.close()
+
+
+# ---- the profile -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"users": 0, "requests": 1}, "load.users must be a whole number >= 1"),
+        ({"users": 2}, "exactly one of duration_s or requests"),
+        ({"users": 2, "requests": 4, "duration_s": 1.0}, "exactly one of duration_s or requests"),
+        ({"users": 2, "requests": 0}, "load.requests must be a whole number from 1"),
+        ({"users": 2, "duration_s": -1.0}, "load.duration_s must be > 0"),
+        ({"users": 2, "requests": 4, "ramp_s": -1.0}, "load.ramp_s must be >= 0"),
+        ({"users": 2, "duration_s": 1.0, "ramp_s": 2.0}, "longer than load.duration_s"),
+    ],
+)
+def test_profile_validation(arguments: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        LoadProfile(**arguments)  # type: ignore[arg-type]
+
+
+def test_users_ramp_up_linearly() -> None:
+    profile = LoadProfile(users=4, requests=8, ramp_s=2.0)
+    assert [profile.start_offset_s(user) for user in range(4)] == [0.0, 0.5, 1.0, 1.5]
+    assert profile.describe() == "4 users, 8 requests, ramp 2 s"
+
+
+# ---- against the scripted server ---------------------------------------------------------------
+
+
+def test_request_count_profile_cycles_through_the_prompts(scripted_backend: OpenAIBackend) -> None:
+    result = run_load(scripted_backend, LoadProfile(users=64, requests=300), prompts("a?", "b?", "c?"))
+    assert len(result.records) == 300 and result.success_rate == 1.0
+    assert [record.prompt_index for record in result.records] == [index % 3 for index in range(300)]
+    assert len({record.user for record in result.records}) == 64
+    metrics = result.metrics()
+    assert metrics["load.success_rate"] == 1.0 and metrics["load.failed"] == 0
+    assert metrics["load.e2e_ms.p50"] <= metrics["load.e2e_ms.p95"] <= metrics["load.e2e_ms.p99"]
+    assert metrics["load.ttft_ms.p50"] <= metrics["load.e2e_ms.p50"]
+    assert metrics["load.requests_per_s"] > 0 and metrics["load.tokens_per_s"] > 0
+    # Budgets apply their statistic to the samples, as thresholds.yaml spells it.
+    samples = result.samples()
+    assert statistic(samples["load.e2e_ms"], "p95") == metrics["load.e2e_ms.p95"]
+    assert len(samples["load.e2e_ms"]) == 300
+    # The client measured itself: its own time is a small part of each request.
+    assert all(0 < record.client_ms < record.e2e_ms for record in result.records)
+
+
+def test_duration_profile_stops_issuing_at_the_deadline(
+    scripted_server: ScriptedServer, scripted_backend: OpenAIBackend
+) -> None:
+    scripted_server.script.delay_s = 0.01  # about 60 ms per request
+    started = time.perf_counter()
+    result = run_load(scripted_backend, LoadProfile(users=8, duration_s=0.6, ramp_s=0.2), prompts("a?"))
+    elapsed = time.perf_counter() - started
+    assert 0.6 <= elapsed < 0.6 + 1.0  # the streams in flight finish, nothing new starts
+    assert result.success_rate == 1.0
+    assert max(record.started_s for record in result.records) < 0.6
+    first_start = {}
+    for record in result.records:
+        first_start.setdefault(record.user, record.started_s)
+    assert first_start[7] >= 0.2 * 7 / 8 - 0.01  # the last user waited for its ramp
+
+
+def test_failures_are_counted_with_their_messages(scripted_server: ScriptedServer, scripted_backend: OpenAIBackend) -> None:
+    scripted_server.script.mode = "drop"
+    result = run_load(scripted_backend, LoadProfile(users=4, requests=8), prompts("a?"))
+    assert result.success_rate == 0.0
+    metrics = result.metrics()
+    assert metrics["load.failed"] == 8 and "load.e2e_ms.p95" not in metrics
+    assert result.errors() == [
+        f"8× stream from {scripted_server.base_url}/chat/completions cut off after 3 chunks: "
+        "server closed the connection (peer closed connection without sending complete message body "
+        "(incomplete chunked read))"
+    ]
+
+
+def test_busy_server_retries_show_in_the_records(scripted_server: ScriptedServer, scripted_backend: OpenAIBackend) -> None:
+    scripted_server.script.mode = "flaky"
+    scripted_server.script.failures = 1
+    result = run_load(scripted_backend, LoadProfile(users=1, requests=3), prompts("a?"))
+    assert result.success_rate == 1.0
+    assert [record.retries for record in result.records] == [1, 0, 0]
+
+
+# ---- against transformers serve ----------------------------------------------------------------
+
+
+def test_32_users_through_transformers_serve(served_model: ServedModel) -> None:
+    backend = OpenAIBackend(BackendOptions(model=served_model.model, endpoint=served_model.base_url))
+    backend.load()
+    questions = [f"What is {a} + {b}?" for a, b in ((427, 385), (105, 768), (19, 23), (600, 401))]
+    result: LoadResult = run_load(backend, LoadProfile(users=32, requests=64), prompts(*questions, max_new_tokens=24))
+    backend.close()
+    assert result.success_rate == 1.0, result.errors()
+    metrics = result.metrics()
+    assert 0 < metrics["load.ttft_ms.p50"] <= metrics["load.e2e_ms.p50"]
+    assert metrics["load.e2e_ms.p50"] <= metrics["load.e2e_ms.p95"] <= metrics["load.e2e_ms.p99"]
+    assert all(record.ttft_ms is not None and record.ttft_ms <= record.e2e_ms for record in result.records)
+    assert metrics["load.tokens_per_s"] > 0
+    assert sum(record.output_tokens for record in result.records) > 64
+    # One server thread generates one request at a time: the client waits, it does not work.
+    assert metrics["load.client_overhead_ms.p50"] < 0.05 * metrics["load.e2e_ms.p50"]

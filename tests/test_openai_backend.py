@@ -1,0 +1,325 @@
+"""The ``openai`` backend against real servers on loopback: ``transformers serve`` and a scripted one.
+
+No HTTP client is mocked: every test sends real requests over real sockets. The scripted server
+(``tests/servers.py``) misbehaves on purpose to reach the error paths a healthy server never shows.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+from servers import SERVE_MODEL_VARIABLE, ScriptedServer, ServedModel
+
+from pytest_mathperf.backends import (
+    Backend,
+    BackendError,
+    BackendOptions,
+    GenerationRequest,
+    GenerationTimeout,
+    Message,
+    ModelLoadError,
+    create_backend,
+)
+from pytest_mathperf.backends.openai import ChatStream, OpenAIBackend, OpenAISettings
+
+QUESTION = "What is 427 + 385?"
+SENTINEL_KEY = "sk-mathperf-SENTINEL-3f9c1e7a"
+#: Short waits so that the timeout and retry tests take a fraction of a second each.
+QUICK = OpenAISettings(
+    connect_timeout_s=2.0,
+    first_byte_timeout_s=0.5,
+    read_timeout_s=0.5,
+    generation_timeout_s=10.0,
+    retries=2,
+    backoff_s=0.01,
+    load_check_timeout_s=2.0,
+)
+
+
+def ask(question: str = QUESTION, max_new_tokens: int = 64, **settings: object) -> GenerationRequest:
+    return GenerationRequest(messages=(Message("user", question),), max_new_tokens=max_new_tokens, **settings)  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True)
+def no_api_key_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests decide about the key themselves; a developer's real key must never reach them."""
+    monkeypatch.delenv("MATHPERF_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+
+
+def backend_for(url: str, model: str = "scripted-model", settings: OpenAISettings = QUICK) -> OpenAIBackend:
+    return OpenAIBackend(BackendOptions(model=model, endpoint=url), settings)
+
+
+@pytest.fixture
+def scripted_backend(scripted_server: ScriptedServer):
+    backend = backend_for(scripted_server.base_url)
+    yield backend
+    backend.close()
+
+
+# ---- transformers serve ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def served_backend(served_model: ServedModel):
+    backend = create_backend("openai", BackendOptions(model=served_model.model, endpoint=served_model.base_url))
+    assert isinstance(backend, Backend)
+    backend.load()
+    yield backend
+    backend.close()
+
+
+def test_load_checks_the_served_model(served_model: ServedModel, served_backend: OpenAIBackend) -> None:
+    info = served_backend.load_info
+    assert info is not None
+    assert info.model == served_model.model
+    assert info.source == served_model.base_url
+    assert info.device is None
+    assert info.load_s > 0
+    assert served_model.model in info.details["served_models"]
+
+
+def test_greedy_answer_through_transformers_serve(served_backend: OpenAIBackend) -> None:
+    if os.environ.get(SERVE_MODEL_VARIABLE):
+        pytest.skip(f"{SERVE_MODEL_VARIABLE} serves another model than the bundled demo model")
+    generation = served_backend.generate(ask(max_new_tokens=96))
+    assert "\\boxed{812}" in generation.text
+    assert generation.text.rstrip().endswith("\\boxed{812}")
+    assert generation.finish_reason == "stop"
+    assert generation.token_count_source == "usage"
+    assert generation.ttft_ms is not None and 0 < generation.ttft_ms <= generation.e2e_ms
+    # The answer comes after the scratchpad's </think>, so it arrives after the first token.
+    assert generation.ttft_ms <= generation.extra_metrics["ttfat_ms"] <= generation.e2e_ms
+    assert generation.output_tokens > 0 and generation.prompt_tokens > 0
+    assert 0 < generation.reasoning_tokens < generation.output_tokens
+
+
+def test_usage_counts_and_length_finish_through_transformers_serve(served_backend: OpenAIBackend) -> None:
+    generation = served_backend.generate(ask(max_new_tokens=5))
+    assert generation.finish_reason == "length"
+    assert generation.token_count_source == "usage"
+    assert generation.output_tokens == 5
+    assert generation.ttft_ms is not None and generation.ttft_ms <= generation.e2e_ms
+
+
+def test_wrong_model_name_names_what_is_served(served_model: ServedModel) -> None:
+    backend = backend_for(served_model.base_url, model="deepseek-ai/not-served")
+    with pytest.raises(ModelLoadError) as excinfo:
+        backend.load()
+    message = str(excinfo.value)
+    assert message.startswith(f"model 'deepseek-ai/not-served' is not served by {served_model.base_url}")
+    assert f"it serves: {served_model.model}" in message
+
+
+# ---- the stream reader -------------------------------------------------------------------------
+
+
+def test_reasoning_deltas_are_wrapped_in_think(scripted_server: ScriptedServer, scripted_backend: OpenAIBackend) -> None:
+    scripted_server.script.reasoning = ("Add the units: ", "7+5=12.")
+    generation = scripted_backend.generate(ask())
+    assert generation.text.startswith("<think>Add the units: 7+5=12.</think>427 + 385")
+    assert generation.reasoning_tokens > 0
+    assert generation.ttft_ms is not None
+    assert generation.ttft_ms <= generation.extra_metrics["ttfat_ms"] <= generation.e2e_ms
+
+
+def test_time_to_first_answer_token_follows_inline_think(
+    scripted_server: ScriptedServer, scripted_backend: OpenAIBackend
+) -> None:
+    scripted_server.script.pieces = ("<think>", "427+385", "</think>", "\\boxed{812}")
+    scripted_server.script.delay_s = 0.05
+    generation = scripted_backend.generate(ask())
+    assert generation.text == "<think>427+385</think>\\boxed{812}"
+    assert generation.ttft_ms is not None
+    # Three pieces (and their delays) separate the first token from the first answer token.
+    assert generation.extra_metrics["ttfat_ms"] - generation.ttft_ms >= 3 * 0.05 * 1000 * 0.8
+
+
+def test_no_ttfat_when_the_answer_never_left_think(scripted_server: ScriptedServer, scripted_backend: OpenAIBackend) -> None:
+    scripted_server.script.pieces = ("<think>", "4", "2", "7", "+")
+    generation = scripted_backend.generate(ask(max_new_tokens=4))
+    assert generation.finish_reason == "length"
+    assert "ttfat_ms" not in generation.extra_metrics
+
+
+def test_request_carries_the_sampling_settings(scripted_server: ScriptedServer, scripted_backend: OpenAIBackend) -> None:
+    scripted_backend.generate(ask(max_new_tokens=48, temperature=0.6, top_p=0.95, seed=7))
+    scripted_backend.generate(ask(repetition_penalty=1.1))
+    first, second = (r.body for r in scripted_server.received if r.path.endswith("/chat/completions"))
+    assert first is not None and second is not None
+    assert first["stream"] is True and first["stream_options"] == {"include_usage": True}
+    assert (first["max_tokens"], first["temperature"], first["top_p"], first["seed"]) == (48, 0.6, 0.95, 7)
+    assert "repetition_penalty" not in first
+    assert second["repetition_penalty"] == 1.1
+
+
+def test_without_usage_tokens_are_counted_per_chunk(scripted_server: ScriptedServer, scripted_backend: OpenAIBackend) -> None:
+    scripted_server.script.usage = False
+    scripted_server.script.done_marker = False  # a finish_reason alone also ends a stream cleanly
+    generation = scripted_backend.generate(ask())
+    assert generation.token_count_source == "chunks"
+    assert generation.output_tokens == len(scripted_server.script.pieces)
+
+
+def test_stream_reader_ignores_comments_and_reads_usage_only_chunks() -> None:
+    stream = ChatStream(started=0.0)
+    lines = [
+        ": keep-alive",
+        "",
+        'data: {"choices":[{"index":0,"delta":{"role":"assistant"}}]}',
+        'data: {"choices":[{"index":0,"delta":{"reasoning":"hmm"}}]}',
+        'data: {"choices":[{"index":0,"delta":{"content":"\\\\boxed{1}"},"finish_reason":"stop"}]}',
+        'data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}',
+        "data: [DONE]",
+    ]
+    done = [stream.feed_line(line, now=float(i)) for i, line in enumerate(lines)]
+    assert done == [False] * 6 + [True]
+    assert stream.text() == "<think>hmm</think>\\boxed{1}"
+    assert stream.ttft_at() == 3.0 and stream.answer_started_at() == 4.0
+    assert stream.usage == {"prompt_tokens": 3, "completion_tokens": 2}
+
+
+# ---- error paths on real sockets ---------------------------------------------------------------
+
+
+def test_nothing_listening_is_one_clear_load_error(closed_port_url: str) -> None:
+    backend = backend_for(closed_port_url)
+    with pytest.raises(ModelLoadError) as excinfo:
+        backend.load()
+    assert str(excinfo.value) == (
+        f"cannot reach {closed_port_url}: connection refused (tried 3 times); is the server running?"
+    )
+
+
+def test_nothing_listening_fails_a_generation_after_retries(closed_port_url: str) -> None:
+    backend = backend_for(closed_port_url)
+    with pytest.raises(BackendError, match=r"cannot reach .*: connection refused \(gave up after 3 attempts\)"):
+        backend.generate(ask())
+
+
+def test_missing_endpoint_names_the_option() -> None:
+    with pytest.raises(ModelLoadError, match="--mathperf-endpoint"):
+        OpenAIBackend(BackendOptions(model="m"))
+
+
+def test_stream_dropped_mid_answer(scripted_server: ScriptedServer, scripted_backend: OpenAIBackend) -> None:
+    scripted_server.script.mode = "drop"
+    with pytest.raises(BackendError) as excinfo:
+        scripted_backend.generate(ask())
+    assert str(excinfo.value).startswith(
+        f"stream from {scripted_server.base_url}/chat/completions cut off after 3 chunks"
+    )
+    assert scripted_server.chat_requests == 1  # a half answer is never retried
+
+
+def test_stream_closed_without_finish_is_cut_off(scripted_server: ScriptedServer, scripted_backend: OpenAIBackend) -> None:
+    scripted_server.script.mode = "no-finish"
+    with pytest.raises(BackendError, match="cut off after 6 chunks: the server closed it without a finish_reason"):
+        scripted_backend.generate(ask())
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_busy_server_is_retried_before_the_first_byte(
+    scripted_server: ScriptedServer, scripted_backend: OpenAIBackend, status: int
+) -> None:
+    scripted_server.script.mode = "flaky"
+    scripted_server.script.failure_status = status
+    result = scripted_backend.stream(ask())
+    assert "\\boxed{812}" in result.generation.text
+    assert result.retries == 2 and scripted_server.chat_requests == 3
+
+
+def test_busy_server_gives_up_after_the_retries(scripted_server: ScriptedServer) -> None:
+    scripted_server.script.mode = "flaky"
+    scripted_server.script.failures = 10
+    backend = backend_for(scripted_server.base_url)
+    with pytest.raises(BackendError) as excinfo:
+        backend.generate(ask())
+    assert str(excinfo.value) == (
+        f"{scripted_server.base_url}/chat/completions answered HTTP 429: busy, retry later (gave up after 3 attempts)"
+    )
+
+
+def test_first_byte_timeout(scripted_server: ScriptedServer, scripted_backend: OpenAIBackend) -> None:
+    scripted_server.script.mode = "silent"
+    started = time.perf_counter()
+    with pytest.raises(GenerationTimeout, match=r"no first byte from http://127\.0\.0\.1:\d+/v1/chat/completions within 0\.5 s"):
+        scripted_backend.generate(ask())
+    assert time.perf_counter() - started < 3
+    assert scripted_server.chat_requests == 1  # a slow server is not hammered with retries
+
+
+def test_first_byte_timeout_after_headers(scripted_server: ScriptedServer, scripted_backend: OpenAIBackend) -> None:
+    scripted_server.script.mode = "headers-only"
+    with pytest.raises(GenerationTimeout, match="no first byte from .* within 0.5 s"):
+        scripted_backend.generate(ask())
+
+
+def test_silence_mid_stream_times_out(scripted_server: ScriptedServer, scripted_backend: OpenAIBackend) -> None:
+    scripted_server.script.mode = "stall"
+    with pytest.raises(GenerationTimeout, match="went silent for 0.5 s after 3 chunks"):
+        scripted_backend.generate(ask())
+
+
+def test_whole_generation_timeout(scripted_server: ScriptedServer, scripted_backend: OpenAIBackend) -> None:
+    scripted_server.script.delay_s = 0.1
+    with pytest.raises(GenerationTimeout, match=r"ran past 0.25 s \(after [1-4] chunks, 0 retries\)"):
+        scripted_backend.generate(ask(timeout_s=0.25))
+
+
+def test_unknown_model_at_generation_is_a_clear_4xx(scripted_server: ScriptedServer) -> None:
+    backend = backend_for(scripted_server.base_url, model="typo-model")
+    with pytest.raises(BackendError) as excinfo:
+        backend.generate(ask())
+    assert str(excinfo.value) == (
+        f"{scripted_server.base_url}/chat/completions answered HTTP 404: The model `typo-model` does not exist.; "
+        f"check --mathperf-model 'typo-model' against {scripted_server.base_url}/models"
+    )
+
+
+# ---- the API key -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variable", ["MATHPERF_API_KEY", "OPENAI_API_KEY"])
+def test_api_key_is_sent_and_never_shown(
+    scripted_server: ScriptedServer, closed_port_url: str, monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    monkeypatch.setenv(variable, SENTINEL_KEY)
+    shown: list[str] = []
+
+    backend = backend_for(scripted_server.base_url)
+    info = backend.load()
+    shown += [repr(backend), str(backend), repr(info)]
+    assert scripted_server.received[-1].had_authorization
+    assert info.details["api_key"] == variable
+
+    scripted_server.script.mode = "unauthorized"  # its 401 body quotes the key back
+    for call in (backend.load, lambda: backend.generate(ask())):
+        with pytest.raises((ModelLoadError, BackendError)) as excinfo:
+            call()
+        assert "HTTP 401: Incorrect API key provided: ***" in str(excinfo.value)
+        assert f"check the API key in {variable}" in str(excinfo.value)
+        shown += [str(excinfo.value), repr(excinfo.value), str(excinfo.getrepr(showlocals=True, style="long"))]
+
+    scripted_server.script.mode = "drop"
+    with pytest.raises(BackendError) as excinfo:
+        backend.generate(ask())
+    shown += [str(excinfo.value), str(excinfo.getrepr(showlocals=True, style="long"))]
+
+    unreachable = backend_for(closed_port_url)
+    with pytest.raises(ModelLoadError) as excinfo:
+        unreachable.load()
+    shown += [str(excinfo.value), repr(unreachable), str(excinfo.getrepr(showlocals=True, style="long"))]
+    backend.close()
+
+    assert all(SENTINEL_KEY not in text for text in shown)
+    assert all(SENTINEL_KEY[-8:] not in text for text in shown)  # not even the tail that some servers echo
+
+
+def test_401_without_a_key_says_which_variables_to_set(scripted_server: ScriptedServer, scripted_backend: OpenAIBackend) -> None:
+    scripted_server.script.mode = "unauthorized"
+    with pytest.raises(ModelLoadError, match="HTTP 401: Incorrect API key provided\\); set MATHPERF_API_KEY or OPENAI_API_KEY"):
+        scripted_backend.load()
