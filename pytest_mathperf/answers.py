@@ -66,11 +66,13 @@ Not handled, on purpose
     Synonyms or translations of part names (``area`` does not find 面积); values given only
     positionally for a mapping (``\\boxed{20/7, 25/7}`` for ``{x, y}``); "分别是 2 本和 3 本"
     against named parts (a list answer ``[2, 3]`` does read it); numbers written in words
-    (seventeen, 十七); ``±`` (``x = \\pm 3`` is one part, not 3 and -3); powers whose
-    exponent exceeds 10,000 or that nest beyond that, and factorials above 1,000 (such a value
-    reads as unreadable, never as a hang); tuples whose second element is three digits right
-    after a comma (``(1,234)`` reads 1234); function names written without a backslash
-    (``sin x`` reads ``x``: write ``\\sin x``).
+    (seventeen, 十七); ``±`` (``x = \\pm 3`` is one part, not 3 and -3); tuples whose second
+    element is three digits right after a comma (``(1,234)`` reads 1234); function names
+    written without a backslash (``sin x`` reads ``x``: write ``\\sin x``). Values that would
+    take sympy minutes read as unreadable (a wrong answer, never a hang): powers with an
+    exponent over 10,000 (over 100 for a power of a symbol), factorials over 1,000, sums,
+    products, integrals and limits left unevaluated, and ``\\binom``/``\\gcd`` holding powers
+    or numbers over 1,000.
 """
 
 from __future__ import annotations
@@ -95,9 +97,12 @@ MAX_OUTPUT_CHARS = 4000
 MAX_VALUE_CHARS = 300
 #: A part longer than this is prose, not a value, and is skipped.
 MAX_PART_CHARS = 1000
-#: Larger exponents or factorials make sympy work for minutes; such a value is unreadable.
+#: Larger exponents, factorials or function arguments make sympy work for minutes; a value
+#: holding one is unreadable. Powers of a symbol are bounded lower: they get expanded.
 MAX_EXPONENT = 10_000
+MAX_SYMBOLIC_EXPONENT = 100
 MAX_FACTORIAL = 1000
+MAX_FUNCTION_ARGUMENT = 10**6
 #: Symbolic comparison (simplify) is only attempted on expressions this small.
 MAX_SYMBOLIC_NODES = 80
 #: Relative tolerance when either side is a decimal and no rel_tol is given.
@@ -848,7 +853,7 @@ def _parse_value(text: str) -> Basic | None:
     or would be too costly to work with (huge powers, factorials, long text)."""
     text = _math_text(text).replace("\\%", "").replace("%", "").strip()
     text = _TRAILING_JUNK.sub("", text).strip()
-    if not text or len(text) > MAX_VALUE_CHARS:
+    if not text or len(text) > MAX_VALUE_CHARS or _evaluated_while_read(text):
         return None
     parse, _, config = _math_verify()
     try:
@@ -863,32 +868,66 @@ def _parse_value(text: str) -> Basic | None:
     return value if _is_tame(value) else None
 
 
-def _is_tame(expr: Basic) -> bool:
-    """Whether every power and factorial in `expr` is small enough for sympy to evaluate now.
+# latex2sympy computes these while reading, so their size must be checked on the text.
+_EAGER_COMMAND = re.compile(r"\\(?:[dt]?binom|choose|gcd|lcm|operatorname|[bp]?mod)(?![A-Za-z])")
+_INTEGER = re.compile(r"\d+")
 
-    Checked bottom-up, so an exponent is only evaluated once it is known to be tame itself:
+
+def _evaluated_while_read(text: str) -> bool:
+    """True for text whose reading alone could take minutes: \\binom{10^9}{5 \\cdot 10^8}."""
+    if not _EAGER_COMMAND.search(text):
+        return False
+    too_large = any(int(digits) > MAX_FACTORIAL for digits in _INTEGER.findall(text))
+    return too_large or "^" in text or "!" in text
+
+
+def _is_tame(expr: Basic) -> bool:
+    """Whether sympy can evaluate and compare `expr` at once: every power, factorial and
+    function argument small, and no sum, product, integral or limit still to be worked out.
+
+    Checked bottom-up, so an argument is only evaluated once it is known to be tame itself:
     9^{9^{9^{9}}} stops at 9^{9^9}, whose exponent 387420489 is already over the bound.
     """
     import sympy
 
+    unevaluated = (sympy.Sum, sympy.Product, sympy.Integral, sympy.Limit, sympy.Derivative)
+    combinatorial = (
+        sympy.factorial,
+        sympy.factorial2,
+        sympy.subfactorial,
+        sympy.binomial,
+        sympy.gamma,
+        sympy.RisingFactorial,
+        sympy.FallingFactorial,
+    )
     for node in sympy.postorder_traversal(expr):
+        if isinstance(node, unevaluated):
+            return False  # an answer is a value; \sum_{i=1}^{10^9} would be summed term by term
         if isinstance(node, sympy.Pow):
-            bound, argument = MAX_EXPONENT, node.exp
-        elif isinstance(node, sympy.factorial):
-            bound, argument = MAX_FACTORIAL, node.args[0]
+            # (x + 1)^{10000} is cheap to write and slow to expand when compared symbolically.
+            bound = MAX_EXPONENT if _is_number(node.base) else MAX_SYMBOLIC_EXPONENT
+            arguments: tuple[Basic, ...] = (node.exp,)
+        elif isinstance(node, combinatorial):
+            bound, arguments = MAX_FACTORIAL, node.args
+        elif isinstance(node, sympy.Function):
+            bound, arguments = MAX_FUNCTION_ARGUMENT, node.args
         else:
             continue
-        if not _is_number(argument):
-            if argument.has(sympy.Pow, sympy.factorial):
-                return False  # x^{2^y}: no answer looks like this, and it can't be bounded
-            continue
-        try:
-            magnitude = abs(complex(sympy.N(argument, 15)))
-        except Exception:  # not a plain number, or too large for a float
-            return False
-        if not magnitude <= bound:
+        if not all(_small(argument, bound) for argument in arguments):
             return False
     return True
+
+
+def _small(argument: Basic, bound: float) -> bool:
+    """Whether a numeric `argument` is at most `bound` in size; symbols are never evaluated."""
+    if not _is_number(argument):
+        return True
+    import sympy
+
+    try:
+        return abs(complex(sympy.N(argument, 15))) <= bound
+    except Exception:  # too large for a float, or not a plain number
+        return False
 
 
 @lru_cache(maxsize=1)
