@@ -145,11 +145,13 @@ def load_suite(path: Path) -> Suite:
             cases.extend(imported)
             sources.append(source)
 
-    seen: dict[str, int] = {}
+    seen: dict[str, Case] = {}
     for case in cases:
         if case.id in seen:
-            raise SchemaError(path, case.line, f"duplicate case id {case.id!r} (first on line {seen[case.id]})")
-        seen[case.id] = case.line
+            first = seen[case.id]  # an imported case's line is its JSONL line: name that file
+            first_where = f"line {first.line}" if first.source == case.source else f"{first.source or path}:{first.line}"
+            raise SchemaError(case.source or path, case.line, f"duplicate case id {case.id!r} (first on {first_where})")
+        seen[case.id] = case
     if not cases:
         raise SchemaError(path, top.line, "the suite has no cases (add `cases:` or `cases_from:`)")
 
