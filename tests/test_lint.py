@@ -1,0 +1,116 @@
+"""``mathperf lint`` passes on what the project ships and names file and line on a broken copy."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_mathperf.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+SUITES = ROOT / "suites"
+THRESHOLDS = ROOT / "thresholds.yaml"
+
+
+@pytest.fixture
+def broken(tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of the shipped suites and thresholds, ready to be damaged."""
+    shutil.copytree(SUITES, tmp_path / "suites", ignore=shutil.ignore_patterns("demo"))
+    shutil.copy(THRESHOLDS, tmp_path / "thresholds.yaml")
+    return tmp_path / "suites", tmp_path / "thresholds.yaml"
+
+
+def lint(capsys: pytest.CaptureFixture[str], *paths: Path, thresholds: Path) -> tuple[int, list[str]]:
+    code = main(["lint", *map(str, paths), "--thresholds", str(thresholds)])
+    return code, capsys.readouterr().out.splitlines()
+
+
+def line_of(path: Path, text: str) -> int:
+    return next(number for number, line in enumerate(path.read_text("utf-8").splitlines(), 1) if text in line)
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text("utf-8")
+    assert text.count(old) == 1, old
+    path.write_text(text.replace(old, new), "utf-8")
+
+
+def test_the_real_command_passes_on_everything_shipped() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest_mathperf.cli", "lint", "suites", "--thresholds", "thresholds.yaml"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = done.stdout.splitlines()[-1]
+    assert re.fullmatch(r"mathperf lint: \d+ suite files, \d+ cases, thresholds\.yaml ok", summary), summary
+
+
+def test_a_wrong_expected_answer_fails_naming_file_and_line(
+    broken: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    suites, thresholds = broken
+    algebra = suites / "algebra.yaml"
+    edit(algebra, '    prompt: "解方程 3x + 7 = 25，求 x 的值。"\n    answer: 6', '    prompt: "解方程 3x + 7 = 25，求 x 的值。"\n    answer: 5')
+    code, lines = lint(capsys, algebra, thresholds=thresholds)
+    assert code == 1
+    case_line = line_of(algebra, "- id: linear-equation")
+    assert f"{algebra}:{case_line}: case 'linear-equation': derivation gives \\boxed{{6}}" in lines[0]
+    assert ", 1 problem, " in lines[-1]  # and warnings: the other suites' budgets name suites not linted
+
+
+def test_every_kind_of_problem_is_reported_with_its_line(
+    broken: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    suites, thresholds = broken
+    edit(suites / "geometry.yaml", "    answer: 40\n", "    answr: 40\n")
+    edit(suites / "calculus.yaml", "suite: calculus", "suite: algebra")
+    edit(suites / "sequences.yaml", "    answer: 79\n", "    answer: 79\n    budgets: {ttft: {p50: {max: 1}}}\n")
+    edit(suites / "number-theory.yaml", '{expr: "Mod(2024, 7)"}', '{expr: "Mod(2024, 7) + os.system(1)"}')
+    data = suites / "data" / "gsm8k-sample.jsonl"
+    data.write_text(data.read_text("utf-8").replace('"answer":', '"answr":', 1), "utf-8")
+    edit(thresholds, "vram_peak_gb: {max: 7.7}", "vram_top_gb: {max: 7.7}")
+
+    damaged = ("geometry", "algebra", "calculus", "sequences", "number-theory", "gsm8k-sample")
+    code, lines = lint(capsys, *(suites / f"{name}.yaml" for name in damaged), thresholds=thresholds)
+    output = "\n".join(lines)
+    assert code == 1
+    geometry = suites / "geometry.yaml"
+    assert f"{geometry}:{line_of(geometry, 'answr: 40')}: unknown key 'answr'" in output
+    calculus = suites / "calculus.yaml"
+    assert f"{calculus}:{line_of(calculus, 'suite: algebra')}: suite name 'algebra' is also used by" in output
+    sequences = suites / "sequences.yaml"
+    assert f"{sequences}:{line_of(sequences, '- id: arithmetic-20th-term')}: budgets.ttft:" in output
+    theory = suites / "number-theory.yaml"
+    assert f"{theory}:{line_of(theory, '- id: remainder-2024-by-7')}: case 'remainder-2024-by-7': derivation:" in output
+    assert f"{data.resolve()}:1: missing field 'answer'" in output
+    assert f"{thresholds}:{line_of(thresholds, 'vram_top_gb')}:" in output and "unknown metric 'vram_top_gb'" in output
+    assert ", 6 problems" in lines[-1]
+
+
+def test_a_budget_for_a_suite_elsewhere_is_a_warning(
+    broken: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    suites, thresholds = broken
+    code, lines = lint(capsys, suites / "seed.yaml", thresholds=thresholds)
+    assert code == 0
+    warning = next(line for line in lines if "'geometry'" in line)
+    assert warning.startswith(f"{thresholds}:{line_of(thresholds, 'geometry: {accuracy: {min: 0.95}}')}: warning:")
+    assert lines[-1] == f"mathperf lint: 1 suite files, 4 cases, {thresholds} ok, 6 warnings"
+
+
+def test_missing_paths_are_problems(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "empty").mkdir()
+    code, lines = lint(capsys, tmp_path / "nowhere", tmp_path / "empty", thresholds=tmp_path / "thresholds.yaml")
+    assert code == 1
+    assert f"{tmp_path / 'nowhere'}: no such file or folder" in lines
+    assert f"{tmp_path / 'empty'}: no suite files (*.yaml, *.yml) found" in lines
+    assert any("warning: not found, budgets not checked" in line for line in lines)
