@@ -153,6 +153,8 @@ def test_derive(derivation: dict[str, object], expected: str) -> None:
         ({"solve": ["x**2 = -1"]}, "no solution"),
         ({"over": {"a": [1, 1000], "b": [1, 1000]}, "reduce": "count"}, "more than"),
         ({"expr": "1 < 2"}, "truth value"),
+        ({"expr": "integrate(1/x, (x, -1, 1))"}, "undefined"),
+        ({"solve": ["x == 1"]}, "one '='"),
         ({"expr": "1", "reduce": "median"}, "reduce"),
         ({"exprs": "1"}, "unknown derivation key"),
         ({"expr": "1", "solve": ["x = 1"], "over": {"a": [1, 2]}}, "not both"),
