@@ -572,7 +572,10 @@ def _unbox(text: str) -> str:
 
 
 _TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|textrm|mathrm|mathbf|mbox|operatorname)\s*\{([^{}]*)\}")
+_ENVIRONMENT = re.compile(r"\\(?:begin|end)\s*\{[A-Za-z*]*\}")
 _MATH_REPLACEMENTS = [
+    ("\\\\", ", "),  # a LaTeX line break, as between the rows of \begin{cases}
+    ("&", " "),
     ("π", "\\pi "),
     ("√", "\\sqrt"),
     ("×", "\\times "),
@@ -618,6 +621,7 @@ _APPROX = re.compile(r"\\approx|\\sim(?![a-z])")
 def _math_text(text: str) -> str:
     """Answer text with math symbols in LaTeX and decoration dropped; parts and names intact."""
     text = _TEXT_WRAPPER.sub(lambda match: f" {match.group(1)} ", text)
+    text = _ENVIRONMENT.sub(" ", text)
     for old, new in _MATH_REPLACEMENTS:
         text = text.replace(old, new)
     return _THOUSANDS.sub("", text)
@@ -666,8 +670,26 @@ def _separator_width(text: str, index: int) -> int:
 
 
 def _values(answer: str) -> list[str]:
-    """The readable values of a several-part answer, in order; parts with no value dropped."""
-    return [value for value in (_clean_value(part) for part in _split_parts(_math_text(answer))) if value]
+    """The readable values of a several-part answer, in order; parts with no value dropped.
+
+    A lone bracketed group holds the parts: "(x, y) = (20/7, 25/7)" gives 20/7 and 25/7.
+    """
+    values = [value for value in (_clean_value(part) for part in _split_parts(_math_text(answer))) if value]
+    group = _lone_group(values[0]) if len(values) == 1 else None
+    if group is not None:
+        inner = [value for value in (_clean_value(part) for part in _split_parts(group)) if value]
+        if len(inner) > 1:
+            return inner
+    return values
+
+
+def _lone_group(value: str) -> str | None:
+    """The inside of a value that is one bracketed group: (a, b), [a, b] or \\{a, b\\}."""
+    if value.startswith("\\{") and value.endswith("\\}"):
+        return value[2:-2]
+    if value[:1] in "([" and _closing_paren(value, 1) == len(value) - 1:
+        return value[1:-1]
+    return None
 
 
 def _clean_value(text: str, *, keep_equation: bool = False) -> str:
