@@ -31,14 +31,15 @@ Reading a value
     word such as "books") are dropped, so ``50%`` reads as 50: percent is a unit, not 0.5.
     A comma followed by exactly three digits and no space is a thousands separator
     (``1,234``); the Chinese comma ``，`` never is. Any other comma, ``;``, ``、``, "and",
-    "or", "和", "与", "或", ``\\quad`` separates parts (``17, 19``). Commas inside brackets
-    do not separate (``(1, 2]``).
+    "or", "和", "与", "或", ``\\quad`` and the row break ``\\\\`` of ``cases``/``aligned``
+    separate parts (``17, 19``). Commas inside brackets do not separate (``(1, 2]``).
 
 Expected forms (as written in suite YAML)
     scalar        one value; ``\\boxed{17, 19}`` is not ``17``. A scalar holding ``=`` is compared
                   as an equation.
     list          every part, in order (or in any order with ``unordered=True``); the count
-                  must match.
+                  must match. A lone tuple or set gives its elements as the parts
+                  (``(x, y) = (20/7, 25/7)``, ``\\{17, 19\\}``).
     mapping       named parts, matched by name in any order: ``name = v``, ``name: v``,
                   ``name ≈ v``, ``name is v``, ``(x, y) = (a, b)`` (a Latin-script name must be
                   followed directly by one of these); a name in Chinese also as ``name 是/为 v``
@@ -210,7 +211,11 @@ def _kind(value: object) -> str:
         return f"the boolean {value!r}"
     if value is None:
         return "empty"
-    return {dict: "a mapping", list: "a list"}.get(type(value), type(value).__name__)
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return type(value).__name__
 
 
 def _keys(mapping: Mapping[Any, Any]) -> str:
