@@ -106,7 +106,12 @@ class Suite:
     extra_sources: tuple[Path, ...] = field(default=())
 
     def applies_to(self, model: str) -> bool:
-        return any(fnmatch.fnmatchcase(model, pattern) for pattern in self.models)
+        """Whether ``models:`` selects ``model``: any glob matches and no ``!glob`` excludes it."""
+        included = [pattern for pattern in self.models if not pattern.startswith("!")] or ["*"]
+        excluded = [pattern[1:] for pattern in self.models if pattern.startswith("!")]
+        return any(fnmatch.fnmatchcase(model, pattern) for pattern in included) and not any(
+            fnmatch.fnmatchcase(model, pattern) for pattern in excluded
+        )
 
 
 def is_suite_file(path: Path) -> bool:

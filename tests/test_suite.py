@@ -249,3 +249,14 @@ def test_cases_from_bad_block_names_the_suite_line(tmp_path: Path) -> None:
     jsonl(tmp_path, "data.jsonl", [{"question": "q", "answer": "#### 1"}])
     message = error_of(importing(tmp_path, extra="  limit: 0"))
     assert message.startswith(f"{tmp_path / 'gsm.yaml'}:9: limit: must be a whole number ≥ 1"), message
+
+
+def test_models_globs_select_and_exclude(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text('models: ["*", "!mathperf-tiny"]\ncases:\n  - {id: a, prompt: p, answer: 1}\n', encoding="utf-8")
+    suite = load_suite(path)
+    assert suite.applies_to("deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B")
+    assert not suite.applies_to("mathperf-tiny")
+    path.write_text('models: ["!Qwen/*"]\ncases:\n  - {id: a, prompt: p, answer: 1}\n', encoding="utf-8")
+    only_exclusions = load_suite(path)
+    assert only_exclusions.applies_to("mathperf-tiny") and not only_exclusions.applies_to("Qwen/Qwen2.5-Math-1.5B")
