@@ -99,6 +99,8 @@ def start_transformers_serve(model_dir: Path, log_path: Path) -> tuple[subproces
         "TRANSFORMERS_OFFLINE": "1",
         "HF_HUB_DISABLE_TELEMETRY": "1",
         "TOKENIZERS_PARALLELISM": "false",
+        # The demo model is tiny: intra-op threads only spin against pytest and each other.
+        "OMP_NUM_THREADS": os.environ.get("MATHPERF_TEST_SERVE_THREADS", "1"),
     }
     last_error = "no attempt"
     for _attempt in range(3):  # another process may take the free port before the server binds it

@@ -117,7 +117,7 @@ def test_32_users_through_transformers_serve(served_model: ServedModel) -> None:
     backend = OpenAIBackend(BackendOptions(model=served_model.model, endpoint=served_model.base_url))
     backend.load()
     questions = [f"What is {a} + {b}?" for a, b in ((427, 385), (105, 768), (19, 23), (600, 401))]
-    result: LoadResult = run_load(backend, LoadProfile(users=32, requests=64), prompts(*questions, max_new_tokens=24))
+    result: LoadResult = run_load(backend, LoadProfile(users=32, requests=32), prompts(*questions, max_new_tokens=16))
     backend.close()
     assert result.success_rate == 1.0, result.errors()
     metrics = result.metrics()
@@ -125,6 +125,6 @@ def test_32_users_through_transformers_serve(served_model: ServedModel) -> None:
     assert metrics["load.e2e_ms.p50"] <= metrics["load.e2e_ms.p95"] <= metrics["load.e2e_ms.p99"]
     assert all(record.ttft_ms is not None and record.ttft_ms <= record.e2e_ms for record in result.records)
     assert metrics["load.tokens_per_s"] > 0
-    assert sum(record.output_tokens for record in result.records) > 64
+    assert sum(record.output_tokens for record in result.records) > 32
     # One server thread generates one request at a time: the client waits, it does not work.
     assert metrics["load.client_overhead_ms.p50"] < 0.05 * metrics["load.e2e_ms.p50"]
