@@ -56,7 +56,7 @@ class Generation:
     ttft_ms: float | None  # None when not a single token arrived
     e2e_ms: float
     finish_reason: FinishReason
-    token_count_source: Literal["tokenizer", "usage"] = "tokenizer"
+    token_count_source: Literal["tokenizer", "usage", "chunks"] = "tokenizer"  # chunks: an estimate, one per streamed chunk
     extra_metrics: Mapping[str, float] = field(default_factory=dict)  # e.g. ttfat_ms over HTTP
 
     @property

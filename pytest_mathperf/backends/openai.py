@@ -181,7 +181,7 @@ def _retry_after_s(headers: Mapping[str, str]) -> float | None:
 # The one SSE reader, used by the synchronous gate and by load profiles alike.
 # --------------------------------------------------------------------------------------------
 
-TokenCountSource = Literal["usage", "tokenizer", "chunks"]
+TokenCountSource = Literal["usage", "tokenizer", "chunks"]  # as Generation.token_count_source
 
 
 @dataclass(frozen=True)
@@ -744,7 +744,7 @@ class OpenAIBackend:
             ttft_ms=(ttft_at - started) * 1000.0 if ttft_at is not None else None,
             e2e_ms=(ended - started) * 1000.0,
             finish_reason=finish,
-            token_count_source=source,  # type: ignore[arg-type]
+            token_count_source=source,
             extra_metrics=extra,
         )
 
