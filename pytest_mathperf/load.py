@@ -149,6 +149,16 @@ class LoadResult:
             "load.loop_lag_ms": list(self.loop_lag_ms),
         }
 
+    def budget_samples(self, metric: str) -> list[float]:
+        """What ``thresholds.evaluate`` takes for ``metric``: the per-request samples, or the one value."""
+        samples = self.samples()
+        if metric in samples:
+            return samples[metric]
+        values = self.metrics()
+        if metric not in values:
+            raise KeyError(f"unknown load metric {metric!r}; expected one of {', '.join(LOAD_METRICS)}")
+        return [values[metric]]
+
     def metrics(self) -> dict[str, float]:
         """Flat values for reports and history: ``load.e2e_ms.p95`` and so on; empty samples are left out."""
         values: dict[str, float] = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from servers import ScriptedServer, ServedModel
@@ -11,6 +12,7 @@ from pytest_mathperf.backends import BackendOptions, GenerationRequest, Message
 from pytest_mathperf.backends.openai import OpenAIBackend, OpenAISettings
 from pytest_mathperf.load import LoadProfile, LoadResult, run_load
 from pytest_mathperf.metrics import statistic
+from pytest_mathperf.thresholds import evaluate, load_thresholds
 
 QUICK = OpenAISettings(first_byte_timeout_s=5.0, read_timeout_s=5.0, retries=1, backoff_s=0.01)
 
@@ -68,9 +70,34 @@ def test_request_count_profile_cycles_through_the_prompts(scripted_backend: Open
     # Budgets apply their statistic to the samples, as thresholds.yaml spells it.
     samples = result.samples()
     assert statistic(samples["load.e2e_ms"], "p95") == metrics["load.e2e_ms.p95"]
+    assert result.budget_samples("load.e2e_ms") == samples["load.e2e_ms"]
+    assert result.budget_samples("load.success_rate") == [1.0]
     assert len(samples["load.e2e_ms"]) == 300
     # The client measured itself: its own time is a small part of each request.
     assert all(0 < record.client_ms < record.e2e_ms for record in result.records)
+
+
+def test_budgets_spelled_as_in_the_issue_evaluate_a_load_result(scripted_backend: OpenAIBackend, tmp_path: Path) -> None:
+    thresholds_file = tmp_path / "thresholds.yaml"
+    thresholds_file.write_text(
+        "version: 1\n"
+        "cards:\n"
+        "  cpu:\n"
+        "    models:\n"
+        "      scripted-model:\n"
+        "        load.success_rate: {min: 1.0}\n"
+        "        load.e2e_ms: {p95: {max: 890}}\n"
+        "        load.tokens_per_s: {min: 1000000}\n",
+        "utf-8",
+    )
+    budgets = load_thresholds(thresholds_file).budgets_for("cpu", "scripted-model", ["load"])
+    assert budgets is not None
+    result = run_load(scripted_backend, LoadProfile(users=8, requests=16), prompts("a?"))
+    outcomes = {budget.name: evaluate(budget, result.budget_samples(budget.metric)) for budget in budgets}
+    assert set(outcomes) == {"load.success_rate", "load.e2e_ms.p95", "load.tokens_per_s"}
+    assert outcomes["load.success_rate"].passed and outcomes["load.success_rate"].measured == 1.0
+    assert outcomes["load.e2e_ms.p95"].passed and outcomes["load.e2e_ms.p95"].samples == 16
+    assert not outcomes["load.tokens_per_s"].passed  # a million tokens/s is out of reach
 
 
 def test_duration_profile_stops_issuing_at_the_deadline(
