@@ -334,6 +334,15 @@ class StreamResult:
     data_events: int
 
 
+@dataclass
+class _CallState:
+    """What one generate call has seen so far, across its attempts (mutable, private)."""
+
+    stream: ChatStream | None = None
+    retries: int = 0
+    client_s: float = 0.0
+
+
 class _Retryable(Exception):
     """Internal: a failure before the first byte that a retry may fix."""
 
@@ -548,24 +557,24 @@ class OpenAIBackend:
         """
         started = time.perf_counter()
         limit_s = request.timeout_s or self.settings.generation_timeout_s
-        state: dict[str, Any] = {"stream": None, "retries": 0, "client_s": 0.0}
+        state = _CallState()
         try:
             await asyncio.wait_for(self._attempts(request, client, started, state), timeout=limit_s)
         except asyncio.TimeoutError:
-            stream: ChatStream | None = state["stream"]
-            chunks = stream.data_events if stream is not None else 0
+            chunks = state.stream.data_events if state.stream is not None else 0
             raise GenerationTimeout(
                 f"generation on {self.display_endpoint} ran past {limit_s:g} s "
-                f"(after {chunks} chunks, {state['retries']} retries)"
+                f"(after {chunks} chunks, {state.retries} retries)"
             ) from None
-        stream = state["stream"]
+        stream = state.stream
+        assert stream is not None  # _attempts returns only after a complete stream
         bookkeeping_started = time.perf_counter()
         generation = self._generation(stream, request, started, stream.completed_at or bookkeeping_started)
-        client_s = state["client_s"] + (time.perf_counter() - bookkeeping_started)
-        return StreamResult(generation, state["retries"], client_s * 1000.0, stream.data_events)
+        client_s = state.client_s + (time.perf_counter() - bookkeeping_started)
+        return StreamResult(generation, state.retries, client_s * 1000.0, stream.data_events)
 
     async def _attempts(
-        self, request: GenerationRequest, client: httpx.AsyncClient, started: float, state: dict[str, Any]
+        self, request: GenerationRequest, client: httpx.AsyncClient, started: float, state: _CallState
     ) -> None:
         attempt = 0
         while True:
@@ -576,18 +585,19 @@ class OpenAIBackend:
                 attempt += 1
                 if attempt > self.settings.retries:
                     raise BackendError(f"{failure} (gave up after {attempt} attempts)") from None
-                state["retries"] = attempt
+                state.retries = attempt
                 await asyncio.sleep(self.settings.backoff(attempt, failure.retry_after))
 
     async def _stream_once(
-        self, request: GenerationRequest, client: httpx.AsyncClient, started: float, state: dict[str, Any]
+        self, request: GenerationRequest, client: httpx.AsyncClient, started: float, state: _CallState
     ) -> None:
         import httpx
 
+        attempt_started = time.perf_counter()
         url = f"{self.endpoint}/chat/completions"
         where = f"{self.display_endpoint}/chat/completions"
         stream = ChatStream(started)
-        state["stream"] = stream
+        state.stream = stream
         http_request = client.build_request("POST", url, json=self.request_body(request))
         first_byte_s = self.settings.first_byte_timeout_s
         try:
@@ -610,7 +620,8 @@ class OpenAIBackend:
                     f"{where} answered {content_type or 'no content type'}, not an event stream: "
                     f"{self._scrub(_error_detail(body))}"
                 )
-            await self._read_events(response, stream, where, first_byte_s, state)
+            first_byte_deadline = attempt_started + first_byte_s
+            await self._read_events(response, stream, where, first_byte_deadline, state)
         finally:
             await response.aclose()
 
@@ -619,8 +630,8 @@ class OpenAIBackend:
         response: httpx.Response,
         stream: ChatStream,
         where: str,
-        first_byte_s: float,
-        state: dict[str, Any],
+        first_byte_deadline: float,
+        state: _CallState,
     ) -> None:
         import httpx
 
@@ -629,7 +640,8 @@ class OpenAIBackend:
         client_s = 0.0
         try:
             # Before the first event a failure may be retried; the wait is the first-byte budget.
-            remaining = first_byte_s - (perf_counter() - stream.started)
+            first_byte_s = self.settings.first_byte_timeout_s
+            remaining = first_byte_deadline - perf_counter()
             while stream.first_event_at is None:
                 try:
                     line = await asyncio.wait_for(lines.__anext__(), timeout=max(remaining, 0.001))
@@ -645,7 +657,7 @@ class OpenAIBackend:
                 if stream.feed_line(line, now):
                     break
                 client_s += perf_counter() - now
-                remaining = first_byte_s - (now - stream.started)
+                remaining = first_byte_deadline - now
             # After it, every failure is final.
             if not (stream.done or stream.server_error):
                 async for line in lines:
@@ -667,7 +679,7 @@ class OpenAIBackend:
                 f"stream from {where} cut off after {stream.data_events} chunks: {_describe_transport_error(exc)}"
             ) from None
         finally:
-            state["client_s"] += client_s
+            state.client_s += client_s
             await lines.aclose()
         if stream.server_error is not None:
             raise BackendError(
