@@ -21,7 +21,7 @@ from pytest_mathperf.backends import (
     ModelLoadError,
     create_backend,
 )
-from pytest_mathperf.load import LOAD_SAMPLE_METRICS, LoadResult
+from pytest_mathperf.load import LoadResult
 from pytest_mathperf.devices import GIB, DeviceInfo, MemoryMonitor, describe_device, resolve_device
 from pytest_mathperf.metrics import ACCURACY, GENERATION_METRICS, MODEL_METRICS
 from pytest_mathperf.results import CaseRecord, GenerationRecord, ModelRecord
@@ -278,10 +278,7 @@ class Runner:
             value = session.model_metrics().get(budget.metric)
             return [] if value is None else [value]
         if budget.scope == "load":
-            results = list(session.load_results.values())
-            if budget.metric in LOAD_SAMPLE_METRICS:
-                return [value for result in results for value in result.samples()[budget.metric]]
-            return [result.metrics()[budget.metric] for result in results if budget.metric in result.metrics()]
+            return [value for result in session.load_results.values() for value in result.budget_samples(budget.metric)]
         return []
 
 
