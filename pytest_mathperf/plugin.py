@@ -1,26 +1,25 @@
 """The pytest11 entry point: options, collection, item order, JUnit properties and the summary.
 
-Hooks stay thin and delegate: suites, thresholds, answers, backends, history and reports each
-live in their own module. Nothing heavy is imported here, so a plain ``pytest`` run without
-``--mathperf`` pays nothing for the plugin being installed.
+Hooks stay thin and delegate: the nodes live in ``items``, the measuring in ``runner``, and
+suites, thresholds, answers, backends, history and reports each in their own module. Nothing
+heavy is imported here, so a plain ``pytest`` run without ``--mathperf`` pays nothing for the
+plugin being installed.
 """
 
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_mathperf.items import BudgetItem, CaseItem, LoadItem, SuiteFile, ThresholdsFile, unique_slugs
+from pytest_mathperf.state import STATE, GateState, Settings
+
 if TYPE_CHECKING:
-    from pytest_mathperf.results import BudgetRecord, CaseRecord, ModelRecord, RunRecord
-    from pytest_mathperf.runner import Runner
-    from pytest_mathperf.suite import Case, Suite
-    from pytest_mathperf.thresholds import Budget, BudgetOutcome, Thresholds
+    from pytest_mathperf.results import RunRecord
 
 DEFAULT_THRESHOLDS = "thresholds.yaml"
 DEFAULT_SUITES = "suites"
@@ -43,48 +42,6 @@ INI_OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
     ("mathperf_html", "string", None, "write the HTML trend report here at the end of the session"),
     ("mathperf_strict", "bool", False, "every wrong answer fails its case, even under an accuracy budget"),
 )
-
-
-@dataclass
-class GateState:
-    """Session state of the gate, kept in ``config.stash``."""
-
-    settings: Settings
-    runner: Runner
-    thresholds: Thresholds | None
-    budgets: dict[str, list[Budget]] = field(default_factory=dict)  # model → budgets in this run
-    started_at: float = field(default_factory=time.time)
-    cases: dict[str, CaseRecord] = field(default_factory=dict)  # nodeid → record (controller side)
-    budget_records: dict[str, BudgetRecord] = field(default_factory=dict)
-    models: dict[str, ModelRecord] = field(default_factory=dict)
-    messages: list[str] = field(default_factory=list)  # shown in the terminal summary
-
-    def accuracy_budget_applies(self, model: str, suite: str) -> bool:
-        return any(
-            budget.metric == "accuracy" and (budget.scope == "model" or budget.suite == suite)
-            for budget in self.budgets.get(model, [])
-        )
-
-
-@dataclass(frozen=True)
-class Settings:
-    models: tuple[str, ...]
-    backend: str
-    endpoint: str | None
-    device: str
-    dtype: str
-    thresholds: Path
-    thresholds_explicit: bool
-    suites: tuple[Path, ...]
-    repeats: int | None
-    warmup: int
-    card: str | None
-    history: Path | None
-    html: Path | None
-    strict: bool
-
-
-STATE = pytest.StashKey[GateState]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -171,7 +128,7 @@ def _read_settings(config: pytest.Config) -> Settings:
 def pytest_configure(config: pytest.Config) -> None:
     if not _enabled(config):
         return
-    from pytest_mathperf.runner import RunOptions, Runner
+    from pytest_mathperf.runner import Runner, RunOptions
     from pytest_mathperf.thresholds import load_thresholds
     from pytest_mathperf.yamlfile import SchemaError
 
@@ -263,271 +220,6 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     return SuiteFile.from_parent(parent, path=file_path)
 
 
-class MathperfFailure(Exception):
-    """A check failed; the message is what the user reads (no traceback into the plugin)."""
-
-
-class SuiteFile(pytest.File):
-    """A suite YAML file; collects one item per case and model."""
-
-    def collect(self) -> Iterator[pytest.Item]:
-        from pytest_mathperf.runner import model_slug
-        from pytest_mathperf.suite import load_suite
-        from pytest_mathperf.thresholds import case_budgets
-        from pytest_mathperf.yamlfile import SchemaError
-
-        state = self.config.stash[STATE]
-        try:
-            suite = load_suite(self.path)
-            per_case_budgets = {
-                case.id: case_budgets(case.source or self.path, case.line, suite.name, case.id, case.budgets)
-                for case in suite.cases
-                if case.budgets
-            }
-        except SchemaError as error:
-            raise self.CollectError(str(error)) from None
-        slugs = _unique_slugs(state.settings.models)
-        for model in state.settings.models:
-            if not suite.applies_to(model):
-                continue
-            for case in suite.cases:
-                item = CaseItem.from_parent(
-                    self,
-                    name=f"{case.id}[{slugs[model]}]",
-                    suite=suite,
-                    case=case,
-                    model=model,
-                    budgets=per_case_budgets.get(case.id, []),
-                )
-                for tag in case.tags:
-                    self.config.addinivalue_line("markers", f"{tag}: suite tag (pytest-mathperf)")
-                    item.add_marker(getattr(pytest.mark, tag))
-                if case.skip:
-                    item.add_marker(pytest.mark.skip(reason=case.skip))
-                if case.xfail:
-                    item.add_marker(pytest.mark.xfail(reason=case.xfail, strict=False))
-                item.add_marker(pytest.mark.xdist_group(model_slug(model)))
-                yield item
-            if suite.load is not None:
-                load_item = LoadItem.from_parent(self, name=f"load[{slugs[model]}]", suite=suite, model=model)
-                load_item.add_marker(pytest.mark.xdist_group(model_slug(model)))
-                yield load_item
-
-
-def _unique_slugs(models: tuple[str, ...]) -> dict[str, str]:
-    from pytest_mathperf.runner import model_slug
-
-    slugs: dict[str, str] = {}
-    for model in models:
-        slug = model_slug(model)
-        while slug in slugs.values():
-            slug += "-2"
-        slugs[model] = slug
-    return slugs
-
-
-class CaseItem(pytest.Item):
-    """One case on one model: generate every repeat, judge each answer, apply the pass rule."""
-
-    def __init__(self, *, suite: Suite, case: Case, model: str, budgets: list[Budget], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.suite = suite
-        self.case = case
-        self.model = model
-        self.case_budgets = budgets
-        self.mathperf_payload: dict[str, Any] | None = None
-
-    def runtest(self) -> None:
-        from pytest_mathperf.backends import ModelLoadError
-        from pytest_mathperf.runner import case_properties
-
-        state = self.config.stash[STATE]
-        try:
-            record = state.runner.run_case(self.model, self.suite, self.case, self.nodeid)
-        except ModelLoadError as error:
-            session = state.runner.sessions[self.model]
-            if session.first_failure_reported:
-                pytest.skip(f"{self.model} did not load (see the first failure): {error}")
-            session.first_failure_reported = True
-            raise MathperfFailure(f"model {self.model} did not load: {error}") from None
-        self.user_properties.extend(case_properties(record))
-        self.mathperf_payload = {
-            "case": record.to_dict(),
-            "model": state.runner.model_record(self.model).to_dict(),
-        }
-        if record.passed:
-            return
-        message = _case_failure_text(record, self.case)
-        has_error = any(generation.status == "error" for generation in record.generations)
-        if not has_error and not state.settings.strict and state.accuracy_budget_applies(self.model, self.suite.name):
-            first = next(g for g in record.generations if g.status != "correct")
-            pytest.xfail(
-                f"{record.verdict} ({record.correct_count}/{len(record.generations)} correct), left to the accuracy "
-                f"budget: expected {record.expected}, extracted {first.extracted or 'nothing'}"
-            )
-        raise MathperfFailure(message)
-
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
-        if isinstance(excinfo.value, MathperfFailure):
-            return str(excinfo.value)
-        return super().repr_failure(excinfo, style=style)
-
-    def reportinfo(self) -> tuple[Path, int | None, str]:
-        source = self.case.source or self.path
-        return source, self.case.line - 1, f"{self.suite.name}::{self.case.id} [{self.model}]"
-
-
-class LoadItem(pytest.Item):
-    """A suite's load profile on one served model: many concurrent streams, judged by load budgets."""
-
-    def __init__(self, *, suite: Suite, model: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.suite = suite
-        self.model = model
-        self.mathperf_payload: dict[str, Any] | None = None
-
-    def runtest(self) -> None:
-        from pytest_mathperf.backends import ModelLoadError
-
-        state = self.config.stash[STATE]
-        if state.settings.backend == "hf":
-            pytest.skip("load profiles need a served model: --mathperf-backend openai --mathperf-endpoint URL")
-        try:
-            result = state.runner.run_load(self.model, self.suite)
-        except ModelLoadError as error:
-            pytest.skip(f"{self.model} did not load: {error}")
-        metrics = result.metrics()
-        self.user_properties.extend([("mathperf.model", self.model), ("mathperf.load", result.profile.describe())])
-        self.user_properties.extend((name, round(value, 4)) for name, value in sorted(metrics.items()))
-        self.mathperf_payload = {"model": state.runner.model_record(self.model).to_dict()}
-        if not result.succeeded:
-            raise MathperfFailure(
-                f"load profile ({result.profile.describe()}) on {self.model}: no request succeeded\n  "
-                + "\n  ".join(result.errors())
-            )
-
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
-        if isinstance(excinfo.value, MathperfFailure):
-            return str(excinfo.value)
-        return super().repr_failure(excinfo, style=style)
-
-    def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, self.suite.load_line - 1, f"{self.suite.name}::load [{self.model}]"
-
-
-def _case_failure_text(record: CaseRecord, case: Case) -> str:
-    shown = next(g for g in record.generations if g.status != "correct")
-    output = shown.output if len(shown.output) <= 2000 else "…" + shown.output[-2000:]
-    lines = [
-        f"{record.verdict}: {record.correct_count} of {len(record.generations)} generations correct "
-        f"(pass rule: {record.pass_rule}) — {record.model}",
-        f"  expected : {record.expected}",
-        f"  extracted: {shown.extracted or '(nothing)'}   [repeat {shown.repeat}: {shown.status}, {shown.reason}]",
-        f"  prompt   : {case.prompt}",
-        f"  raw output (repeat {shown.repeat}, finish: {shown.finish_reason}):",
-        *("    " + line for line in output.splitlines() or [""]),
-    ]
-    return "\n".join(lines)
-
-
-class ThresholdsFile(pytest.File):
-    """The thresholds file as a node, so budgets read ``thresholds.yaml::model::ttft_ms.p50``."""
-
-    def collect(self) -> Iterator[pytest.Item]:
-        return iter(())  # budget items are made after selection, in pytest_collection_modifyitems
-
-
-class BudgetItem(pytest.Item):
-    """One budget on one model: compares a statistic over what that model's cases measured."""
-
-    def __init__(self, *, budget: Budget | None, model: str, policy_message: str = "", **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.budget = budget
-        self.model = model
-        self.policy_message = policy_message  # for the unknown-card item, which has no budget
-        self.mathperf_payload: dict[str, Any] | None = None
-
-    def runtest(self) -> None:
-        from pytest_mathperf.thresholds import evaluate
-
-        state = self.config.stash[STATE]
-        if self.budget is None:
-            if state.thresholds is not None and state.thresholds.unknown_card == "fail":
-                raise MathperfFailure(self.policy_message)
-            pytest.skip(self.policy_message)
-        session = state.runner.sessions[self.model]
-        if session.load_error is not None:
-            pytest.skip(f"{self.model} did not load, nothing to judge")
-        if self.budget.scope == "load" and not session.load_results:
-            pytest.skip("no load profile ran for this model (a suite's `load:` block, with --mathperf-backend openai)")
-        outcome = evaluate(self.budget, state.runner.samples(self.model, self.budget))
-        record = _budget_record(outcome, self.model, state.runner.card, self.nodeid)
-        self.mathperf_payload = {
-            "budget": record.to_dict(),
-            "model": state.runner.model_record(self.model).to_dict(),
-        }
-        self.user_properties.extend(
-            [
-                ("mathperf.model", self.model),
-                ("mathperf.budget", self.budget.name),
-                ("mathperf.measured", "" if outcome.measured is None else round(outcome.measured, 4)),
-                ("mathperf.bound", self.budget.bound_text),
-                ("mathperf.samples", outcome.samples),
-                ("mathperf.card", state.runner.card),
-            ]
-        )
-        if not outcome.passed:
-            raise MathperfFailure(_budget_failure_text(outcome, self.model, state.runner.card))
-
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
-        if isinstance(excinfo.value, MathperfFailure):
-            return str(excinfo.value)
-        return super().repr_failure(excinfo, style=style)
-
-    def reportinfo(self) -> tuple[Path, int | None, str]:
-        line = self.budget.line - 1 if self.budget else None
-        return self.path, line, f"budget {self.name} [{self.model}]"
-
-
-def _budget_record(outcome: BudgetOutcome, model: str, card: str, nodeid: str) -> BudgetRecord:
-    from pytest_mathperf.results import BudgetRecord
-
-    budget = outcome.budget
-    return BudgetRecord(
-        model=model,
-        name=budget.name,
-        metric=budget.metric,
-        statistic=budget.statistic,
-        scope=budget.scope,
-        suite=budget.suite,
-        case=budget.case,
-        minimum=budget.minimum,
-        maximum=budget.maximum,
-        measured=outcome.measured,
-        samples=outcome.samples,
-        passed=outcome.passed,
-        card=card,
-        nodeid=nodeid,
-    )
-
-
-def _budget_failure_text(outcome: BudgetOutcome, model: str, card: str) -> str:
-    budget = outcome.budget
-    over = f" over {outcome.samples} {'cases' if budget.metric == 'accuracy' else 'samples'}"
-    statistic = f"{budget.statistic} " if budget.statistic else ""
-    scope = {"suite": f" in suite {budget.suite}", "case": f" in case {budget.case}"}.get(budget.scope, "")
-    where = f"{budget.source}:{budget.line}"
-    return "\n".join(
-        [
-            f"budget {budget.name} failed for {model}{scope} on {card}",
-            f"  measured : {statistic}{outcome.measured_text}{over if outcome.measured is not None else ''}",
-            f"  budget   : {budget.bound_text}   ({where})",
-            f"  card     : {card}",
-            f"  samples  : {outcome.samples}",
-        ]
-    )
-
-
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     """Add the budget items for what was selected, and order items model by model."""
@@ -538,7 +230,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     case_items = [item for item in model_items if isinstance(item, CaseItem)]
     if not model_items:
         return
-    slugs = _unique_slugs(state.settings.models)
+    slugs = unique_slugs(state.settings.models)
     thresholds_node = None
     if state.thresholds is not None:
         thresholds_node = ThresholdsFile.from_parent(session, path=state.thresholds.path)

@@ -15,14 +15,13 @@ from pytest_mathperf.backends import (
     BackendError,
     BackendOptions,
     GenerationRequest,
-    GenerationTimeout,
     LoadInfo,
     Message,
     ModelLoadError,
     create_backend,
 )
-from pytest_mathperf.load import LoadResult
 from pytest_mathperf.devices import GIB, DeviceInfo, MemoryMonitor, describe_device, resolve_device
+from pytest_mathperf.load import LoadResult
 from pytest_mathperf.metrics import ACCURACY, GENERATION_METRICS, MODEL_METRICS
 from pytest_mathperf.results import CaseRecord, GenerationRecord, ModelRecord
 from pytest_mathperf.suite import Case, Suite

@@ -214,3 +214,31 @@ def test_cuda_gate_reads_nvml_memory_and_the_card_name(pytester, run_gate) -> No
     run.result.assert_outcomes(passed=3)
     assert "VRAM peak (GB)" in run.output
     assert "card 'cpu'" not in run.output
+
+
+def test_runs_are_recorded_and_the_report_is_written(pytester, run_gate) -> None:
+    from pytest_mathperf.history import History
+
+    write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE)
+    history_path = pytester.path / "history.db"
+    for _ in range(2):
+        run = run_gate("--mathperf-history", str(history_path), "--mathperf-html", "report.html", history=True)
+        run.result.assert_outcomes(passed=3)
+    run.result.stdout.fnmatch_lines([f"mathperf: recorded run 2 in {history_path}", "mathperf: wrote *report.html"])
+    with History(history_path) as history:
+        recorded = history.latest_run()
+    assert recorded is not None
+    assert {case.case for case in recorded.cases} == {"add", "sub", "sub-en"}
+    assert recorded.environment["card"] == "cpu"
+    assert recorded.models[0].metrics["rss_peak_gb"] > 0
+    html = (pytester.path / "report.html").read_text(encoding="utf-8")
+    assert "mathperf-tiny" in html and "<svg" in html
+
+
+def test_a_corrupt_history_loses_nothing_else(pytester, run_gate) -> None:
+    write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE)
+    (pytester.path / "history.db").write_bytes(b"this is not sqlite" * 100)
+    run = run_gate("--mathperf-history", "history.db", history=True)
+    run.result.assert_outcomes(passed=3)
+    run.result.stdout.fnmatch_lines(["mathperf: run NOT recorded: *history.db*", "accuracy arithmetic *100% (3/3*"])
+    assert run.properties("add[mathperf-tiny]")["mathperf.verdict"] == "correct"

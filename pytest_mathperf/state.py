@@ -1,0 +1,57 @@
+"""The gate's session state: what the user chose and what the run has measured so far."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from pytest_mathperf.results import BudgetRecord, CaseRecord, ModelRecord
+    from pytest_mathperf.runner import Runner
+    from pytest_mathperf.thresholds import Budget, Thresholds
+
+
+@dataclass
+class GateState:
+    """Session state of the gate, kept in ``config.stash``."""
+
+    settings: Settings
+    runner: Runner
+    thresholds: Thresholds | None
+    budgets: dict[str, list[Budget]] = field(default_factory=dict)  # model → budgets in this run
+    started_at: float = field(default_factory=time.time)
+    cases: dict[str, CaseRecord] = field(default_factory=dict)  # nodeid → record (controller side)
+    budget_records: dict[str, BudgetRecord] = field(default_factory=dict)
+    models: dict[str, ModelRecord] = field(default_factory=dict)
+    messages: list[str] = field(default_factory=list)  # shown in the terminal summary
+
+    def accuracy_budget_applies(self, model: str, suite: str) -> bool:
+        return any(
+            budget.metric == "accuracy" and (budget.scope == "model" or budget.suite == suite)
+            for budget in self.budgets.get(model, [])
+        )
+
+
+@dataclass(frozen=True)
+class Settings:
+    models: tuple[str, ...]
+    backend: str
+    endpoint: str | None
+    device: str
+    dtype: str
+    thresholds: Path
+    thresholds_explicit: bool
+    suites: tuple[Path, ...]
+    repeats: int | None
+    warmup: int
+    card: str | None
+    history: Path | None
+    html: Path | None
+    strict: bool
+
+
+STATE = pytest.StashKey[GateState]()
