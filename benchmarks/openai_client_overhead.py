@@ -96,16 +96,17 @@ def per_request(url: str, chunks: int, requests: int) -> None:
     print(f"    our reading + bookkeeping (p50)  {ours:8.3f} ms  = {ours * 1000 / chunks:5.1f} us per chunk")
     print(f"    client process CPU per chunk     {cpu_s * 1e6 / (requests * chunks):8.1f} us  (httpx, asyncio, ours)")
     print(f"    client CPU share of wall time    {cpu_s / wall_s:8.0%}")
-    print(f"    => one core streams about {requests * chunks / cpu_s:,.0f} chunks/s; the seed's 50 users at 107.6 tok/s"
-          f" need {50 * 107.6 * cpu_s / (requests * chunks):.1%} of it")
+    print(f"    => one core reads about {requests * chunks / cpu_s:,.0f} chunks/s when they arrive back to back")
 
 
 def concurrency_table(chunks: int, delay_s: float, user_counts: list[int]) -> None:
     ideal_ms = chunks * delay_s * 1000
     print(f"  concurrent streams, {chunks} chunks paced {delay_s * 1000:g} ms apart (ideal e2e {ideal_ms:.0f} ms),"
           f" server in its own process, {os.cpu_count()} CPUs")
-    print(f"    {'users':>6} {'ok':>5} {'e2e p50':>9} {'e2e p99':>9} {'p50/ideal':>9} {'chunks/s':>9}"
-          f" {'client CPU':>10} {'server CPU':>10} {'loop lag p99':>12}")
+    print(f"    {'users':>6} {'ok':>5} {'e2e p50':>9} {'e2e p99':>9} {'p50/1 user':>10} {'chunks/s':>9}"
+          f" {'client CPU':>10} {'CPU/chunk':>9} {'server CPU':>10} {'loop lag p50/p99':>17}")
+    single_user_ms: float | None = None
+    cpu_per_chunk_us: dict[int, float] = {}
     with scripted_server(chunks, delay_s) as (url, pid):
         for users in user_counts:
             backend = backend_for(url)
@@ -114,14 +115,22 @@ def concurrency_table(chunks: int, delay_s: float, user_counts: list[int]) -> No
             server_share = (process_cpu_s(pid) - server_cpu_started) / result.wall_s
             backend.close()
             metrics = result.metrics()
-            chunks_per_s = sum(r.output_tokens for r in result.succeeded) / result.wall_s
+            p50 = metrics.get("load.e2e_ms.p50", float("nan"))
+            if single_user_ms is None:
+                single_user_ms = p50
+            received = sum(r.output_tokens for r in result.succeeded)
+            chunks_per_s = received / result.wall_s
+            cpu_per_chunk_us[users] = result.client_cpu_s * 1e6 / max(received, 1)
             print(
-                f"    {users:>6} {result.success_rate:>5.0%} {metrics.get('load.e2e_ms.p50', float('nan')):>7.0f}ms"
-                f" {metrics.get('load.e2e_ms.p99', float('nan')):>7.0f}ms"
-                f" {metrics.get('load.e2e_ms.p50', float('nan')) / ideal_ms:>9.2f} {chunks_per_s:>9,.0f}"
-                f" {result.client_cpu_share:>10.0%} {server_share:>10.0%}"
-                f" {metrics.get('load.loop_lag_ms.p99', float('nan')):>10.1f}ms"
+                f"    {users:>6} {result.success_rate:>5.0%} {p50:>7.0f}ms"
+                f" {metrics.get('load.e2e_ms.p99', float('nan')):>7.0f}ms {p50 / single_user_ms:>10.2f}"
+                f" {chunks_per_s:>9,.0f} {result.client_cpu_share:>10.0%} {cpu_per_chunk_us[users]:>7.0f}us"
+                f" {server_share:>10.0%}"
+                f" {metrics.get('load.loop_lag_ms.p50', float('nan')):>7.1f}/{metrics.get('load.loop_lag_ms.p99', float('nan')):.1f}ms"
             )
+    nearest = min(cpu_per_chunk_us, key=lambda users: abs(users - 50))
+    print(f"    => the seed's load test (50 users at 107.6 tok/s = 5,380 chunks/s) costs this client about"
+          f" {5380 * cpu_per_chunk_us[nearest] / 1e6:.0%} of one core (CPU per chunk measured at {nearest} users)")
 
 
 def transformers_serve(users: int, requests: int, max_new_tokens: int) -> None:
@@ -158,7 +167,7 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=100, help="content chunks per answer")
     parser.add_argument("--requests", type=int, default=200, help="sequential requests for the per-request figures")
     parser.add_argument("--delay-s", type=float, default=0.01, help="pacing between chunks for the concurrency table")
-    parser.add_argument("--users", default="1,64,256,512", help="comma-separated concurrency levels")
+    parser.add_argument("--users", default="1,16,64,256,512", help="comma-separated concurrency levels, 1 first")
     parser.add_argument("--serve-users", type=int, default=32)
     parser.add_argument("--serve-requests", type=int, default=64)
     parser.add_argument("--serve-max-tokens", type=int, default=48)
