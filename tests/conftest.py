@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["servers"]  # real servers on loopback for the HTTP backend (tests/servers.py)
+
 DEMO_MODEL = "mathperf-tiny"
 MODEL_DIR = Path(__file__).resolve().parent.parent / "pytest_mathperf" / "models" / DEMO_MODEL
 
@@ -40,7 +42,11 @@ class GateRun:
     junit: ElementTree.Element
 
     def testcase(self, name_part: str) -> ElementTree.Element:
-        matches = [case for case in self.junit.iter("testcase") if name_part in case.get("name", "")]
+        """The one test case whose ``classname.name`` contains ``name_part`` (``::`` written as ``.``)."""
+        wanted = name_part.replace("::", ".")
+        matches = [
+            case for case in self.junit.iter("testcase") if wanted in f"{case.get('classname')}.{case.get('name')}"
+        ]
         assert len(matches) == 1, f"{name_part!r} matches {[c.get('name') for c in matches]}"
         return matches[0]
 
@@ -60,8 +66,25 @@ def write(pytester: pytest.Pytester, relative: str, text: str) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def heavy_modules() -> None:
+    """Import what an in-process gate run imports, once, in the outer process.
+
+    ``pytester.runpytest`` restores ``sys.modules`` after each inner run; torch cannot be imported
+    a second time in one process (its C extension registers itself once), so it must already be
+    there before the first inner run — and before any ``pytester`` takes its snapshot, hence the
+    session scope.
+    """
+    import math_verify  # noqa: F401
+    import torch  # noqa: F401
+    import transformers.models.qwen2.modeling_qwen2  # noqa: F401
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: F401
+
+    import pytest_mathperf.answers  # noqa: F401
+
+
 @pytest.fixture
-def run_gate(pytester: pytest.Pytester) -> Callable[..., GateRun]:
+def run_gate(heavy_modules: None, pytester: pytest.Pytester) -> Callable[..., GateRun]:
     """Run ``pytest --mathperf`` on the demo model in the pytester folder and parse its JUnit XML."""
 
     def run(*args: str, model: str = DEMO_MODEL, history: bool = False) -> GateRun:

@@ -25,7 +25,8 @@ def test_plugin_is_dormant_without_the_flag(pytester: pytest.Pytester) -> None:
     write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE)
     result = pytester.runpytest("-p", "no:cacheprovider", "suites")
     result.assert_outcomes()
-    assert "mathperf" not in result.stdout.str()
+    assert "collected 0 items" in result.stdout.str()
+    assert "mathperf:" not in result.stdout.str()  # no report header, no summary section
 
 
 def test_importing_the_plugin_loads_no_heavy_library() -> None:
@@ -138,7 +139,7 @@ def test_accuracy_budget_decides_and_wrong_case_is_reported_not_failed(pytester,
     write(pytester, "thresholds.yaml", CPU_BUDGETS.format(budgets="suites:\n          arithmetic: {accuracy: {min: 0.6}}"))
     run = run_gate("-rx")
     run.result.assert_outcomes(passed=3, xfailed=1)
-    run.result.stdout.fnmatch_lines(["*XFAIL*add[mathperf-tiny]*wrong (0/1 correct), left to the accuracy budget: expected 813, extracted 812*"])
+    run.result.stdout.fnmatch_lines(["XFAIL suites/arithmetic.yaml::add?mathperf-tiny? - wrong (0/1 correct), left to the accuracy budget: expected 813, extracted 812*"])
     assert run.properties("mathperf-tiny::arithmetic::accuracy")["mathperf.measured"] == "0.6667"
 
     strict = run_gate("--mathperf-strict")
@@ -185,7 +186,7 @@ def test_two_models_are_compared_side_by_side(pytester, run_gate, tmp_path) -> N
     write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE)
     run = run_gate("--mathperf-model", str(second))
     run.result.assert_outcomes(passed=6)
-    header = next(line for line in run.output.splitlines() if "mathperf-tiny" in line and str(second) in line and "models" not in line)
+    header = next(line for line in run.output.splitlines() if line.startswith(" ") and str(second) in line)
     assert header.index("mathperf-tiny") < header.index(str(second))
     run.result.stdout.fnmatch_lines(["accuracy arithmetic *100% (3/3*100% (3/3*"])
 
@@ -240,5 +241,5 @@ def test_a_corrupt_history_loses_nothing_else(pytester, run_gate) -> None:
     (pytester.path / "history.db").write_bytes(b"this is not sqlite" * 100)
     run = run_gate("--mathperf-history", "history.db", history=True)
     run.result.assert_outcomes(passed=3)
-    run.result.stdout.fnmatch_lines(["mathperf: run NOT recorded: *history.db*", "accuracy arithmetic *100% (3/3*"])
+    run.result.stdout.fnmatch_lines(["accuracy arithmetic *100% (3/3*", "mathperf: run NOT recorded: *history.db is corrupt or not an SQLite file*"])
     assert run.properties("add[mathperf-tiny]")["mathperf.verdict"] == "correct"
