@@ -14,6 +14,9 @@ import pytest
 
 from pytest_mathperf.state import STATE
 
+#: Budgets that only an in-process model can be held to.
+MEMORY_METRICS = frozenset({"vram_load_gb", "vram_peak_gb", "rss_load_gb", "rss_peak_gb"})
+
 if TYPE_CHECKING:
     from pytest_mathperf.results import BudgetRecord, CaseRecord
     from pytest_mathperf.suite import Case, Suite
@@ -215,6 +218,8 @@ class BudgetItem(pytest.Item):
         session = state.runner.sessions[self.model]
         if session.load_error is not None:
             pytest.skip(f"{self.model} did not load, nothing to judge")
+        if self.budget.metric in MEMORY_METRICS and session.load_info is not None and session.load_info.device is None:
+            pytest.skip(f"{self.model} is served by another process: its memory is the server's, not measured here")
         if self.budget.scope == "load" and not session.load_results:
             pytest.skip("no load profile ran for this model (a suite's `load:` block, with --mathperf-backend openai)")
         outcome = evaluate(self.budget, state.runner.samples(self.model, self.budget))
@@ -234,7 +239,12 @@ class BudgetItem(pytest.Item):
             ]
         )
         if not outcome.passed:
-            raise MathperfFailure(_budget_failure_text(outcome, self.model, state.runner.card))
+            text = _budget_failure_text(outcome, self.model, state.runner.card)
+            for result in session.load_results.values() if self.budget.scope == "load" else ():
+                text += "".join(f"\n  failures : {line}" for line in result.errors())
+                warning = result.client_warning()
+                text += f"\n  client   : {warning}" if warning else ""
+            raise MathperfFailure(text)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, MathperfFailure):

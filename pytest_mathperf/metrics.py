@@ -13,6 +13,7 @@ from dataclasses import dataclass
 #: Measured once per generation; budgets apply a statistic over the generations.
 GENERATION_METRICS: dict[str, str] = {
     "ttft_ms": "ms",
+    "ttfat_ms": "ms",  # to the first answer token after the reasoning (OpenAI backend)
     "tpot_ms": "ms",
     "e2e_ms": "ms",
     "tokens_per_s": "tok/s",

@@ -20,7 +20,7 @@ from pytest_mathperf.backends import (
     ModelLoadError,
     create_backend,
 )
-from pytest_mathperf.devices import GIB, DeviceInfo, MemoryMonitor, describe_device, resolve_device
+from pytest_mathperf.devices import GIB, DeviceInfo, MemoryMonitor, describe_device, detect_card, resolve_device
 from pytest_mathperf.load import LoadResult
 from pytest_mathperf.metrics import ACCURACY, GENERATION_METRICS, MODEL_METRICS
 from pytest_mathperf.results import CaseRecord, GenerationRecord, ModelRecord
@@ -96,8 +96,8 @@ class Runner:
         if self._device_info is None:
             if self.options.backend == "hf":
                 info = describe_device(resolve_device(self.options.device))
-            else:
-                info = DeviceInfo(device="remote", card="remote")
+            else:  # a served model: the card is this host's, unless --mathperf-card names the server's
+                info = DeviceInfo(device="remote", card=detect_card())
             if self.options.card:
                 info = replace(info, card=self.options.card)
             self._device_info = info

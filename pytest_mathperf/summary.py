@@ -9,6 +9,7 @@ from pytest_mathperf.results import RunRecord, summary_statistic
 GENERATION_ROWS: tuple[tuple[str, str, str, str], ...] = (
     ("TTFT p50 (ms)", "ttft_ms", "p50", "{:.1f}"),
     ("TTFT p95 (ms)", "ttft_ms", "p95", "{:.1f}"),
+    ("TTFAT p50 (ms)", "ttfat_ms", "p50", "{:.1f}"),
     ("TPOT p50 (ms)", "tpot_ms", "p50", "{:.2f}"),
     ("tokens/s mean", "tokens_per_s", "mean", "{:.1f}"),
     ("decode tokens/s p50", "decode_tokens_per_s", "p50", "{:.1f}"),
@@ -21,6 +22,12 @@ MODEL_ROWS: tuple[tuple[str, str, str], ...] = (
     ("VRAM peak (GB)", "vram_peak_gb", "{:.2f}"),
     ("RSS after load (GB)", "rss_load_gb", "{:.2f}"),
     ("RSS peak (GB)", "rss_peak_gb", "{:.2f}"),
+    ("load: success rate", "load.success_rate", "{:.1%}"),
+    ("load: e2e p50 (ms)", "load.e2e_ms.p50", "{:.1f}"),
+    ("load: e2e p95 (ms)", "load.e2e_ms.p95", "{:.1f}"),
+    ("load: TTFT p95 (ms)", "load.ttft_ms.p95", "{:.1f}"),
+    ("load: requests/s", "load.requests_per_s", "{:.2f}"),
+    ("load: tokens/s", "load.tokens_per_s", "{:.1f}"),
 )
 
 

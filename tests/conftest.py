@@ -91,7 +91,7 @@ def run_gate(heavy_modules: None, pytester: pytest.Pytester) -> Callable[..., Ga
         junit_path = pytester.path / "junit.xml"
         options = ["--mathperf", "-p", "no:cacheprovider", f"--junitxml={junit_path}", "-o", "junit_family=xunit1"]
         if model:
-            options += ["--mathperf-model", model]
+            options.append(f"--mathperf-model={model}")  # with "=", pytest never takes a folder for a test path
         if not history:
             options.append("--mathperf-no-history")
         result = pytester.runpytest(*options, *args)

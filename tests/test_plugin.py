@@ -184,7 +184,7 @@ def test_two_models_are_compared_side_by_side(pytester, run_gate, tmp_path) -> N
     second = tmp_path / "tiny-copy"
     shutil.copytree(MODEL_DIR, second)
     write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE)
-    run = run_gate("--mathperf-model", str(second))
+    run = run_gate(f"--mathperf-model={second}")
     run.result.assert_outcomes(passed=6)
     header = next(line for line in run.output.splitlines() if line.startswith(" ") and str(second) in line)
     assert header.index("mathperf-tiny") < header.index(str(second))
