@@ -95,9 +95,10 @@ def test_suites_are_broad_and_bilingual() -> None:
         assert any(difficulty in case.tags for case in curated), difficulty
 
 
-def test_shipped_suites_are_not_for_the_demo_model() -> None:
+def test_shipped_suites_are_for_every_model_but_the_demo_model() -> None:
     for suite in SHIPPED:
-        assert suite.models == ("*",), suite.path
+        assert suite.applies_to("deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"), suite.path
+        assert not suite.applies_to("mathperf-tiny"), suite.path
 
 
 # derivations.py itself -----------------------------------------------------------------
