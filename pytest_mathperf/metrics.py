@@ -46,6 +46,17 @@ def unit_of(metric: str) -> str:
     return GENERATION_METRICS.get(metric) or MODEL_METRICS.get(metric) or ""
 
 
+def format_number(value: float) -> str:
+    """A measured value with the digits that matter: 412, 89.3, 6.72, 0.0004."""
+    if abs(value) >= 100:
+        return f"{value:.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    if abs(value) >= 0.1 or value == 0:
+        return f"{value:.2f}"
+    return f"{value:.3g}"
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """The q-th percentile (0-100) with linear interpolation, as numpy's default does."""
     if not values:

@@ -20,6 +20,7 @@ from pytest_mathperf.metrics import (
     GENERATION_METRICS,
     MODEL_METRICS,
     STATISTICS,
+    format_number,
     statistic,
     unit_of,
     wilson_interval,
@@ -308,15 +309,7 @@ def _ranked(name: str, patterns: Iterable[str]) -> list[str]:
 
 
 def _number(value: float, metric: str) -> str:
-    if metric in (ACCURACY, "load.success_rate"):
-        return f"{value:.1%}"
-    if abs(value) >= 100:
-        return f"{value:.0f}"
-    if abs(value) >= 10:
-        return f"{value:.1f}"
-    if abs(value) >= 0.1 or value == 0:
-        return f"{value:.2f}"
-    return f"{value:.3g}"
+    return f"{value:.1%}" if metric in (ACCURACY, "load.success_rate") else format_number(value)
 
 
 def _located(raw: Mapping[str, Any], line: int) -> LocatedDict:

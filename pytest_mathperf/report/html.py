@@ -23,8 +23,16 @@ from pathlib import Path
 import jinja2
 
 from pytest_mathperf.history import ALL_SUITES, History, HistoryError, ModelSummary, RunSummary, summarise
-from pytest_mathperf.metrics import ACCURACY, GENERATION_METRICS, HIGHER_IS_BETTER, MODEL_METRICS, statistic, unit_of
-from pytest_mathperf.metrics import wilson_interval
+from pytest_mathperf.metrics import (
+    ACCURACY,
+    GENERATION_METRICS,
+    HIGHER_IS_BETTER,
+    MODEL_METRICS,
+    format_number,
+    statistic,
+    unit_of,
+    wilson_interval,
+)
 from pytest_mathperf.results import BudgetRecord, CaseRecord, ModelRecord, RunRecord
 
 #: Above this many runs a chart shows each point as a group of consecutive runs (median, with
@@ -718,13 +726,7 @@ def _case_view(case: CaseRecord) -> CaseView:
 
 
 def _number(value: float, metric: str) -> str:
-    if abs(value) >= 100:
-        return f"{value:.0f}"
-    if abs(value) >= 10:
-        return f"{value:.1f}"
-    if abs(value) >= 0.1 or value == 0:
-        return f"{value:.2f}"
-    return f"{value:.3g}"
+    return format_number(value)
 
 
 def _with_unit(value: float, metric: str) -> str:
