@@ -21,7 +21,8 @@ never draws a held-out problem; every evaluation (``tools/eval_demo_model.py``, 
 ``suites/demo/arithmetic.yaml``) draws only held-out problems, so every reported accuracy is
 on problems the model has never seen.
 
-Run (about 12 minutes on 2 CPU cores)::
+Run (11 to 19 minutes on 2 CPU cores, see the model card; on a shared machine ``--threads 1``
+can be much faster than 2)::
 
     python tools/train_demo_model.py
 
