@@ -48,7 +48,7 @@ class SuiteFile(pytest.File):
             raise self.CollectError(str(error)) from None
         slugs = unique_slugs(state.settings.models)
         for model in state.settings.models:
-            if not suite.applies_to(model):
+            if not suite.applies_to(state.runner.name_of(model)):
                 continue
             for case in suite.cases:
                 item = CaseItem.from_parent(
@@ -150,7 +150,7 @@ class LoadItem(pytest.Item):
         from pytest_mathperf.backends import ModelLoadError
 
         state = self.config.stash[STATE]
-        if state.settings.backend == "hf":
+        if state.runner.backend_of(self.model) == "hf":
             pytest.skip("load profiles need a served model: --mathperf-backend openai --mathperf-endpoint URL")
         try:
             result = state.runner.run_load(self.model, self.suite)

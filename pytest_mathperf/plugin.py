@@ -98,7 +98,7 @@ def _read_settings(config: pytest.Config) -> Settings:
         raise pytest.UsageError("--mathperf needs a model: --mathperf-model mathperf-tiny (or mathperf_models in the ini file)")
     backend, _ = value("mathperf_backend")
     endpoint, _ = value("mathperf_endpoint")
-    if backend == "openai" and not endpoint:
+    if not endpoint and (backend == "openai" or any(str(model).startswith("openai:") for model in models)):
         raise pytest.UsageError("--mathperf-backend openai needs --mathperf-endpoint URL (e.g. http://127.0.0.1:8000/v1)")
     thresholds, thresholds_base = value("mathperf_thresholds")
     suites, suites_base = value("mathperf_suites")
@@ -200,7 +200,7 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     thresholds = str(settings.thresholds) if state.thresholds else "none (every wrong answer fails its case)"
     return [
         f"mathperf: models {', '.join(settings.models)} · backend {settings.backend}"
-        + (f" at {settings.endpoint}" if settings.endpoint else "")
+        + (f" · endpoint {settings.endpoint}" if settings.endpoint else "")
         + f" · device {state.runner.device_info.device} · dtype {settings.dtype}",
         f"mathperf: card {card!r} · thresholds {thresholds} · torch {torch.__version__} · transformers {transformers.__version__}",
     ]
@@ -253,12 +253,12 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             suites = sorted({item.suite.name for item in model_items if item.model == model})
             if not suites:
                 continue
-            budgets = state.thresholds.budgets_for(card, model, suites)
+            budgets = state.thresholds.budgets_for(card, state.runner.name_of(model), suites)
             if budgets is None:
                 if state.thresholds.unknown_card == "record":
                     continue
                 message = (
-                    f"no budgets for card {card!r} and model {model!r} in {state.thresholds.path} "
+                    f"no budgets for card {card!r} and model {state.runner.name_of(model)!r} in {state.thresholds.path} "
                     f"(unknown_card: {state.thresholds.unknown_card}); `mathperf card` prints this card's name"
                 )
                 per_model[model].append(

@@ -18,7 +18,9 @@ from pytest_mathperf.backends import (
     LoadInfo,
     Message,
     ModelLoadError,
+    backend_names,
     create_backend,
+    split_model_spec,
 )
 from pytest_mathperf.devices import GIB, DeviceInfo, MemoryMonitor, describe_device, detect_card, resolve_device
 from pytest_mathperf.load import LoadResult
@@ -47,9 +49,15 @@ class RunOptions:
 
 
 def model_slug(model: str) -> str:
-    """A short, readable id for node ids: ``deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B`` → ``deepseek-r1-distill-qwen-1.5b``."""
-    name = model.rstrip("/").rsplit("/", 1)[-1].lower()
-    return re.sub(r"[^a-z0-9._-]+", "-", name).strip("-") or "model"
+    """A short, readable id for node ids: ``deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B`` → ``deepseek-r1-distill-qwen-1.5b``.
+
+    A model behind a backend prefix (``openai:NAME``) gets the backend as a suffix.
+    """
+    prefix, colon, rest = model.partition(":")
+    backend = prefix if colon and rest and prefix in backend_names() else None
+    name = (rest if backend else model).rstrip("/").rsplit("/", 1)[-1].lower()
+    slug = re.sub(r"[^a-z0-9._-]+", "-", name).strip("-") or "model"
+    return f"{slug}-{backend}" if backend else slug
 
 
 @dataclass
@@ -94,7 +102,7 @@ class Runner:
     def device_info(self) -> DeviceInfo:
         """The card the models run on; for a remote backend, this host's first GPU unless ``--mathperf-card``."""
         if self._device_info is None:
-            if self.options.backend == "hf":
+            if any(self.backend_of(model) == "hf" for model in self.options.models):
                 info = describe_device(resolve_device(self.options.device))
             else:  # a served model: the card is this host's, unless --mathperf-card names the server's
                 info = DeviceInfo(device="remote", card=detect_card())
@@ -107,6 +115,13 @@ class Runner:
     def card(self) -> str:
         return self.device_info.card
 
+    def backend_of(self, model: str) -> str:
+        return split_model_spec(model, self.options.backend)[0]
+
+    def name_of(self, model: str) -> str:
+        """The model's name without a backend prefix: what suites and thresholds.yaml match."""
+        return split_model_spec(model, self.options.backend)[1]
+
     def session(self, model: str) -> ModelSession:
         """The model's session, loaded now if it is not (unloading every other model first)."""
         session = self.sessions[model]
@@ -117,11 +132,12 @@ class Runner:
         for other in self.sessions.values():
             if other is not session:
                 self._unload(other)
+        backend_name, name = split_model_spec(model, self.options.backend)
         options = BackendOptions(
-            model=model, device=self.options.device, dtype=self.options.dtype, endpoint=self.options.endpoint
+            model=name, device=self.options.device, dtype=self.options.dtype, endpoint=self.options.endpoint
         )
         try:
-            backend = create_backend(self.options.backend, options)
+            backend = create_backend(backend_name, options)
             load_info = backend.load()
         except ModelLoadError as error:
             session.load_error = str(error)
@@ -237,7 +253,7 @@ class Runner:
         assert suite.load is not None
         session = self.session(model)
         if not isinstance(session.backend, OpenAIBackend):
-            raise ModelLoadError(f"load profiles need a served model (--mathperf-backend openai), not {self.options.backend}")
+            raise ModelLoadError(f"load profiles need a served model (--mathperf-backend openai), not {self.backend_of(model)}")
         requests = [self.request_for(case, 0) for case in suite.cases]
         result = run_load(session.backend, suite.load, requests)
         session.load_results[suite.name] = result
@@ -248,7 +264,7 @@ class Runner:
         info = session.load_info
         return ModelRecord(
             model=model,
-            backend=self.options.backend,
+            backend=self.backend_of(model),
             card=self.card,
             device=info.device if info else None,
             dtype=info.dtype if info else None,

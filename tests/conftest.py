@@ -15,23 +15,23 @@ pytest_plugins = ["servers"]  # real servers on loopback for the HTTP backend (t
 DEMO_MODEL = "mathperf-tiny"
 MODEL_DIR = Path(__file__).resolve().parent.parent / "pytest_mathperf" / "models" / DEMO_MODEL
 
-#: Three problems the demo model answers correctly (none is in its training data).
+#: Three problems from the held-out set the demo model never trains on (see suites/demo).
 ARITHMETIC_SUITE = """
 suite: arithmetic
 defaults:
   max_new_tokens: 64
 cases:
   - id: add
-    prompt: "What is 427 + 385?"
-    answer: 812
+    prompt: "What is 705 + 583?"
+    answer: 1288
     tags: [en]
   - id: sub
-    prompt: "计算 105 - 768。"
-    answer: -663
+    prompt: "计算 501 - 885。"
+    answer: -384
     tags: [zh]
   - id: sub-en
-    prompt: "What is 640 - 59?"
-    answer: 581
+    prompt: "What is 527 - 476?"
+    answer: 51
     tags: [en]
 """
 

@@ -41,10 +41,10 @@ def test_demo_cases_pass_and_carry_their_metrics_in_junit(pytester, run_gate) ->
     run.result.assert_outcomes(passed=3)
     properties = run.properties("add[mathperf-tiny]")
     assert properties["mathperf.verdict"] == "correct"
-    assert properties["mathperf.expected"] == "812"
-    assert properties["mathperf.extracted"] == "812"
+    assert properties["mathperf.expected"] == "1288"
+    assert properties["mathperf.extracted"] == "1288"
     assert properties["mathperf.correct"] == "1/1"
-    assert "\\boxed{812}" in properties["mathperf.output"]
+    assert "\\boxed{1288}" in properties["mathperf.output"]
     assert float(properties["ttft_ms"]) > 0
     assert float(properties["e2e_ms"]) >= float(properties["ttft_ms"])
     assert float(properties["output_tokens"]) > 1
@@ -55,20 +55,20 @@ def test_demo_cases_pass_and_carry_their_metrics_in_junit(pytester, run_gate) ->
 
 
 def test_wrong_expected_answer_fails_with_expected_extracted_and_raw_output(pytester, run_gate) -> None:
-    write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE.replace("answer: 812", "answer: 813"))
+    write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE.replace("answer: 1288", "answer: 1289"))
     run = run_gate()
     run.result.assert_outcomes(passed=2, failed=1)
     run.result.stdout.fnmatch_lines(
         [
             "*wrong: 0 of 1 generations correct (pass rule: majority)*mathperf-tiny*",
-            "*expected : 813",
-            "*extracted: 812 *",
+            "*expected : 1289",
+            "*extracted: 1288 *",
             "*raw output*",
-            "*\\boxed{812}*",
+            "*\\boxed{1288}*",
         ]
     )
     failure = run.testcase("add[mathperf-tiny]").find("failure")
-    assert failure is not None and "expected : 813" in failure.text
+    assert failure is not None and "expected : 1289" in failure.text
     assert run.properties("add[mathperf-tiny]")["mathperf.verdict"] == "wrong"
 
 
@@ -135,11 +135,11 @@ def test_generation_past_timeout_is_an_error_verdict(pytester, run_gate) -> None
 
 
 def test_accuracy_budget_decides_and_wrong_case_is_reported_not_failed(pytester, run_gate) -> None:
-    write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE.replace("answer: 812", "answer: 813"))
+    write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE.replace("answer: 1288", "answer: 1289"))
     write(pytester, "thresholds.yaml", CPU_BUDGETS.format(budgets="suites:\n          arithmetic: {accuracy: {min: 0.6}}"))
     run = run_gate("-rx")
     run.result.assert_outcomes(passed=3, xfailed=1)
-    run.result.stdout.fnmatch_lines(["XFAIL suites/arithmetic.yaml::add?mathperf-tiny? - wrong (0/1 correct), left to the accuracy budget: expected 813, extracted 812*"])
+    run.result.stdout.fnmatch_lines(["XFAIL suites/arithmetic.yaml::add?mathperf-tiny? - wrong (0/1 correct), left to the accuracy budget: expected 1289, extracted 1288*"])
     assert run.properties("mathperf-tiny::arithmetic::accuracy")["mathperf.measured"] == "0.6667"
 
     strict = run_gate("--mathperf-strict")
@@ -147,7 +147,7 @@ def test_accuracy_budget_decides_and_wrong_case_is_reported_not_failed(pytester,
 
 
 def test_accuracy_budget_failure_shows_the_share_and_interval(pytester, run_gate) -> None:
-    write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE.replace("answer: 812", "answer: 813"))
+    write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE.replace("answer: 1288", "answer: 1289"))
     write(pytester, "thresholds.yaml", CPU_BUDGETS.format(budgets="accuracy: {min: 0.9}"))
     run = run_gate()
     run.result.assert_outcomes(passed=2, xfailed=1, failed=1)

@@ -6,29 +6,26 @@ import pytest
 from conftest import ARITHMETIC_SUITE, write
 
 
-def verdicts(run) -> dict[str, tuple[str, str]]:
-    names = ("add", "sub", "sub-en")
-    return {
-        name: (run.properties(f"::{name}[")["mathperf.verdict"], run.properties(f"::{name}[")["mathperf.extracted"])
-        for name in names
-    }
+def verdicts(run, slug: str) -> dict[str, tuple[str, str]]:
+    found = {}
+    for name in ("add", "sub", "sub-en"):
+        properties = run.properties(f"::{name}[{slug}]")
+        found[name] = (properties["mathperf.verdict"], properties["mathperf.extracted"])
+    return found
 
 
-def test_served_model_gets_the_same_verdicts_as_in_process(pytester, run_gate, served_model) -> None:
+def test_served_model_gets_the_same_verdicts_beside_the_in_process_one(pytester, run_gate, served_model) -> None:
     write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE)
-    in_process = run_gate()
-    in_process.result.assert_outcomes(passed=3)
-    served = run_gate(
-        "--mathperf-backend", "openai", "--mathperf-endpoint", served_model.base_url, model=served_model.model
-    )
-    served.result.assert_outcomes(passed=3)
-    assert verdicts(served) == verdicts(in_process) == {
-        "add": ("correct", "812"), "sub": ("correct", "-663"), "sub-en": ("correct", "581")
-    }
-    served.result.stdout.fnmatch_lines(["mathperf: models * · backend openai at http://127.0.0.1:*/v1*"])
-    assert "TTFAT p50 (ms)" in served.output and "RSS peak" not in served.output
-    properties = served.properties("::add[")
-    assert 0 < float(properties["ttft_ms"]) <= float(properties["ttfat_ms"]) <= float(properties["e2e_ms"])
+    run = run_gate(f"--mathperf-model=openai:{served_model.model}", "--mathperf-endpoint", served_model.base_url)
+    run.result.assert_outcomes(passed=6)
+    expected = {"add": ("correct", "1288"), "sub": ("correct", "-384"), "sub-en": ("correct", "51")}
+    assert verdicts(run, "mathperf-tiny") == verdicts(run, "mathperf-tiny-openai") == expected
+    header = next(line for line in run.output.splitlines() if line.startswith(" ") and "openai:" in line)
+    assert header.split() == ["mathperf-tiny", f"openai:{served_model.model}"]
+    run.result.stdout.fnmatch_lines(["RSS peak (GB) *–", "TTFT p50 (ms) *", "TTFAT p50 (ms) *–*"])
+    served = run.properties("::add[mathperf-tiny-openai]")
+    assert 0 < float(served["ttft_ms"]) <= float(served["ttfat_ms"]) <= float(served["e2e_ms"])
+    assert "ttfat_ms" not in run.properties("::add[mathperf-tiny]")
 
 
 def test_load_profile_reports_and_gates_on_its_figures(pytester, run_gate, served_model) -> None:

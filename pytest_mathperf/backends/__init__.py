@@ -149,6 +149,18 @@ def backend_names() -> list[str]:
     return sorted(names)
 
 
+def split_model_spec(spec: str, default_backend: str) -> tuple[str, str]:
+    """``openai:NAME`` names a model behind a backend other than the session's default.
+
+    So one run can put a served model beside an in-process one. Only a registered backend name
+    counts as a prefix; hub ids and folders keep any colon they have.
+    """
+    prefix, colon, name = spec.partition(":")
+    if colon and name and prefix in backend_names():
+        return prefix, name
+    return default_backend, spec
+
+
 def create_backend(name: str, options: BackendOptions) -> Backend:
     """Instantiate the backend called ``name``; imports it only now, so the plugin stays light."""
     if name in BUILTIN_BACKENDS:
