@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_mathperf.state import STATE
+from pytest_mathperf.state import STATE, GateState
 
 #: Budgets that only an in-process model can be held to.
 MEMORY_METRICS = frozenset({"vram_load_gb", "vram_peak_gb", "rss_load_gb", "rss_peak_gb"})
@@ -27,11 +27,19 @@ class MathperfFailure(Exception):
     """A check failed; the message is what the user reads (no traceback into the plugin)."""
 
 
+class MathperfItem(pytest.Item):
+    """An item whose failures are the plugin's own short text; anything else keeps its traceback."""
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, MathperfFailure):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style=style)
+
+
 class SuiteFile(pytest.File):
     """A suite YAML file; collects one item per case and model."""
 
     def collect(self) -> Iterator[pytest.Item]:
-        from pytest_mathperf.runner import model_slug
         from pytest_mathperf.suite import load_suite
         from pytest_mathperf.thresholds import case_budgets
         from pytest_mathperf.yamlfile import SchemaError
@@ -66,11 +74,11 @@ class SuiteFile(pytest.File):
                     item.add_marker(pytest.mark.skip(reason=case.skip))
                 if case.xfail:
                     item.add_marker(pytest.mark.xfail(reason=case.xfail, strict=False))
-                item.add_marker(pytest.mark.xdist_group(model_slug(model)))
+                item.add_marker(pytest.mark.xdist_group(slugs[model]))
                 yield item
             if suite.load is not None:
                 load_item = LoadItem.from_parent(self, name=f"load[{slugs[model]}]", suite=suite, model=model)
-                load_item.add_marker(pytest.mark.xdist_group(model_slug(model)))
+                load_item.add_marker(pytest.mark.xdist_group(slugs[model]))
                 yield load_item
 
 
@@ -86,7 +94,7 @@ def unique_slugs(models: tuple[str, ...]) -> dict[str, str]:
     return slugs
 
 
-class CaseItem(pytest.Item):
+class CaseItem(MathperfItem):
     """One case on one model: generate every repeat, judge each answer, apply the pass rule."""
 
     def __init__(self, *, suite: Suite, case: Case, model: str, budgets: list[Budget], **kwargs: Any) -> None:
@@ -127,17 +135,12 @@ class CaseItem(pytest.Item):
             )
         raise MathperfFailure(message)
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
-        if isinstance(excinfo.value, MathperfFailure):
-            return str(excinfo.value)
-        return super().repr_failure(excinfo, style=style)
-
     def reportinfo(self) -> tuple[Path, int | None, str]:
         source = self.case.source or self.path
         return source, self.case.line - 1, f"{self.suite.name}::{self.case.id} [{self.model}]"
 
 
-class LoadItem(pytest.Item):
+class LoadItem(MathperfItem):
     """A suite's load profile on one served model: many concurrent streams, judged by load budgets."""
 
     def __init__(self, *, suite: Suite, model: str, **kwargs: Any) -> None:
@@ -166,11 +169,6 @@ class LoadItem(pytest.Item):
                 + "\n  ".join(result.errors())
             )
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
-        if isinstance(excinfo.value, MathperfFailure):
-            return str(excinfo.value)
-        return super().repr_failure(excinfo, style=style)
-
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, self.suite.load_line - 1, f"{self.suite.name}::load [{self.model}]"
 
@@ -197,7 +195,7 @@ class ThresholdsFile(pytest.File):
         return iter(())  # budget items are made after selection, in pytest_collection_modifyitems
 
 
-class BudgetItem(pytest.Item):
+class BudgetItem(MathperfItem):
     """One budget on one model: compares a statistic over what that model's cases measured."""
 
     def __init__(self, *, budget: Budget | None, model: str, policy_message: str = "", **kwargs: Any) -> None:
@@ -246,11 +244,6 @@ class BudgetItem(pytest.Item):
                 text += f"\n  client   : {warning}" if warning else ""
             raise MathperfFailure(text)
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
-        if isinstance(excinfo.value, MathperfFailure):
-            return str(excinfo.value)
-        return super().repr_failure(excinfo, style=style)
-
     def reportinfo(self) -> tuple[Path, int | None, str]:
         line = self.budget.line - 1 if self.budget else None
         return self.path, line, f"budget {self.name} [{self.model}]"
@@ -293,3 +286,57 @@ def _budget_failure_text(outcome: BudgetOutcome, model: str, card: str) -> str:
             f"  samples  : {outcome.samples}",
         ]
     )
+
+
+def items_in_run_order(session: pytest.Session, state: GateState, model_items: list[pytest.Item]) -> list[pytest.Item]:
+    """The selected cases model by model, each model's budget items right after its cases.
+
+    Budgets are made here, after ``-k``/``-m`` selection, so they judge exactly the cases that run;
+    every item of a model shares its xdist group, so ``--dist loadgroup`` keeps them on one worker.
+    """
+    slugs = unique_slugs(state.settings.models)
+    per_model: dict[str, list[pytest.Item]] = {model: [] for model in state.settings.models}
+    for item in model_items:
+        per_model[item.model].append(item)
+    for item in model_items:
+        for budget in getattr(item, "case_budgets", []):
+            name = f"{item.case.id}.{budget.name}[{slugs[item.model]}]"
+            per_model[item.model].append(BudgetItem.from_parent(item.parent, name=name, budget=budget, model=item.model))
+    if state.thresholds is not None:
+        thresholds_node = ThresholdsFile.from_parent(session, path=state.thresholds.path)
+        for model, items in per_model.items():
+            suites = sorted({item.suite.name for item in items if isinstance(item, (CaseItem, LoadItem))})
+            if suites:
+                items.extend(_threshold_items(thresholds_node, state, model, slugs[model], suites))
+    for model, items in per_model.items():
+        for item in items:
+            if item.get_closest_marker("xdist_group") is None:
+                item.add_marker(pytest.mark.xdist_group(slugs[model]))
+    return [item for items in per_model.values() for item in items]
+
+
+def _threshold_items(
+    node: ThresholdsFile, state: GateState, model: str, slug: str, suites: list[str]
+) -> list[BudgetItem]:
+    """One item per budget of thresholds.yaml that applies to this card, model and these suites."""
+    assert state.thresholds is not None
+    card, name = state.runner.card, state.runner.name_of(model)
+    budgets = state.thresholds.budgets_for(card, name, suites)
+    if budgets is None:
+        if state.thresholds.unknown_card == "record":
+            return []
+        message = (
+            f"no budgets for card {card!r} and model {name!r} in {state.thresholds.path} "
+            f"(unknown_card: {state.thresholds.unknown_card}); `mathperf card` prints this card's name"
+        )
+        return [BudgetItem.from_parent(node, name=f"{slug}::card", budget=None, model=model, policy_message=message)]
+    state.budgets[model] = budgets
+    return [
+        BudgetItem.from_parent(
+            node,
+            name=f"{slug}::{budget.suite + '::' if budget.scope == 'suite' else ''}{budget.name}",
+            budget=budget,
+            model=model,
+        )
+        for budget in budgets
+    ]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_mathperf.items import BudgetItem, CaseItem, LoadItem, SuiteFile, ThresholdsFile, unique_slugs
+from pytest_mathperf.items import CaseItem, LoadItem, SuiteFile, items_in_run_order
 from pytest_mathperf.state import STATE, GateState, Settings
 
 if TYPE_CHECKING:
@@ -227,54 +227,9 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if state is None:
         return
     model_items = [item for item in items if isinstance(item, (CaseItem, LoadItem))]
-    case_items = [item for item in model_items if isinstance(item, CaseItem)]
-    if not model_items:
-        return
-    slugs = unique_slugs(state.settings.models)
-    thresholds_node = None
-    if state.thresholds is not None:
-        thresholds_node = ThresholdsFile.from_parent(session, path=state.thresholds.path)
-    card = state.runner.card
-    per_model: dict[str, list[pytest.Item]] = {model: [] for model in state.settings.models}
-    for item in model_items:
-        per_model[item.model].append(item)
-    for item in case_items:
-        for budget in item.case_budgets:
-            per_model[item.model].append(
-                BudgetItem.from_parent(
-                    item.parent,
-                    name=f"{item.case.id}.{budget.name}[{slugs[item.model]}]",
-                    budget=budget,
-                    model=item.model,
-                )
-            )
-    if thresholds_node is not None and state.thresholds is not None:
-        for model in state.settings.models:
-            suites = sorted({item.suite.name for item in model_items if item.model == model})
-            if not suites:
-                continue
-            budgets = state.thresholds.budgets_for(card, state.runner.name_of(model), suites)
-            if budgets is None:
-                if state.thresholds.unknown_card == "record":
-                    continue
-                message = (
-                    f"no budgets for card {card!r} and model {state.runner.name_of(model)!r} in {state.thresholds.path} "
-                    f"(unknown_card: {state.thresholds.unknown_card}); `mathperf card` prints this card's name"
-                )
-                per_model[model].append(
-                    BudgetItem.from_parent(thresholds_node, name=f"{slugs[model]}::card", budget=None, model=model, policy_message=message)
-                )
-                continue
-            state.budgets[model] = budgets
-            for budget in budgets:
-                scope = f"{budget.suite}::" if budget.scope == "suite" else ""
-                item = BudgetItem.from_parent(
-                    thresholds_node, name=f"{slugs[model]}::{scope}{budget.name}", budget=budget, model=model
-                )
-                item.add_marker(pytest.mark.xdist_group(slugs[model]))
-                per_model[model].append(item)
-    others = [item for item in items if not isinstance(item, (CaseItem, LoadItem))]
-    items[:] = others + [item for model_items in per_model.values() for item in model_items]
+    if model_items:
+        others = [item for item in items if not isinstance(item, (CaseItem, LoadItem))]
+        items[:] = others + items_in_run_order(session, state, model_items)
 
 
 @pytest.hookimpl(wrapper=True)
