@@ -114,6 +114,7 @@ class CaseItem(MathperfItem):
             record = state.runner.run_case(self.model, self.suite, self.case, self.nodeid)
         except ModelLoadError as error:
             session = state.runner.sessions[self.model]
+            self.mathperf_payload = {"model": state.runner.model_record(self.model).to_dict()}  # recorded too
             if session.first_failure_reported:
                 pytest.skip(f"{self.model} did not load (see the first failure): {error}")
             session.first_failure_reported = True
@@ -123,10 +124,10 @@ class CaseItem(MathperfItem):
             "case": record.to_dict(),
             "model": state.runner.model_record(self.model).to_dict(),
         }
-        if record.passed:
+        has_error = any(generation.status == "error" for generation in record.generations)
+        if record.passed and not has_error:
             return
         message = _case_failure_text(record, self.case)
-        has_error = any(generation.status == "error" for generation in record.generations)
         if not has_error and not state.settings.strict and state.accuracy_budget_applies(self.model, self.suite.name):
             first = next(g for g in record.generations if g.status != "correct")
             pytest.xfail(
@@ -174,10 +175,12 @@ class LoadItem(MathperfItem):
 
 
 def _case_failure_text(record: CaseRecord, case: Case) -> str:
-    shown = next(g for g in record.generations if g.status != "correct")
+    failing = [g for g in record.generations if g.status != "correct"]
+    shown = next((g for g in failing if g.status == "error"), failing[0])  # a backend failure first
     output = shown.output if len(shown.output) <= 2000 else "…" + shown.output[-2000:]
     lines = [
-        f"{record.verdict}: {record.correct_count} of {len(record.generations)} generations correct "
+        f"{shown.status if record.passed else record.verdict}: "
+        f"{record.correct_count} of {len(record.generations)} generations correct "
         f"(pass rule: {record.pass_rule}) — {record.model}",
         f"  expected : {record.expected}",
         f"  extracted: {shown.extracted or '(nothing)'}   [repeat {shown.repeat}: {shown.status}, {shown.reason}]",
@@ -220,7 +223,12 @@ class BudgetItem(MathperfItem):
             pytest.skip(f"{self.model} is served by another process: its memory is the server's, not measured here")
         if self.budget.scope == "load" and not session.load_results:
             pytest.skip("no load profile ran for this model (a suite's `load:` block, with --mathperf-backend openai)")
-        outcome = evaluate(self.budget, state.runner.samples(self.model, self.budget))
+        samples = state.runner.samples(self.model, self.budget)
+        if not samples and not session.cases and not session.load_results:
+            pytest.skip(f"no case of {self.model} ran, so there is nothing to judge")
+        if not samples and not state.runner.measures(self.model, self.budget.metric):
+            pytest.skip(f"{self.budget.metric} is not measured for {self.model} on {state.runner.card}")
+        outcome = evaluate(self.budget, samples)
         record = _budget_record(outcome, self.model, state.runner.card, self.nodeid)
         self.mathperf_payload = {
             "budget": record.to_dict(),

@@ -170,13 +170,23 @@ def pytest_configure(config: pytest.Config) -> None:
     for missing in (path for path in settings.suites if not path.exists()):
         raise pytest.UsageError(f"--mathperf-suites: {missing} does not exist")
     if getattr(config.option, "numprocesses", None):
+        if thresholds is not None:
+            raise pytest.UsageError(
+                f"mathperf: budgets from {thresholds.path} need one process: pytest-xdist workers share the "
+                "device and split the samples, so run the gate with -n 0 (or --mathperf-thresholds of an "
+                "empty file to check answers only in parallel)"
+            )
         config.issue_config_time_warning(
             pytest.PytestWarning(
-                "mathperf: with pytest-xdist the workers share the device, so latency, throughput and memory "
-                "budgets are not honest; run the gate with -n 0 (answers are still checked)"
+                "mathperf: with pytest-xdist the workers share the device, so the latency, throughput and "
+                "memory figures are not honest; answers are still checked"
             ),
             stacklevel=2,
         )
+    try:
+        runner.card  # noqa: B018 - fail here, as a usage error, on a device that cannot be used
+    except ValueError as error:
+        raise pytest.UsageError(str(error)) from None
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -193,10 +203,7 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     import transformers
 
     settings = state.settings
-    try:
-        card = state.runner.card
-    except ValueError as error:
-        raise pytest.UsageError(str(error)) from None
+    card = state.runner.card
     thresholds = str(settings.thresholds) if state.thresholds else "none (every wrong answer fails its case)"
     return [
         f"mathperf: models {', '.join(settings.models)} · backend {settings.backend}"
@@ -284,7 +291,7 @@ class GateRecorder:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         """Record the run and write the report, whatever happened to the session."""
         state = self.state
-        if not state.cases and not state.budget_records:
+        if not state.models:
             return
         run = self.run_record()
         if state.settings.history is not None:
@@ -303,8 +310,9 @@ class GateRecorder:
             from pytest_mathperf.history import History
             from pytest_mathperf.report.html import write_report
 
-            history = History(state.settings.history) if state.settings.history is not None else None
+            history = None
             try:
+                history = History(state.settings.history) if state.settings.history is not None else None
                 write_report(history, state.settings.html, current=run)
                 state.messages.append(f"mathperf: wrote {state.settings.html}")
             except Exception as error:  # a report problem must not hide the gate's verdict
@@ -315,7 +323,7 @@ class GateRecorder:
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         state = self.state
-        if not state.cases:
+        if not state.models:
             return
         from pytest_mathperf.summary import summary_lines
 

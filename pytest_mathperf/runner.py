@@ -136,17 +136,19 @@ class Runner:
         options = BackendOptions(
             model=name, device=self.options.device, dtype=self.options.dtype, endpoint=self.options.endpoint
         )
+        backend = None
         try:
             backend = create_backend(backend_name, options)
             load_info = backend.load()
-        except ModelLoadError as error:
-            session.load_error = str(error)
-            raise
+        except Exception as error:  # any failure to load is one error for every case of the model
+            if backend is not None:
+                backend.close()  # a half-loaded model must not hold memory the next one is measured with
+            session.load_error = str(error) if isinstance(error, ModelLoadError) else f"{type(error).__name__}: {error}"
+            raise ModelLoadError(session.load_error) from error
         session.backend, session.load_info = backend, load_info
         if load_info.device is not None:
             session.monitor = MemoryMonitor(load_info.device)
             session.memory_metrics[f"{session.monitor.kind}_load_gb"] = session.monitor.current_bytes() / GIB
-            session.monitor.start()
         return session
 
     def _unload(self, session: ModelSession) -> None:
@@ -195,6 +197,8 @@ class Runner:
                 except BackendError:
                     break  # the measured generations will meet and report the same problem
             session.warmed_up = True
+            if session.monitor is not None:
+                session.monitor.start()  # the peak window opens after the warm-up, which never counts
 
         generations = []
         for repeat in range(self.repeats_for(case)):
@@ -275,6 +279,15 @@ class Runner:
             load_error=session.load_error,
             details=dict(info.details) if info else {},
         )
+
+    def measures(self, model: str, metric: str) -> bool:
+        """Whether this run measures ``metric`` for ``model`` at all (no TTFAT in-process, no VRAM on a CPU)."""
+        session = self.sessions[model]
+        if metric in MODEL_METRICS:
+            return metric in session.model_metrics()
+        if metric in GENERATION_METRICS:
+            return any(metric in g.metrics for record in session.cases.values() for g in record.generations)
+        return True
 
     def samples(self, model: str, budget: Budget) -> list[float]:
         """The values a budget's statistic is taken over (accuracy: 1.0/0.0 per case)."""

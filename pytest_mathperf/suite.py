@@ -48,6 +48,8 @@ SUITE_FIELDS = ("suite", "description", "models", "defaults", "cases", "cases_fr
 CASES_FROM_FIELDS = ("path", "prompt", "answer", "answer_regex", "id", "tags", "limit")
 SUITE_SUFFIXES = (".yaml", ".yml")
 _ID_PATTERN = re.compile(r"^[\w.\-+]+$")
+#: pytest's own markers: a tag of that name would change how the case runs.
+RESERVED_TAGS = frozenset({"skip", "skipif", "xfail", "usefixtures", "filterwarnings", "parametrize", "xdist_group"})
 _TAG_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -280,6 +282,9 @@ def _check_field(path: Path, mapping: LocatedDict, key: str, value: Any) -> Any:
             value = [value]
         if not isinstance(value, list) or not all(isinstance(t, str) and _TAG_PATTERN.match(t) for t in value):
             raise fail("a list of tag names (letters, digits, _; they become pytest markers)")
+        reserved = sorted(set(value) & RESERVED_TAGS)
+        if reserved:
+            raise SchemaError(path, line, f"tags: {', '.join(reserved)} is one of pytest's own markers; use skip:/xfail: or another name")
         return tuple(value)
     if key == "budgets":
         return _plain(expect_mapping(path, value, "budgets", line))

@@ -53,6 +53,9 @@ def summary_lines(run: RunRecord, card: str) -> list[str]:
     if run.budgets:
         rows.append(["budgets", *[_budgets(run, model) for model in models]])
     lines = _table(rows)
+    for record in run.models:
+        if record.load_error:
+            lines.append(f"NOT LOADED {record.model}: {record.load_error}")
     for budget in run.budgets:
         if not budget.passed:
             measured = "nothing measured" if budget.measured is None else f"{budget.measured:.4g}"

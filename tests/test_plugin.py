@@ -122,7 +122,10 @@ def test_unknown_model_is_one_clear_failure_not_one_per_case(pytester, run_gate)
     run = run_gate(model="no-such-org/no-such-model")
     run.result.assert_outcomes(failed=1, skipped=2)
     run.result.stdout.fnmatch_lines(
-        ["*model no-such-org/no-such-model did not load: --mathperf-model no-such-org/no-such-model: cannot load*"]
+        [
+            "*model no-such-org/no-such-model did not load: --mathperf-model no-such-org/no-such-model: cannot load*",
+            "NOT LOADED no-such-org/no-such-model: --mathperf-model no-such-org/no-such-model: cannot load*",
+        ]
     )
     assert "Traceback" not in run.output
 
@@ -206,6 +209,23 @@ def test_xdist_keeps_properties_and_warns_about_shared_device(pytester, run_gate
     assert run.properties("sub[mathperf-tiny]")["mathperf.verdict"] == "correct"
     assert "workers share the device" in run.output
     assert "accuracy arithmetic" in run.output
+
+
+def test_xdist_is_refused_when_budgets_apply(pytester, run_gate) -> None:
+    pytest.importorskip("xdist")
+    write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE)
+    write(pytester, "thresholds.yaml", CPU_BUDGETS.format(budgets="accuracy: {min: 0.9}"))
+    run = run_gate("-n", "2")
+    assert run.result.ret == pytest.ExitCode.USAGE_ERROR
+    run.result.stderr.fnmatch_lines(["*budgets from *thresholds.yaml need one process*run the gate with -n 0*"])
+
+
+def test_a_budget_on_a_metric_this_run_cannot_measure_is_skipped(pytester, run_gate) -> None:
+    write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE)
+    write(pytester, "thresholds.yaml", CPU_BUDGETS.format(budgets="vram_peak_gb: {max: 8}\n        ttfat_ms: {p50: {max: 100}}"))
+    run = run_gate("-rs")
+    run.result.assert_outcomes(passed=3, skipped=2)
+    run.result.stdout.fnmatch_lines(["*vram_peak_gb is not measured for mathperf-tiny on cpu*"])
 
 
 @pytest.mark.skipif(not shutil.which("nvidia-smi"), reason="needs an NVIDIA GPU: CUDA timing, NVML memory by PCI bus id")

@@ -7,6 +7,7 @@ A backend is found by name: the built-in ``hf`` (transformers, in-process) and `
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -143,7 +144,9 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
+@functools.cache
 def backend_names() -> list[str]:
+    """Built-in and entry-point backends; read once, since every model spec is checked against it."""
     names = set(BUILTIN_BACKENDS)
     names.update(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
     return sorted(names)

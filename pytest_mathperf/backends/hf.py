@@ -44,6 +44,7 @@ class _FirstTokenClock:
     """A generate() streamer that notes when the first generated token is on the host."""
 
     def __init__(self, device: str) -> None:
+        self._device = device
         self._synchronize = device.startswith("cuda")
         self._prompt_seen = False
         self.first_token_at: float | None = None
@@ -53,10 +54,10 @@ class _FirstTokenClock:
             self._prompt_seen = True
             return
         if self.first_token_at is None:
-            if self._synchronize:
+            if self._synchronize:  # generate() hands us a host copy; make sure the device is done too
                 import torch
 
-                torch.cuda.synchronize(value.device)
+                torch.cuda.synchronize(self._device)
             self.first_token_at = time.perf_counter()
 
     def end(self) -> None:
@@ -229,14 +230,14 @@ class HFBackend:
         return f"out of host memory during generation: {_first_line(error)}"
 
     def close(self) -> None:
+        import gc
+
         self.model = None
         self.tokenizer = None
+        gc.collect()  # so the next model's memory figures start from this one's absence
         if self.device.startswith("cuda"):
-            import gc
-
             import torch
 
-            gc.collect()
             torch.cuda.empty_cache()
 
 
