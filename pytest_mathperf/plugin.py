@@ -165,10 +165,10 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(GateRecorder(state), "mathperf-recorder")
     # A broken suite is one collection error; the other suites still run (SPEC 2.2).
     config.option.continue_on_collection_errors = True
-    if config.args_source != pytest.Config.ArgsSource.ARGS:
+    if config.args_source != pytest.Config.ArgsSource.ARGS:  # no paths given: collect the suites
+        for missing in (path for path in settings.suites if not path.exists()):
+            raise pytest.UsageError(f"--mathperf-suites: {missing} does not exist")
         config.args = [str(path) for path in settings.suites]
-    for missing in (path for path in settings.suites if not path.exists()):
-        raise pytest.UsageError(f"--mathperf-suites: {missing} does not exist")
     if getattr(config.option, "numprocesses", None):
         if thresholds is not None:
             raise pytest.UsageError(
