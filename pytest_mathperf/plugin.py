@@ -159,6 +159,8 @@ def pytest_configure(config: pytest.Config) -> None:
             card=settings.card,
         )
     )
+    # pytest-xdist registers this marker itself; without xdist installed it must still be known.
+    config.addinivalue_line("markers", "xdist_group(name): keeps a model's items on one xdist worker")
     state = GateState(settings=settings, runner=runner, thresholds=thresholds)
     config.stash[STATE] = state
     if not hasattr(config, "workerinput"):
