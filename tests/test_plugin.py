@@ -54,6 +54,12 @@ def test_demo_cases_pass_and_carry_their_metrics_in_junit(pytester, run_gate) ->
     assert "RSS peak (GB)" in run.output
 
 
+def test_a_gate_without_xdist_installed_raises_no_warning(pytester, run_gate) -> None:
+    write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE)
+    run = run_gate("-p", "no:xdist")
+    run.result.assert_outcomes(passed=3, warnings=0)
+
+
 def test_wrong_expected_answer_fails_with_expected_extracted_and_raw_output(pytester, run_gate) -> None:
     write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE.replace("answer: 1288", "answer: 1289"))
     run = run_gate()
