@@ -215,8 +215,11 @@ def test_foreign_database_is_refused_and_left_alone(tmp_path: Path) -> None:
 
 
 WRITER = """
-import sys, time
+import signal, sys, time
 from pathlib import Path
+# Ctrl-C as at a terminal, even when this test runs where SIGINT is inherited as ignored (a
+# background job of a shell without job control): Python then installs no handler of its own.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path[:0] = [{root!r}, {tests!r}]
 from pytest_mathperf.history import History
 from test_history import make_run
