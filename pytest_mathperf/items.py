@@ -299,18 +299,21 @@ def _budget_failure_text(outcome: BudgetOutcome, model: str, card: str) -> str:
 def items_in_run_order(session: pytest.Session, state: GateState, model_items: list[pytest.Item]) -> list[pytest.Item]:
     """The selected cases model by model, each model's budget items right after its cases.
 
-    Budgets are made here, after ``-k``/``-m`` selection, so they judge exactly the cases that run;
-    every item of a model shares its xdist group, so ``--dist loadgroup`` keeps them on one worker.
+    Budgets are made here, after ``-k``/``-m`` selection, so they judge exactly the cases that run.
+    An xdist worker makes none: it sees only its share of the samples (the plugin refuses ``-n``
+    when thresholds.yaml applies, and warns otherwise). Every item of a model shares its xdist
+    group, so ``--dist loadgroup`` keeps a model's cases on one worker.
     """
     slugs = unique_slugs(state.settings.models)
     per_model: dict[str, list[pytest.Item]] = {model: [] for model in state.settings.models}
     for item in model_items:
         per_model[item.model].append(item)
-    for item in model_items:
+    on_xdist_worker = hasattr(session.config, "workerinput")
+    for item in [] if on_xdist_worker else model_items:
         for budget in getattr(item, "case_budgets", []):
             name = f"{item.case.id}.{budget.name}[{slugs[item.model]}]"
             per_model[item.model].append(BudgetItem.from_parent(item.parent, name=name, budget=budget, model=item.model))
-    if state.thresholds is not None:
+    if state.thresholds is not None and not on_xdist_worker:
         thresholds_node = ThresholdsFile.from_parent(session, path=state.thresholds.path)
         for model, items in per_model.items():
             suites = sorted({item.suite.name for item in items if isinstance(item, (CaseItem, LoadItem))})

@@ -181,7 +181,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.issue_config_time_warning(
             pytest.PytestWarning(
                 "mathperf: with pytest-xdist the workers share the device, so the latency, throughput and "
-                "memory figures are not honest; answers are still checked"
+                "memory figures are not honest and per-case budgets are not judged; answers are still checked"
             ),
             stacklevel=2,
         )

@@ -18,7 +18,6 @@ from pytest_mathperf.backends import (
     LoadInfo,
     Message,
     ModelLoadError,
-    backend_names,
     create_backend,
     split_model_spec,
 )
@@ -53,9 +52,8 @@ def model_slug(model: str) -> str:
 
     A model behind a backend prefix (``openai:NAME``) gets the backend as a suffix.
     """
-    prefix, colon, rest = model.partition(":")
-    backend = prefix if colon and rest and prefix in backend_names() else None
-    name = (rest if backend else model).rstrip("/").rsplit("/", 1)[-1].lower()
+    backend, name = split_model_spec(model, default_backend="")
+    name = name.rstrip("/").rsplit("/", 1)[-1].lower()
     slug = re.sub(r"[^a-z0-9._-]+", "-", name).strip("-") or "model"
     return f"{slug}-{backend}" if backend else slug
 
