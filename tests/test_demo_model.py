@@ -8,7 +8,6 @@ correctly in both languages, formats replies like a reasoning model and stops by
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
 from pathlib import Path
 
