@@ -34,7 +34,7 @@ from servers import serve_model_dir, start_transformers_serve, stop_process  # n
 
 from pytest_mathperf.backends import BackendOptions, GenerationRequest, Message  # noqa: E402
 from pytest_mathperf.backends.openai import OpenAIBackend, OpenAISettings  # noqa: E402
-from pytest_mathperf.load import LoadProfile, LoadResult, run_load  # noqa: E402
+from pytest_mathperf.load import LoadProfile, run_load  # noqa: E402
 
 REQUEST = GenerationRequest(messages=(Message("user", "What is 427 + 385?"),), max_new_tokens=100_000)
 SETTINGS = OpenAISettings(first_byte_timeout_s=120, read_timeout_s=120, retries=0)

@@ -36,7 +36,6 @@ import argparse
 import hashlib
 import json
 import math
-import os
 import random
 import tempfile
 import time
