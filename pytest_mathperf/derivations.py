@@ -37,11 +37,9 @@ from __future__ import annotations
 import ast
 import functools
 import itertools
-import json
 import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import sympy
@@ -141,20 +139,11 @@ def not_derivable_reason(derivation: Any) -> str | None:
     return None
 
 
-def derivation_of(case: Any) -> Any:
-    """A case's derivation; a case imported from JSONL carries it in its record's ``derivation``."""
-    if case.derivation is not None or case.source is None:
-        return case.derivation
-    lines = Path(case.source).read_text(encoding="utf-8").splitlines()
-    record = json.loads(lines[case.line - 1])
-    return record.get("derivation") if isinstance(record, dict) else None
-
-
 def check_derivation(case: Any) -> str | None:
     """None when the case's derivation agrees with its answer (or it states why it has none), else why not."""
     from pytest_mathperf.answers import check_answer
 
-    derivation = derivation_of(case)
+    derivation = case.derivation
     if derivation is None:
         return "no derivation (add `derivation:`, or `derivation: {not_derivable: why}`)"
     reason = not_derivable_reason(derivation)

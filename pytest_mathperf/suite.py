@@ -356,6 +356,7 @@ def _cases_from(path: Path, block: LocatedDict, defaults: Mapping[str, Any]) -> 
                     answer=answer,
                     line=number,
                     source=source,
+                    derivation=record.get("derivation"),  # a JSONL record may prove its own answer
                     **values,
                 )
             )

@@ -16,7 +16,6 @@ from pytest_mathperf.answers import check_answer
 from pytest_mathperf.derivations import (
     DerivationError,
     check_derivation,
-    derivation_of,
     derive,
     not_derivable_reason,
     render,
@@ -52,16 +51,16 @@ def where(suite: Suite, case: Case) -> str:
 
 @pytest.mark.parametrize(("suite", "case"), CASES, ids=[f"{s.name}::{c.id}" for s, c in CASES])
 def test_derivation_agrees_with_answer(suite: Suite, case: Case) -> None:
-    if not_derivable_reason(derivation_of(case)) is not None:
-        pytest.skip(f"not derivable: {not_derivable_reason(derivation_of(case))}")
+    if not_derivable_reason(case.derivation) is not None:
+        pytest.skip(f"not derivable: {not_derivable_reason(case.derivation)}")
     problem = check_derivation(case)
     assert problem is None, f"{where(suite, case)}: {problem}"
 
 
 def test_every_case_has_a_derivation_or_a_reason() -> None:
-    missing = [where(s, c) for s, c in CASES if derivation_of(c) is None or not_derivable_reason(derivation_of(c)) == ""]
+    missing = [where(s, c) for s, c in CASES if c.derivation is None or not_derivable_reason(c.derivation) == ""]
     assert not missing, "cases without a derivation or a not_derivable reason:\n" + "\n".join(missing)
-    underivable = [c for _, c in CASES if not_derivable_reason(derivation_of(c))]
+    underivable = [c for _, c in CASES if not_derivable_reason(c.derivation)]
     assert all(isinstance(c.answer, dict) and "regex" in c.answer for c in underivable), (
         "only answers that are not numbers or expressions (regex) may go without a derivation"
     )
@@ -168,7 +167,7 @@ def test_bad_derivations_are_refused(derivation: dict[str, object], message: str
 
 def test_jsonl_cases_carry_their_derivation_in_the_record() -> None:
     suite = next(suite for suite in SHIPPED if suite.name == "gsm8k-sample")
-    assert all(case.source is not None and derivation_of(case) for case in suite.cases)
+    assert all(case.source is not None and case.derivation for case in suite.cases)
 
 
 def test_render_shapes() -> None:

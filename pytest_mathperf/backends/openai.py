@@ -263,9 +263,10 @@ class ChatStream:
         if isinstance(usage, dict) and usage:
             self.usage = usage
         for choice in chunk.get("choices") or ():
-            if choice.get("index", 0) != 0:
-                continue
-            delta = choice.get("delta") or {}
+            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                continue  # a malformed choice is not ours to read, and must not abort a load run
+            delta = choice.get("delta")
+            delta = delta if isinstance(delta, dict) else {}
             reasoning = delta.get("reasoning_content") or delta.get("reasoning")
             if isinstance(reasoning, str) and reasoning:
                 self.events.append(StreamEvent(now, "reasoning", reasoning))
