@@ -37,6 +37,9 @@ ACCURACY = "accuracy"
 
 STATISTICS: tuple[str, ...] = ("p50", "p90", "p95", "p99", "mean", "min", "max")
 
+#: Metrics that are a share between 0 and 1: shown as percentages, bounded to [0, 1].
+SHARE_METRICS = frozenset({ACCURACY, "load.success_rate"})
+
 #: Metrics where larger is better; decides which way "worse" points in reports.
 HIGHER_IS_BETTER = frozenset({"tokens_per_s", "decode_tokens_per_s", ACCURACY})
 

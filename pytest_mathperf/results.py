@@ -6,6 +6,7 @@ record converts to and from a dict losslessly (``to_dict``/``from_dict``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -59,7 +60,8 @@ class CaseRecord:
         return max(set(failing), key=failing.count) if failing else "wrong"
 
     def samples(self, metric: str) -> list[float]:
-        return [g.metrics[metric] for g in self.generations if metric in g.metrics]
+        """The metric's values over this case's generations; missing and NaN values are left out."""
+        return [g.metrics[metric] for g in self.generations if metric in g.metrics and not math.isnan(g.metrics[metric])]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -19,6 +19,7 @@ from pytest_mathperf.metrics import (
     ACCURACY,
     GENERATION_METRICS,
     MODEL_METRICS,
+    SHARE_METRICS,
     STATISTICS,
     format_number,
     statistic,
@@ -240,7 +241,7 @@ def _metric_budgets(
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
                 raise SchemaError(path, bounds.line_of(side), f"{bound_where}.{side}: must be a number, got {value!r}")
             values.append(None if value is None else float(value))
-        if metric in (ACCURACY, "load.success_rate") and any(v is not None and not 0 <= v <= 1 for v in values):
+        if metric in SHARE_METRICS and any(v is not None and not 0 <= v <= 1 for v in values):
             raise SchemaError(path, bounds.line or line, f"{bound_where}: a share is between 0 and 1 (0.9 means 90 %)")
         return values[0], values[1]
 
@@ -309,7 +310,7 @@ def _ranked(name: str, patterns: Iterable[str]) -> list[str]:
 
 
 def _number(value: float, metric: str) -> str:
-    return f"{value:.1%}" if metric in (ACCURACY, "load.success_rate") else format_number(value)
+    return f"{value:.1%}" if metric in SHARE_METRICS else format_number(value)
 
 
 def _located(raw: Mapping[str, Any], line: int) -> LocatedDict:

@@ -28,12 +28,13 @@ from pytest_mathperf.metrics import (
     GENERATION_METRICS,
     HIGHER_IS_BETTER,
     MODEL_METRICS,
+    SHARE_METRICS,
     format_number,
     statistic,
     unit_of,
     wilson_interval,
 )
-from pytest_mathperf.results import BudgetRecord, CaseRecord, ModelRecord, RunRecord
+from pytest_mathperf.results import BudgetRecord, CaseRecord, ModelRecord, RunRecord, summary_statistic
 
 #: Above this many runs a chart shows each point as a group of consecutive runs (median, with
 #: the group's min–max as a whisker), so the page stays small without leaving any run out.
@@ -429,14 +430,14 @@ def _chart(
         line.append(f"{x},{y}")
         bound = _bound_text(last.minimum, last.maximum, key.metric)
         if len(members) == 1:
-            label = f"{last.label} · {last.when} · {_number(value, key.metric)} {unit}".rstrip()
+            label = f"{last.label} · {last.when} · {format_number(value)} {unit}".rstrip()
             low_y = high_y = None
         else:
             first = members[0]
             label = (
                 f"{first.label}–{last.label} ({len(members)} runs, {first.when} – {last.when}) · "
-                f"median {_number(value, key.metric)}, min {_number(min(measured), key.metric)}, "
-                f"max {_number(max(measured), key.metric)} {unit}"
+                f"median {format_number(value)}, min {format_number(min(measured))}, "
+                f"max {format_number(max(measured))} {unit}"
             ).rstrip()
             low_y, high_y = y_of(min(measured)), y_of(max(measured))
         if bound:
@@ -472,7 +473,7 @@ def _chart(
         x_ticks=tuple(x_ticks),
         runs=len(measured_samples),
         failed_runs=sum(1 for s in samples if s.failed),
-        latest=f"{_number(latest.value, key.metric)} {unit}".rstrip() if latest and latest.value is not None else "",
+        latest=f"{format_number(latest.value)} {unit}".rstrip() if latest and latest.value is not None else "",
         budget=_with_bound_unit(_bound_text(samples[-1].minimum, samples[-1].maximum, key.metric), unit) if samples else "",
         summarised=summarised,
         higher_is_better=key.metric in HIGHER_IS_BETTER,
@@ -509,7 +510,7 @@ def _budget_lines(
                         x1=_round(max(PLOT_LEFT, start[0] - half)),
                         x2=_round(min(PLOT_RIGHT, previous_x + half)),
                         y=y_of(start[1]),
-                        label=f"budget {word} {_number(start[1], metric)} {unit}".rstrip(),
+                        label=f"budget {word} {format_number(start[1])} {unit}".rstrip(),
                     )
                 )
                 start = None
@@ -643,8 +644,8 @@ def _model_table(run: RunRecord, models: Sequence[str]) -> tuple[TableRow, ...]:
 
     def generation_metric(metric: str, name: str) -> Callable[[str], str]:
         def value(model: str) -> str:
-            samples = [v for case in cases[model] for v in case.samples(metric) if not math.isnan(v)]
-            return _with_unit(statistic(samples, name), metric) if samples else ""
+            measured = summary_statistic(cases[model], metric, name)
+            return "" if measured is None else _with_unit(measured, metric)
 
         return value
 
@@ -680,8 +681,8 @@ def _case_view(case: CaseRecord) -> CaseView:
     shown = next((g for g in case.generations if g.status != "correct"), case.generations[0] if case.generations else None)
 
     def median(metric: str) -> str:
-        samples = [v for v in case.samples(metric) if not math.isnan(v)]
-        return _with_unit(statistic(samples, "p50"), metric) if samples else ""
+        measured = summary_statistic([case], metric, "p50")
+        return "" if measured is None else _with_unit(measured, metric)
 
     generations = []
     for generation in case.generations:
@@ -725,14 +726,10 @@ def _case_view(case: CaseRecord) -> CaseView:
 # -- formatting -------------------------------------------------------------------------------------
 
 
-def _number(value: float, metric: str) -> str:
-    return format_number(value)
-
-
 def _with_unit(value: float, metric: str) -> str:
-    if metric in (ACCURACY, "load.success_rate"):
+    if metric in SHARE_METRICS:
         return f"{value:.1%}"
-    return f"{_number(value, metric)}{_unit_suffix(metric)}"
+    return f"{format_number(value)}{_unit_suffix(metric)}"
 
 
 def _unit_suffix(metric: str) -> str:
@@ -743,9 +740,9 @@ def _unit_suffix(metric: str) -> str:
 def _bound_text(minimum: float | None, maximum: float | None, metric: str, *, scaled: bool = True) -> str:
     """``≥ 95`` / ``≤ 350`` / both; accuracy bounds as percentages."""
     def show(value: float) -> str:
-        if metric in (ACCURACY, "load.success_rate") and not scaled:
+        if metric in SHARE_METRICS and not scaled:
             return f"{value:.0%}"
-        return _number(value, metric)
+        return format_number(value)
 
     parts = []
     if minimum is not None:
