@@ -14,13 +14,9 @@ import pytest
 
 from pytest_mathperf.state import STATE, GateState
 
-#: Budgets that only an in-process model can be held to.
-MEMORY_METRICS = frozenset({"vram_load_gb", "vram_peak_gb", "rss_load_gb", "rss_peak_gb"})
-
 if TYPE_CHECKING:
-    from pytest_mathperf.results import BudgetRecord, CaseRecord
     from pytest_mathperf.suite import Case, Suite
-    from pytest_mathperf.thresholds import Budget, BudgetOutcome
+    from pytest_mathperf.thresholds import Budget
 
 
 class MathperfFailure(Exception):
@@ -41,17 +37,11 @@ class SuiteFile(pytest.File):
 
     def collect(self) -> Iterator[pytest.Item]:
         from pytest_mathperf.suite import load_suite
-        from pytest_mathperf.thresholds import case_budgets
         from pytest_mathperf.yamlfile import SchemaError
 
         state = self.config.stash[STATE]
         try:
             suite = load_suite(self.path)
-            per_case_budgets = {
-                case.id: case_budgets(case.source or self.path, case.line, suite.name, case.id, case.budgets)
-                for case in suite.cases
-                if case.budgets
-            }
         except SchemaError as error:
             raise self.CollectError(str(error)) from None
         slugs = unique_slugs(state.settings.models)
@@ -65,7 +55,6 @@ class SuiteFile(pytest.File):
                     suite=suite,
                     case=case,
                     model=model,
-                    budgets=per_case_budgets.get(case.id, []),
                 )
                 for tag in case.tags:
                     self.config.addinivalue_line("markers", f"{tag}: suite tag (pytest-mathperf)")
@@ -97,44 +86,35 @@ def unique_slugs(models: tuple[str, ...]) -> dict[str, str]:
 class CaseItem(MathperfItem):
     """One case on one model: generate every repeat, judge each answer, apply the pass rule."""
 
-    def __init__(self, *, suite: Suite, case: Case, model: str, budgets: list[Budget], **kwargs: Any) -> None:
+    def __init__(self, *, suite: Suite, case: Case, model: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.suite = suite
         self.case = case
         self.model = model
-        self.case_budgets = budgets
         self.mathperf_payload: dict[str, Any] | None = None
 
     def runtest(self) -> None:
         from pytest_mathperf.backends import ModelLoadError
-        from pytest_mathperf.runner import case_properties
+        from pytest_mathperf.judge import judge_case
+        from pytest_mathperf.reporting import case_failure_text, case_properties, left_to_budget_text
 
         state = self.config.stash[STATE]
         try:
             record = state.runner.run_case(self.model, self.suite, self.case, self.nodeid)
         except ModelLoadError as error:
-            session = state.runner.sessions[self.model]
             self.mathperf_payload = {"model": state.runner.model_record(self.model).to_dict()}  # recorded too
-            if session.first_failure_reported:
-                pytest.skip(f"{self.model} did not load (see the first failure): {error}")
-            session.first_failure_reported = True
-            raise MathperfFailure(f"model {self.model} did not load: {error}") from None
+            if state.runner.report_load_failure_once(self.model):
+                raise MathperfFailure(f"model {self.model} did not load: {error}") from None
+            pytest.skip(f"{self.model} did not load (see the first failure): {error}")
         self.user_properties.extend(case_properties(record))
-        self.mathperf_payload = {
-            "case": record.to_dict(),
-            "model": state.runner.model_record(self.model).to_dict(),
-        }
-        has_error = any(generation.status == "error" for generation in record.generations)
-        if record.passed and not has_error:
-            return
-        message = _case_failure_text(record, self.case)
-        if not has_error and not state.settings.strict and state.accuracy_budget_applies(self.model, self.suite.name):
-            first = next(g for g in record.generations if g.status != "correct")
-            pytest.xfail(
-                f"{record.verdict} ({record.correct_count}/{len(record.generations)} correct), left to the accuracy "
-                f"budget: expected {record.expected}, extracted {first.extracted or 'nothing'}"
-            )
-        raise MathperfFailure(message)
+        self.mathperf_payload = {"case": record.to_dict(), "model": state.runner.model_record(self.model).to_dict()}
+        outcome = judge_case(record, state.plan.for_model(self.model), strict=state.settings.strict)
+        if outcome.status == "left_to_budget":
+            # A skip, not an xfail: JUnit writes a skip's reason as the element's text, which GitLab,
+            # Jenkins and pytest-html show; an xfail's reason is only an attribute they ignore.
+            pytest.skip(left_to_budget_text(outcome))
+        if outcome.status == "failed":
+            raise MathperfFailure(case_failure_text(outcome))
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         source = self.case.source or self.path
@@ -154,7 +134,7 @@ class LoadItem(MathperfItem):
         from pytest_mathperf.backends import ModelLoadError
 
         state = self.config.stash[STATE]
-        if state.runner.backend_of(self.model) == "hf":
+        if state.runner.in_process(self.model):
             pytest.skip("load profiles need a served model: --mathperf-backend openai --mathperf-endpoint URL")
         try:
             result = state.runner.run_load(self.model, self.suite)
@@ -174,23 +154,6 @@ class LoadItem(MathperfItem):
         return self.path, self.suite.load_line - 1, f"{self.suite.name}::load [{self.model}]"
 
 
-def _case_failure_text(record: CaseRecord, case: Case) -> str:
-    failing = [g for g in record.generations if g.status != "correct"]
-    shown = next((g for g in failing if g.status == "error"), failing[0])  # a backend failure first
-    output = shown.output if len(shown.output) <= 2000 else "…" + shown.output[-2000:]
-    lines = [
-        f"{shown.status if record.passed else record.verdict}: "
-        f"{record.correct_count} of {len(record.generations)} generations correct "
-        f"(pass rule: {record.pass_rule}) — {record.model}",
-        f"  expected : {record.expected}",
-        f"  extracted: {shown.extracted or '(nothing)'}   [repeat {shown.repeat}: {shown.status}, {shown.reason}]",
-        f"  prompt   : {case.prompt}",
-        f"  raw output (repeat {shown.repeat}, finish: {shown.finish_reason}):",
-        *("    " + line for line in output.splitlines() or [""]),
-    ]
-    return "\n".join(lines)
-
-
 class ThresholdsFile(pytest.File):
     """The thresholds file as a node, so budgets read ``thresholds.yaml::model::ttft_ms.p50``."""
 
@@ -201,153 +164,104 @@ class ThresholdsFile(pytest.File):
 class BudgetItem(MathperfItem):
     """One budget on one model: compares a statistic over what that model's cases measured."""
 
-    def __init__(self, *, budget: Budget | None, model: str, policy_message: str = "", **kwargs: Any) -> None:
+    def __init__(self, *, budget: Budget, model: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.budget = budget
         self.model = model
-        self.policy_message = policy_message  # for the unknown-card item, which has no budget
         self.mathperf_payload: dict[str, Any] | None = None
 
     def runtest(self) -> None:
-        from pytest_mathperf.thresholds import evaluate
+        from pytest_mathperf.judge import judge_budget
+        from pytest_mathperf.reporting import budget_failure_text, budget_properties, budget_record
 
         state = self.config.stash[STATE]
-        if self.budget is None:
-            if state.thresholds is not None and state.thresholds.unknown_card == "fail":
-                raise MathperfFailure(self.policy_message)
-            pytest.skip(self.policy_message)
-        session = state.runner.sessions[self.model]
-        if session.load_error is not None:
-            pytest.skip(f"{self.model} did not load, nothing to judge")
-        if self.budget.metric in MEMORY_METRICS and session.load_info is not None and session.load_info.device is None:
-            pytest.skip(f"{self.model} is served by another process: its memory is the server's, not measured here")
-        if self.budget.scope == "load" and not session.load_results:
-            pytest.skip("no load profile ran for this model (a suite's `load:` block, with --mathperf-backend openai)")
-        samples = state.runner.samples(self.model, self.budget)
-        if not samples and not session.cases and not session.load_results:
-            pytest.skip(f"no case of {self.model} ran, so there is nothing to judge")
-        if not samples and not state.runner.measures(self.model, self.budget.metric):
-            pytest.skip(f"{self.budget.metric} is not measured for {self.model} on {state.runner.card}")
-        outcome = evaluate(self.budget, samples)
-        record = _budget_record(outcome, self.model, state.runner.card, self.nodeid)
+        card = state.runner.card
+        outcome = judge_budget(state.runner, self.model, self.budget)
+        if outcome.status == "cannot_judge":
+            pytest.skip(outcome.reason)
         self.mathperf_payload = {
-            "budget": record.to_dict(),
+            "budget": budget_record(outcome, self.model, card, self.nodeid).to_dict(),
             "model": state.runner.model_record(self.model).to_dict(),
         }
-        self.user_properties.extend(
-            [
-                ("mathperf.model", self.model),
-                ("mathperf.budget", self.budget.name),
-                ("mathperf.measured", "" if outcome.measured is None else round(outcome.measured, 4)),
-                ("mathperf.bound", self.budget.bound_text),
-                ("mathperf.samples", outcome.samples),
-                ("mathperf.card", state.runner.card),
-            ]
-        )
-        if not outcome.passed:
-            text = _budget_failure_text(outcome, self.model, state.runner.card)
-            for result in session.load_results.values() if self.budget.scope == "load" else ():
-                text += "".join(f"\n  failures : {line}" for line in result.errors())
-                warning = result.client_warning()
-                text += f"\n  client   : {warning}" if warning else ""
-            raise MathperfFailure(text)
+        self.user_properties.extend(budget_properties(outcome, self.model, card))
+        if outcome.status == "failed":
+            raise MathperfFailure(budget_failure_text(outcome, self.model, card))
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
-        line = self.budget.line - 1 if self.budget else None
-        return self.path, line, f"budget {self.name} [{self.model}]"
+        return self.path, self.budget.line - 1, f"budget {self.name} [{self.model}]"
 
 
-def _budget_record(outcome: BudgetOutcome, model: str, card: str, nodeid: str) -> BudgetRecord:
-    from pytest_mathperf.results import BudgetRecord
+class NoBudgetItem(MathperfItem):
+    """Stands for a model that thresholds.yaml has nothing to judge by, so the policy is visible."""
 
-    budget = outcome.budget
-    return BudgetRecord(
-        model=model,
-        name=budget.name,
-        metric=budget.metric,
-        statistic=budget.statistic,
-        scope=budget.scope,
-        suite=budget.suite,
-        case=budget.case,
-        minimum=budget.minimum,
-        maximum=budget.maximum,
-        measured=outcome.measured,
-        samples=outcome.samples,
-        passed=outcome.passed,
-        card=card,
-        nodeid=nodeid,
-    )
+    def __init__(self, *, model: str, reason: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.model = model
+        self.reason = reason
 
+    def runtest(self) -> None:
+        state = self.config.stash[STATE]
+        if state.plan.policy == "fail":
+            raise MathperfFailure(self.reason)
+        pytest.skip(self.reason)
 
-def _budget_failure_text(outcome: BudgetOutcome, model: str, card: str) -> str:
-    budget = outcome.budget
-    over = f" over {outcome.samples} {'cases' if budget.metric == 'accuracy' else 'samples'}"
-    statistic = f"{budget.statistic} " if budget.statistic else ""
-    scope = {"suite": f" in suite {budget.suite}", "case": f" in case {budget.case}"}.get(budget.scope, "")
-    where = f"{budget.source}:{budget.line}"
-    return "\n".join(
-        [
-            f"budget {budget.name} failed for {model}{scope} on {card}",
-            f"  measured : {statistic}{outcome.measured_text}{over if outcome.measured is not None else ''}",
-            f"  budget   : {budget.bound_text}   ({where})",
-            f"  card     : {card}",
-            f"  samples  : {outcome.samples}",
-        ]
-    )
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"no budgets [{self.model}]"
 
 
 def items_in_run_order(session: pytest.Session, state: GateState, model_items: list[pytest.Item]) -> list[pytest.Item]:
     """The selected cases model by model, each model's budget items right after its cases.
 
-    Budgets are made here, after ``-k``/``-m`` selection, so they judge exactly the cases that run.
-    An xdist worker makes none: it sees only its share of the samples (the plugin refuses ``-n``
-    when thresholds.yaml applies, and warns otherwise). Every item of a model shares its xdist
-    group, so ``--dist loadgroup`` keeps a model's cases on one worker.
+    The budget plan is made here, once, after ``-k``/``-m`` selection, so budgets judge exactly
+    the cases that run. An xdist worker makes no budget items: it sees only its share of the
+    samples (the plugin refuses ``-n`` when thresholds.yaml applies, and warns otherwise). Every
+    item of a model shares its xdist group, so ``--dist loadgroup`` keeps a model's cases on one
+    worker.
     """
+    from pytest_mathperf.judge import SelectedModel, plan_budgets
+
     slugs = unique_slugs(state.settings.models)
     per_model: dict[str, list[pytest.Item]] = {model: [] for model in state.settings.models}
     for item in model_items:
         per_model[item.model].append(item)
-    on_xdist_worker = hasattr(session.config, "workerinput")
-    for item in [] if on_xdist_worker else model_items:
-        for budget in getattr(item, "case_budgets", []):
-            name = f"{item.case.id}.{budget.name}[{slugs[item.model]}]"
-            per_model[item.model].append(BudgetItem.from_parent(item.parent, name=name, budget=budget, model=item.model))
-    if state.thresholds is not None and not on_xdist_worker:
-        thresholds_node = ThresholdsFile.from_parent(session, path=state.thresholds.path)
-        for model, items in per_model.items():
-            suites = sorted({item.suite.name for item in items if isinstance(item, (CaseItem, LoadItem))})
-            if suites:
-                items.extend(_threshold_items(thresholds_node, state, model, slugs[model], suites))
+    if hasattr(session.config, "workerinput"):
+        return [item for items in per_model.values() for item in items]
+    selected = [
+        SelectedModel(
+            model=model,
+            name=state.runner.name_of(model),
+            suites=tuple(sorted({item.suite.name for item in items})),
+            case_budgets=tuple(
+                budget for item in items if isinstance(item, CaseItem) for budget in item.case.budgets
+            ),
+        )
+        for model, items in per_model.items()
+        if items
+    ]
+    state.plan = plan_budgets(state.thresholds, state.runner.card, selected)
+    thresholds_node = (
+        ThresholdsFile.from_parent(session, path=state.thresholds.path) if state.thresholds is not None else None
+    )
     for model, items in per_model.items():
+        if not items:
+            continue
+        plan = state.plan.for_model(model)
+        case_parents = {item.case.id: item.parent for item in items if isinstance(item, CaseItem)}
+        for budget in plan.budgets:
+            if budget.scope == "case":
+                name = f"{budget.case}.{budget.name}[{slugs[model]}]"
+                parent = case_parents[budget.case]
+            else:
+                assert thresholds_node is not None
+                suite = f"{budget.suite}::" if budget.scope == "suite" else ""
+                name, parent = f"{slugs[model]}::{suite}{budget.name}", thresholds_node
+            items.append(BudgetItem.from_parent(parent, name=name, budget=budget, model=model))
+        if plan.no_budget_reason is not None and state.plan.policy != "record":
+            assert thresholds_node is not None
+            items.append(
+                NoBudgetItem.from_parent(thresholds_node, name=f"{slugs[model]}::card", model=model, reason=plan.no_budget_reason)
+            )
         for item in items:
             if item.get_closest_marker("xdist_group") is None:
                 item.add_marker(pytest.mark.xdist_group(slugs[model]))
     return [item for items in per_model.values() for item in items]
-
-
-def _threshold_items(
-    node: ThresholdsFile, state: GateState, model: str, slug: str, suites: list[str]
-) -> list[BudgetItem]:
-    """One item per budget of thresholds.yaml that applies to this card, model and these suites."""
-    assert state.thresholds is not None
-    card, name = state.runner.card, state.runner.name_of(model)
-    budgets = state.thresholds.budgets_for(card, name, suites)
-    if budgets is None:
-        if state.thresholds.unknown_card == "record":
-            return []
-        message = (
-            f"no budgets for card {card!r} and model {name!r} in {state.thresholds.path} "
-            f"(unknown_card: {state.thresholds.unknown_card}); `mathperf card` prints this card's name"
-        )
-        return [BudgetItem.from_parent(node, name=f"{slug}::card", budget=None, model=model, policy_message=message)]
-    state.budgets[model] = budgets
-    return [
-        BudgetItem.from_parent(
-            node,
-            name=f"{slug}::{budget.suite + '::' if budget.scope == 'suite' else ''}{budget.name}",
-            budget=budget,
-            model=model,
-        )
-        for budget in budgets
-    ]

@@ -3,7 +3,7 @@ suite or a wrong expected answer before a GPU runner spends an hour on it.
 
 Errors (exit 1): a suite that does not load (YAML, schema, duplicate ids, a bad JSONL record),
 a derivation that disagrees with its case's answer or does not evaluate, a per-case budget on an
-unknown metric, two suite files with the same suite name, a thresholds file that does not load.
+unknown metric (the suite loader reports it at the key's own line), two suite files with the same suite name, a thresholds file that does not load.
 Warnings (exit 0): a budget for a suite that none of the linted files define — teams may keep
 suites elsewhere — and a missing thresholds file (a project may gate on answers only). Cases
 without a derivation are not flagged here: the project's own test requires them for shipped
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pytest_mathperf.derivations import check_derivation
 from pytest_mathperf.suite import Suite, is_suite_file, load_suite
-from pytest_mathperf.thresholds import Thresholds, case_budgets, load_thresholds
+from pytest_mathperf.thresholds import Thresholds, load_thresholds
 from pytest_mathperf.yamlfile import SchemaError
 
 _THRESHOLDS_NAMES = ("thresholds.yaml", "thresholds.yml")
@@ -76,18 +76,13 @@ def _suite_files(paths: Iterable[Path], thresholds: Path, problems: list[str]) -
 
 
 def _case_problems(suite: Suite) -> list[str]:
-    """Derivations that disagree with their answers, and per-case budgets on unknown metrics."""
+    """Derivations that disagree with their answers."""
     problems = []
     for case in suite.cases:
         where = f"{case.source or suite.path}:{case.line}"
         problem = check_derivation(case)
         if problem and not problem.startswith("no derivation"):
             problems.append(f"{where}: case {case.id!r}: {problem}")
-        if case.budgets:
-            try:
-                case_budgets(suite.path, case.line, suite.name, case.id, case.budgets)
-            except SchemaError as error:
-                problems.append(str(error))
     return problems
 
 

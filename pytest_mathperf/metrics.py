@@ -1,52 +1,142 @@
-"""Metric names, their units and the statistics that budgets and reports apply to them.
+"""Every metric the gate knows, in one registry: name, unit, title, kind, direction and format.
 
-One spelling everywhere (SPEC 2.4): thresholds, JUnit properties, history and HTML all use the
-names defined here, so a metric cannot be called two things in two places.
+One spelling everywhere: thresholds, JUnit properties, history, the terminal summary and the HTML
+report all look a metric up here, so a metric cannot be called two things in two places, and
+"which way is worse" (what a comparison against a baseline needs) is decided once.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
+
+#: generation: one value per generation (budgets take a statistic over them);
+#: model: one value per model per run; load: one value per load profile (``sampled`` ones keep a
+#: value per request); share: a share of cases (accuracy).
+MetricKind = Literal["generation", "model", "load", "share"]
+Direction = Literal["lower", "higher"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """What a metric is and how it is shown."""
+
+    name: str
+    unit: str  # "" for counts and shares
+    title: str
+    kind: MetricKind
+    direction: Direction  # which way is better
+    share: bool = False  # a share between 0 and 1, shown as a percentage
+    sampled: bool = False  # has several values per run, so budgets name a statistic
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.direction == "higher"
+
+    def format(self, value: float, *, unit: bool = True) -> str:
+        """The value with the digits that matter (412, 89.3, 6.72 GB, 95.0%)."""
+        if self.share:
+            return f"{value:.1%}"
+        text = format_number(value)
+        return f"{text} {self.unit}" if unit and self.unit else text
+
+    def worse(self, candidate: float, baseline: float) -> bool:
+        return candidate < baseline if self.higher_is_better else candidate > baseline
+
+
+def _generation(name: str, unit: str, title: str, direction: Direction = "lower") -> Metric:
+    return Metric(name, unit, title, "generation", direction, sampled=True)
+
+
+def _model(name: str, unit: str, title: str) -> Metric:
+    return Metric(name, unit, title, "model", "lower")
+
+
+def _load(name: str, unit: str, title: str, direction: Direction = "lower", **flags: bool) -> Metric:
+    return Metric(name, unit, title, "load", direction, **flags)
+
+
+ACCURACY = "accuracy"
+
+METRICS: dict[str, Metric] = {
+    metric.name: metric
+    for metric in (
+        _generation("ttft_ms", "ms", "TTFT"),
+        _generation("ttfat_ms", "ms", "TTFAT"),  # to the first answer token after the reasoning
+        _generation("tpot_ms", "ms", "TPOT"),
+        _generation("e2e_ms", "ms", "end-to-end"),
+        _generation("tokens_per_s", "tok/s", "tokens/s", "higher"),
+        _generation("decode_tokens_per_s", "tok/s", "decode tokens/s", "higher"),
+        _generation("output_tokens", "tok", "output tokens"),
+        _generation("prompt_tokens", "tok", "prompt tokens"),
+        _generation("reasoning_tokens", "tok", "reasoning tokens"),
+        _generation("retries", "", "retries"),
+        _generation("retry_wait_ms", "ms", "retry wait"),
+        _model("load_s", "s", "load"),
+        _model("vram_load_gb", "GB", "VRAM after load"),
+        _model("vram_load_peak_gb", "GB", "VRAM peak during load"),
+        _model("vram_peak_gb", "GB", "VRAM peak"),
+        _model("rss_load_gb", "GB", "RSS after load"),
+        _model("rss_peak_gb", "GB", "RSS peak"),
+        Metric(ACCURACY, "", "accuracy", "share", "higher", share=True),
+        _load("load.success_rate", "", "load: success rate", "higher", share=True),
+        _load("load.requests", "", "load: requests", "higher"),
+        _load("load.failed", "", "load: failed requests"),
+        _load("load.requests_per_s", "req/s", "load: requests/s", "higher"),
+        _load("load.tokens_per_s", "tok/s", "load: tokens/s", "higher"),
+        _load("load.client_cpu_share", "", "load: client CPU share", share=True),
+        _load("load.client_cpu_ms_per_request", "ms", "load: client CPU per request"),
+        _load("load.loop_lag_ms", "ms", "load: event-loop lag"),
+        _load("load.e2e_ms", "ms", "load: end-to-end", sampled=True),
+        _load("load.ttft_ms", "ms", "load: TTFT", sampled=True),
+        _load("load.client_overhead_ms", "ms", "load: client time per request", sampled=True),
+    )
+}
+
+
+def _names(kind: MetricKind) -> dict[str, str]:
+    return {name: metric.unit for name, metric in METRICS.items() if metric.kind == kind}
+
 
 #: Measured once per generation; budgets apply a statistic over the generations.
-GENERATION_METRICS: dict[str, str] = {
-    "ttft_ms": "ms",
-    "ttfat_ms": "ms",  # to the first answer token after the reasoning (OpenAI backend)
-    "tpot_ms": "ms",
-    "e2e_ms": "ms",
-    "tokens_per_s": "tok/s",
-    "decode_tokens_per_s": "tok/s",
-    "output_tokens": "tok",
-    "prompt_tokens": "tok",
-    "reasoning_tokens": "tok",
-}
-
+GENERATION_METRICS: dict[str, str] = _names("generation")
 #: Measured once per model per run; budgets compare the value itself.
-MODEL_METRICS: dict[str, str] = {
-    "load_s": "s",
-    "vram_load_gb": "GB",
-    "vram_peak_gb": "GB",
-    "rss_load_gb": "GB",
-    "rss_peak_gb": "GB",
-}
-
-#: Share of cases judged correct; budgets compare the share.
-ACCURACY = "accuracy"
+MODEL_METRICS: dict[str, str] = _names("model")
+#: Measured by a load profile; the sampled ones keep a value per request.
+LOAD_METRICS: dict[str, str] = _names("load")
+LOAD_SAMPLE_METRICS: dict[str, str] = {name: unit for name, unit in LOAD_METRICS.items() if METRICS[name].sampled}
+#: Metrics that are a share between 0 and 1: shown as percentages, bounded to [0, 1].
+SHARE_METRICS = frozenset(name for name, metric in METRICS.items() if metric.share)
+#: Metrics where larger is better; decides which way "worse" points in reports and comparisons.
+HIGHER_IS_BETTER = frozenset(name for name, metric in METRICS.items() if metric.higher_is_better)
 
 STATISTICS: tuple[str, ...] = ("p50", "p90", "p95", "p99", "mean", "min", "max")
 
-#: Metrics that are a share between 0 and 1: shown as percentages, bounded to [0, 1].
-SHARE_METRICS = frozenset({ACCURACY, "load.success_rate"})
 
-#: Metrics where larger is better; decides which way "worse" points in reports.
-HIGHER_IS_BETTER = frozenset({"tokens_per_s", "decode_tokens_per_s", ACCURACY})
+def metric(name: str) -> Metric:
+    """The registered metric called ``name`` (KeyError names the known ones)."""
+    try:
+        return METRICS[name]
+    except KeyError:
+        raise KeyError(f"unknown metric {name!r}; known: {', '.join(METRICS)}") from None
 
 
-def unit_of(metric: str) -> str:
-    """The unit a metric is reported in ('' for accuracy, a share)."""
-    return GENERATION_METRICS.get(metric) or MODEL_METRICS.get(metric) or ""
+def unit_of(name: str) -> str:
+    """The unit a metric is reported in ('' for counts and shares, and for names not registered)."""
+    found = METRICS.get(name)
+    return found.unit if found else ""
+
+
+def title_of(name: str) -> str:
+    found = METRICS.get(name)
+    return found.title if found else name
+
+
+def format_value(name: str, value: float, *, unit: bool = True) -> str:
+    """A value of metric ``name`` as every output shows it; unregistered names get a plain number."""
+    found = METRICS.get(name)
+    return found.format(value, unit=unit) if found else format_number(value)
 
 
 def format_number(value: float) -> str:
@@ -61,16 +151,12 @@ def format_number(value: float) -> str:
 
 
 def percentile(values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0-100) with linear interpolation, as numpy's default does."""
+    """The q-th percentile (0-100), linearly interpolated (numpy's default method)."""
     if not values:
         raise ValueError("percentile of no values")
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q / 100.0
-    low = math.floor(rank)
-    high = math.ceil(rank)
-    if low == high:
-        return float(ordered[low])
-    return float(ordered[low] + (ordered[high] - ordered[low]) * (rank - low))
+    import numpy
+
+    return float(numpy.percentile(numpy.asarray(values, dtype=float), q))
 
 
 def statistic(values: Sequence[float], name: str) -> float:
@@ -96,6 +182,7 @@ class Proportion:
     total: int
     low: float
     high: float
+    confidence: float = 0.95
 
     @property
     def value(self) -> float:
@@ -104,15 +191,17 @@ class Proportion:
     def __str__(self) -> str:
         if not self.total:
             return "n/a"
-        return f"{self.value:.0%} ({self.successes}/{self.total}, 95% CI {self.low:.0%}–{self.high:.0%})"
+        return (
+            f"{self.value:.0%} ({self.successes}/{self.total}, {self.confidence:.0%} CI "
+            f"{self.low:.0%}–{self.high:.0%})"
+        )
 
 
-def wilson_interval(successes: int, total: int, z: float = 1.959963984540054) -> Proportion:
-    """Wilson score interval for a binomial share (default 95 %)."""
+def wilson_interval(successes: int, total: int, confidence: float = 0.95) -> Proportion:
+    """Wilson score interval for a binomial share (scipy's ``binomtest(...).proportion_ci``)."""
     if total <= 0:
-        return Proportion(successes, total, float("nan"), float("nan"))
-    p = successes / total
-    denominator = 1 + z * z / total
-    centre = (p + z * z / (2 * total)) / denominator
-    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denominator
-    return Proportion(successes, total, max(0.0, centre - half), min(1.0, centre + half))
+        return Proportion(successes, total, float("nan"), float("nan"), confidence)
+    from scipy.stats import binomtest
+
+    interval = binomtest(successes, total).proportion_ci(confidence_level=confidence, method="wilson")
+    return Proportion(successes, total, max(0.0, float(interval.low)), min(1.0, float(interval.high)), confidence)

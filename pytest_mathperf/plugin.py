@@ -8,14 +8,16 @@ plugin being installed.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_mathperf.items import CaseItem, LoadItem, SuiteFile, items_in_run_order
+from pytest_mathperf.items import CaseItem, LoadItem, MathperfItem, SuiteFile, items_in_run_order
 from pytest_mathperf.state import STATE, GateState, Settings
 
 if TYPE_CHECKING:
@@ -24,45 +26,61 @@ if TYPE_CHECKING:
 DEFAULT_THRESHOLDS = "thresholds.yaml"
 DEFAULT_SUITES = "suites"
 DEFAULT_HISTORY = ".mathperf/history.db"
+DTYPES = ("auto", "float16", "bfloat16", "float32")
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 
-#: (ini name, type, default, help); each is also a command-line option (see pytest_addoption).
-INI_OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
-    ("mathperf", "bool", False, "turn the mathperf gate on"),
-    ("mathperf_models", "linelist", [], "models under test; the first is the baseline"),
-    ("mathperf_backend", "string", "hf", "hf (transformers, in-process) or openai (an OpenAI-compatible server)"),
-    ("mathperf_endpoint", "string", None, "base URL of the OpenAI-compatible server"),
-    ("mathperf_device", "string", "auto", "auto | cpu | cuda | cuda:N"),
-    ("mathperf_dtype", "string", "auto", "auto | float16 | bfloat16 | float32"),
-    ("mathperf_thresholds", "string", DEFAULT_THRESHOLDS, "budgets file"),
-    ("mathperf_suites", "linelist", [DEFAULT_SUITES], "suite files or folders"),
-    ("mathperf_repeats", "string", None, "repeats per case (overrides the suites)"),
-    ("mathperf_warmup", "string", "1", "warm-up generations per model, never counted"),
-    ("mathperf_card", "string", None, "card name to use instead of the detected one"),
-    ("mathperf_history", "string", DEFAULT_HISTORY, "SQLite file where runs are recorded"),
-    ("mathperf_html", "string", None, "write the HTML trend report here at the end of the session"),
-    ("mathperf_strict", "bool", False, "every wrong answer fails its case, even under an accuracy budget"),
+
+@dataclass(frozen=True)
+class Option:
+    """One setting, declared once: its command-line flag, its ini name and what values it takes."""
+
+    name: str  # the ini name and the argparse dest
+    flag: str
+    help: str
+    ini_type: str = "string"  # string | bool | linelist (pytest's ini types)
+    default: Any = None
+    metavar: str | None = None
+    choices: tuple[str, ...] | None = None
+    action: str | None = None  # store_true | append
+    ini: bool = True  # False for flags that make no sense in a config file
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("mathperf", "--mathperf", "turn the gate on; without it nothing is collected or loaded", "bool", False, action="store_true"),
+    Option("mathperf_models", "--mathperf-model", "model under test (HF id from the local cache, a folder, or mathperf-tiny); repeatable, the first is the baseline", "linelist", [], "M", action="append"),
+    Option("mathperf_backend", "--mathperf-backend", "hf (default) or openai, or a backend registered under the pytest_mathperf.backends entry points or by a pytest_mathperf_backends hook", default="hf", metavar="NAME"),
+    Option("mathperf_endpoint", "--mathperf-endpoint", "OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 (key from MATHPERF_API_KEY or OPENAI_API_KEY)", metavar="URL"),
+    Option("mathperf_device", "--mathperf-device", "auto | cpu | cuda | cuda:N", default="auto", metavar="DEV"),
+    Option("mathperf_dtype", "--mathperf-dtype", " | ".join(DTYPES), default="auto", metavar="DTYPE", choices=DTYPES),
+    Option("mathperf_thresholds", "--mathperf-thresholds", f"budgets file (default {DEFAULT_THRESHOLDS})", default=DEFAULT_THRESHOLDS, metavar="PATH"),
+    Option("mathperf_suites", "--mathperf-suites", f"suite file or folder; repeatable (default {DEFAULT_SUITES})", "linelist", [DEFAULT_SUITES], "PATH", action="append"),
+    Option("mathperf_repeats", "--mathperf-repeats", "repeats per case, overriding the suites", metavar="N"),
+    Option("mathperf_warmup", "--mathperf-warmup", "warm-up generations per model (default 1), never counted", default="1", metavar="N"),
+    Option("mathperf_card", "--mathperf-card", "card name to match in thresholds.yaml instead of the detected one", metavar="NAME"),
+    Option("mathperf_history", "--mathperf-history", f"SQLite run history (default {DEFAULT_HISTORY})", default=DEFAULT_HISTORY, metavar="PATH"),
+    Option("mathperf_no_history", "--mathperf-no-history", "do not record this run", "bool", False, action="store_true", ini=False),
+    Option("mathperf_html", "--mathperf-html", "write the HTML trend report here at the end of the session", metavar="PATH"),
+    Option("mathperf_strict", "--mathperf-strict", "every wrong answer fails its case, even where an accuracy budget applies", "bool", False, action="store_true"),
 )
+
+
+@pytest.hookimpl
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from pytest_mathperf import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("mathperf", "math-reasoning model gate (pytest-mathperf)")
-    group.addoption("--mathperf", action="store_true", default=None, help="turn the gate on; without it nothing is collected or loaded")
-    group.addoption("--mathperf-model", action="append", dest="mathperf_models", metavar="M", help="model under test (HF id from the local cache, a folder, or mathperf-tiny); repeatable, the first is the baseline")
-    group.addoption("--mathperf-backend", dest="mathperf_backend", metavar="NAME", help="hf (default) or openai, or a backend registered under the pytest_mathperf.backends entry points")
-    group.addoption("--mathperf-endpoint", dest="mathperf_endpoint", metavar="URL", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 (key from MATHPERF_API_KEY or OPENAI_API_KEY)")
-    group.addoption("--mathperf-device", dest="mathperf_device", metavar="DEV", help="auto | cpu | cuda | cuda:N")
-    group.addoption("--mathperf-dtype", dest="mathperf_dtype", metavar="DTYPE", help="auto | float16 | bfloat16 | float32")
-    group.addoption("--mathperf-thresholds", dest="mathperf_thresholds", metavar="PATH", help=f"budgets file (default {DEFAULT_THRESHOLDS})")
-    group.addoption("--mathperf-suites", action="append", dest="mathperf_suites", metavar="PATH", help=f"suite file or folder; repeatable (default {DEFAULT_SUITES})")
-    group.addoption("--mathperf-repeats", dest="mathperf_repeats", metavar="N", help="repeats per case, overriding the suites")
-    group.addoption("--mathperf-warmup", dest="mathperf_warmup", metavar="N", help="warm-up generations per model (default 1), never counted")
-    group.addoption("--mathperf-card", dest="mathperf_card", metavar="NAME", help="card name to match in thresholds.yaml instead of the detected one")
-    group.addoption("--mathperf-history", dest="mathperf_history", metavar="PATH", help=f"SQLite run history (default {DEFAULT_HISTORY})")
-    group.addoption("--mathperf-no-history", action="store_true", dest="mathperf_no_history", default=False, help="do not record this run")
-    group.addoption("--mathperf-html", dest="mathperf_html", metavar="PATH", help="write the HTML trend report at the end of the session")
-    group.addoption("--mathperf-strict", action="store_true", dest="mathperf_strict", default=None, help="every wrong answer fails its case, even where an accuracy budget applies")
-    for name, kind, default, help_text in INI_OPTIONS:
-        parser.addini(name, help_text, type=kind, default=default)  # type: ignore[arg-type]
+    for option in OPTIONS:
+        # default=None on the command line, so that "not given" falls through to the ini value
+        extra: dict[str, Any] = {"metavar": option.metavar} if option.metavar else {}
+        if option.action:
+            extra["action"] = option.action
+        group.addoption(option.flag, dest=option.name, default=None, help=option.help, **extra)
+        if option.ini:
+            parser.addini(option.name, option.help, type=option.ini_type, default=option.default)  # type: ignore[arg-type]
 
 
 def _enabled(config: pytest.Config) -> bool:
@@ -79,6 +97,13 @@ def _read_settings(config: pytest.Config) -> Settings:
         if given is not None:
             return given, invocation
         return config.getini(name), ini_base
+
+    def choice(name: str, allowed: str, valid: bool) -> str:
+        chosen, _ = value(name)
+        if not valid:
+            where = "--" + name.replace("_", "-") if config.getoption(name) is not None else f"ini option {name}"
+            raise pytest.UsageError(f"{where}: {chosen!r} is not one of {allowed}")
+        return chosen
 
     def integer(name: str, minimum: int) -> int | None:
         raw, _ = value(name)
@@ -109,8 +134,8 @@ def _read_settings(config: pytest.Config) -> Settings:
         models=tuple(dict.fromkeys(models)),
         backend=backend,
         endpoint=endpoint or None,
-        device=value("mathperf_device")[0],
-        dtype=value("mathperf_dtype")[0],
+        device=choice("mathperf_device", "auto | cpu | cuda | cuda:N", bool(DEVICE_PATTERN.match(str(value("mathperf_device")[0])))),
+        dtype=choice("mathperf_dtype", " | ".join(DTYPES), value("mathperf_dtype")[0] in DTYPES),
         thresholds=thresholds_base / thresholds,
         thresholds_explicit=config.getoption("mathperf_thresholds") is not None
         or thresholds != DEFAULT_THRESHOLDS,
@@ -133,8 +158,12 @@ def pytest_configure(config: pytest.Config) -> None:
     from pytest_mathperf.yamlfile import SchemaError
 
     settings = _read_settings(config)
-    from pytest_mathperf.backends import backend_names
+    from pytest_mathperf.backends import backend_names, use_hook_backends
 
+    try:
+        use_hook_backends({name: cls for found in config.hook.pytest_mathperf_backends() for name, cls in found.items()})
+    except ValueError as error:
+        raise pytest.UsageError(f"pytest_mathperf_backends: {error}") from None
     if settings.backend not in backend_names():
         raise pytest.UsageError(
             f"--mathperf-backend {settings.backend!r}: unknown; available: {', '.join(backend_names())}"
@@ -165,7 +194,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STATE] = state
     if not hasattr(config, "workerinput"):
         config.pluginmanager.register(GateRecorder(state), "mathperf-recorder")
-    # A broken suite is one collection error; the other suites still run (SPEC 2.2).
+    # A broken suite is one collection error; the other suites still run.
     config.option.continue_on_collection_errors = True
     if config.args_source != pytest.Config.ArgsSource.ARGS:  # no paths given: collect the suites
         for missing in (path for path in settings.suites if not path.exists()):
@@ -247,6 +276,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     payload = getattr(item, "mathperf_payload", None)
     if payload is not None and call.when == "call":
         report.mathperf = payload  # plain JSON-able data: travels from xdist workers with the report
+    if report.skipped and isinstance(report.longrepr, tuple) and isinstance(item, MathperfItem):
+        # a skip raised while judging points at the case or budget in its YAML, not into the plugin
+        path, line, _ = item.location
+        report.longrepr = (path, (line or 0) + 1, report.longrepr[2])
     return report
 
 

@@ -26,6 +26,7 @@ class GenerationRecord:
     finish_reason: str | None
     metrics: Mapping[str, float]
     output: str  # the raw model output (or the backend's error message for status "error")
+    facts: Mapping[str, str] = field(default_factory=dict)  # where counts came from, retries, ...
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> GenerationRecord:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from pytest_mathperf.backends import (
     Backend,
@@ -18,6 +17,7 @@ from pytest_mathperf.backends import (
     LoadInfo,
     Message,
     ModelLoadError,
+    backend_class,
     create_backend,
     split_model_spec,
 )
@@ -100,7 +100,7 @@ class Runner:
     def device_info(self) -> DeviceInfo:
         """The card the models run on; for a remote backend, this host's first GPU unless ``--mathperf-card``."""
         if self._device_info is None:
-            if any(self.backend_of(model) == "hf" for model in self.options.models):
+            if any(self.in_process(model) for model in self.options.models):
                 info = describe_device(resolve_device(self.options.device))
             else:  # a served model: the card is this host's, unless --mathperf-card names the server's
                 info = DeviceInfo(device="remote", card=detect_card())
@@ -115,6 +115,16 @@ class Runner:
 
     def backend_of(self, model: str) -> str:
         return split_model_spec(model, self.options.backend)[0]
+
+    def in_process(self, model: str) -> bool:
+        """Whether the model runs in this process (its memory and card are measured here)."""
+        return bool(getattr(backend_class(self.backend_of(model)), "in_process", False))
+
+    def report_load_failure_once(self, model: str) -> bool:
+        """True the first time a model's load failure is asked about: one failure, then skips."""
+        session = self.sessions[model]
+        first, session.first_failure_reported = not session.first_failure_reported, True
+        return first
 
     def name_of(self, model: str) -> str:
         """The model's name without a backend prefix: what suites and thresholds.yaml match."""
@@ -204,9 +214,10 @@ class Runner:
             try:
                 generation = backend.generate(request)
             except BackendError as error:
-                verdict, text, metrics, finish = Verdict.error(str(error)), str(error), {}, None
+                verdict, text, metrics, finish, facts = Verdict.error(str(error)), str(error), {}, None, {}
             else:
                 text, metrics, finish = generation.text, generation.metrics(), generation.finish_reason
+                facts = generation.facts()
                 if generation.finish_reason == "timeout":
                     verdict = Verdict.error(
                         f"generation exceeded timeout_s={case.timeout_s:g} after {generation.output_tokens} tokens"
@@ -229,6 +240,7 @@ class Runner:
                     finish_reason=finish,
                     metrics=metrics,
                     output=text,
+                    facts=facts,
                 )
             )
         correct = sum(1 for generation in generations if generation.status == "correct")
@@ -312,25 +324,3 @@ def _source_of(session: ModelSession) -> str | None:
     if not session.memory_metrics:
         return None
     return "rss" if any(name.startswith("rss") for name in session.memory_metrics) else "vram"
-
-
-def case_properties(record: CaseRecord) -> list[tuple[str, Any]]:
-    """JUnit properties of a case: verdict, answers, and the median of each metric over repeats."""
-    from pytest_mathperf.metrics import statistic
-
-    shown = next((g for g in record.generations if g.status != "correct"), record.generations[0])
-    properties: list[tuple[str, Any]] = [
-        ("mathperf.model", record.model),
-        ("mathperf.suite", record.suite),
-        ("mathperf.verdict", record.verdict),
-        ("mathperf.correct", f"{record.correct_count}/{len(record.generations)}"),
-        ("mathperf.expected", record.expected),
-        ("mathperf.extracted", shown.extracted or ""),
-        ("mathperf.reason", shown.reason),
-    ]
-    for metric in GENERATION_METRICS:
-        values = record.samples(metric)
-        if values:
-            properties.append((metric, round(statistic(values, "p50"), 3)))
-    properties.append(("mathperf.output", shown.output[-4000:]))
-    return properties

@@ -9,10 +9,12 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from pytest_mathperf.judge import BudgetPlan
+
 if TYPE_CHECKING:
     from pytest_mathperf.results import BudgetRecord, CaseRecord, ModelRecord
     from pytest_mathperf.runner import Runner
-    from pytest_mathperf.thresholds import Budget, Thresholds
+    from pytest_mathperf.thresholds import Thresholds
 
 
 @dataclass
@@ -22,18 +24,12 @@ class GateState:
     settings: Settings
     runner: Runner
     thresholds: Thresholds | None
-    budgets: dict[str, list[Budget]] = field(default_factory=dict)  # model → budgets in this run
+    plan: BudgetPlan = field(default_factory=BudgetPlan)  # made once, after selection
     started_at: float = field(default_factory=time.time)
     cases: dict[str, CaseRecord] = field(default_factory=dict)  # nodeid → record (controller side)
     budget_records: dict[str, BudgetRecord] = field(default_factory=dict)
     models: dict[str, ModelRecord] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)  # shown in the terminal summary
-
-    def accuracy_budget_applies(self, model: str, suite: str) -> bool:
-        return any(
-            budget.metric == "accuracy" and (budget.scope == "model" or budget.suite == suite)
-            for budget in self.budgets.get(model, [])
-        )
 
 
 @dataclass(frozen=True)

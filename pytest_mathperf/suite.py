@@ -1,7 +1,7 @@
 """Suite files: YAML → frozen ``Suite``/``Case`` values, with errors that name file and line.
 
 A bad file never crashes a session: every problem is a ``SchemaError`` that the plugin turns into
-one collection error for that file while the other suites still run (SPEC 2.2).
+one collection error for that file while the other suites still run.
 """
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ import fnmatch
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from pytest_mathperf.load import LoadProfile
+from pytest_mathperf.thresholds import Budget, case_budgets
 from pytest_mathperf.yamlfile import (
     LocatedDict,
     SchemaError,
@@ -73,7 +74,7 @@ class Case:
     pass_rule: PassRule = "majority"
     timeout_s: float | None = None
     tags: tuple[str, ...] = ()
-    budgets: Mapping[str, Any] | None = None
+    budgets: tuple[Budget, ...] = ()  # parsed once, here, with each key's own line
     skip: str | None = None
     xfail: str | None = None
     derivation: Any = None
@@ -105,7 +106,6 @@ class Suite:
     cases: tuple[Case, ...] = ()
     load: LoadProfile | None = None
     load_line: int = 0
-    extra_sources: tuple[Path, ...] = field(default=())
 
     def applies_to(self, model: str) -> bool:
         """Whether ``models:`` selects ``model``: any glob matches and no ``!glob`` excludes it."""
@@ -140,17 +140,14 @@ def load_suite(path: Path) -> Suite:
         raise SchemaError(path, top.line_of("cases"), f"cases: must be a list, got {type_name(raw_cases)}")
     for index, raw in enumerate(raw_cases):
         raw = expect_mapping(path, raw, f"cases[{index}]", top.line_of("cases"))
-        cases.append(_case(path, raw, defaults))
+        cases.append(_case(path, raw, defaults, name))
 
-    sources: list[Path] = []
     if "cases_from" in top:
         blocks = top["cases_from"]
         blocks = blocks if isinstance(blocks, list) else [blocks]
         for block in blocks:
             block = expect_mapping(path, block, "cases_from", top.line_of("cases_from"))
-            imported, source = _cases_from(path, block, defaults)
-            cases.extend(imported)
-            sources.append(source)
+            cases.extend(_cases_from(path, block, defaults, name))
 
     seen: dict[str, Case] = {}
     for case in cases:
@@ -171,7 +168,6 @@ def load_suite(path: Path) -> Suite:
         cases=tuple(cases),
         load=load,
         load_line=top.line_of("load"),
-        extra_sources=tuple(sources),
     )
 
 
@@ -204,7 +200,7 @@ def _defaults(path: Path, top: LocatedDict) -> dict[str, Any]:
     return defaults
 
 
-def _case(path: Path, raw: LocatedDict, defaults: Mapping[str, Any]) -> Case:
+def _case(path: Path, raw: LocatedDict, defaults: Mapping[str, Any], suite: str) -> Case:
     check_keys(path, raw, CASE_FIELDS, "a case")
     for required in ("id", "prompt", "answer"):
         if required not in raw:
@@ -227,8 +223,10 @@ def _case(path: Path, raw: LocatedDict, defaults: Mapping[str, Any]) -> Case:
         if flag in raw and not isinstance(raw[flag], str):
             raise SchemaError(path, raw.line_of(flag), f"{flag}: give the reason as a string")
     tags = tuple(values.pop("tags"))
+    budgets = _budgets(path, values.pop("budgets"), suite, case_id)
     return Case(
         id=case_id,
+        budgets=budgets,
         prompt=raw["prompt"],
         answer=_plain(raw["answer"]),
         line=raw.line,
@@ -287,7 +285,7 @@ def _check_field(path: Path, mapping: LocatedDict, key: str, value: Any) -> Any:
             raise SchemaError(path, line, f"tags: {', '.join(reserved)} is one of pytest's own markers; use skip:/xfail: or another name")
         return tuple(value)
     if key == "budgets":
-        return _plain(expect_mapping(path, value, "budgets", line))
+        return expect_mapping(path, value, "budgets", line)  # parsed per case, keeping each key's line
     raise AssertionError(f"unhandled field {key}")  # DEFAULTABLE_FIELDS and this function disagree
 
 
@@ -297,7 +295,11 @@ def _check_answer_form(path: Path, line: int, answer: Any) -> None:
         raise SchemaError(path, line, problem if problem.startswith("answer") else f"answer: {problem}")
 
 
-def _cases_from(path: Path, block: LocatedDict, defaults: Mapping[str, Any]) -> tuple[list[Case], Path]:
+def _budgets(path: Path, budgets: LocatedDict | None, suite: str, case: str) -> tuple[Budget, ...]:
+    return case_budgets(path, budgets, suite, case) if budgets else ()
+
+
+def _cases_from(path: Path, block: LocatedDict, defaults: Mapping[str, Any], suite: str) -> list[Case]:
     """Import cases from a JSONL file (e.g. GSM8K), naming the JSONL line of any bad record."""
     check_keys(path, block, CASES_FROM_FIELDS, "cases_from")
     for required in ("path", "prompt", "answer"):
@@ -349,6 +351,7 @@ def _cases_from(path: Path, block: LocatedDict, defaults: Mapping[str, Any]) -> 
             if problem:
                 raise SchemaError(source, number, problem)
             values = {**defaults, "tags": tuple(defaults["tags"]) + tuple(tags)}
+            values["budgets"] = _budgets(path, values["budgets"], suite, case_id)
             cases.append(
                 Case(
                     id=case_id,
@@ -360,7 +363,7 @@ def _cases_from(path: Path, block: LocatedDict, defaults: Mapping[str, Any]) -> 
                     **values,
                 )
             )
-    return cases, source
+    return cases
 
 
 def _answer_problem(answer: Any) -> str | None:

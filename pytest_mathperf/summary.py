@@ -2,33 +2,42 @@
 
 from __future__ import annotations
 
-from pytest_mathperf.metrics import wilson_interval
+from pytest_mathperf.metrics import format_value, title_of, unit_of, wilson_interval
 from pytest_mathperf.results import RunRecord, summary_statistic
+from pytest_mathperf.thresholds import bound_text
 
-#: (row label, metric, statistic, format) for per-generation metrics.
-GENERATION_ROWS: tuple[tuple[str, str, str, str], ...] = (
-    ("TTFT p50 (ms)", "ttft_ms", "p50", "{:.1f}"),
-    ("TTFT p95 (ms)", "ttft_ms", "p95", "{:.1f}"),
-    ("TTFAT p50 (ms)", "ttfat_ms", "p50", "{:.1f}"),
-    ("TPOT p50 (ms)", "tpot_ms", "p50", "{:.2f}"),
-    ("tokens/s mean", "tokens_per_s", "mean", "{:.1f}"),
-    ("decode tokens/s p50", "decode_tokens_per_s", "p50", "{:.1f}"),
-    ("output tokens mean", "output_tokens", "mean", "{:.1f}"),
-    ("reasoning tokens mean", "reasoning_tokens", "mean", "{:.1f}"),
+#: (metric, statistic) rows for per-generation metrics; titles and formats come from the registry.
+GENERATION_ROWS: tuple[tuple[str, str], ...] = (
+    ("ttft_ms", "p50"),
+    ("ttft_ms", "p95"),
+    ("ttfat_ms", "p50"),
+    ("tpot_ms", "p50"),
+    ("tokens_per_s", "mean"),
+    ("decode_tokens_per_s", "p50"),
+    ("output_tokens", "mean"),
+    ("reasoning_tokens", "mean"),
+    ("retries", "max"),
 )
-MODEL_ROWS: tuple[tuple[str, str, str], ...] = (
-    ("load (s)", "load_s", "{:.2f}"),
-    ("VRAM after load (GB)", "vram_load_gb", "{:.2f}"),
-    ("VRAM peak (GB)", "vram_peak_gb", "{:.2f}"),
-    ("RSS after load (GB)", "rss_load_gb", "{:.2f}"),
-    ("RSS peak (GB)", "rss_peak_gb", "{:.2f}"),
-    ("load: success rate", "load.success_rate", "{:.1%}"),
-    ("load: e2e p50 (ms)", "load.e2e_ms.p50", "{:.1f}"),
-    ("load: e2e p95 (ms)", "load.e2e_ms.p95", "{:.1f}"),
-    ("load: TTFT p95 (ms)", "load.ttft_ms.p95", "{:.1f}"),
-    ("load: requests/s", "load.requests_per_s", "{:.2f}"),
-    ("load: tokens/s", "load.tokens_per_s", "{:.1f}"),
+MODEL_ROWS: tuple[str, ...] = (
+    "load_s",
+    "vram_load_gb",
+    "vram_load_peak_gb",
+    "vram_peak_gb",
+    "rss_load_gb",
+    "rss_peak_gb",
+    "load.success_rate",
+    "load.e2e_ms.p50",
+    "load.e2e_ms.p95",
+    "load.ttft_ms.p95",
+    "load.requests_per_s",
+    "load.tokens_per_s",
+    "load.client_cpu_ms_per_request",
 )
+
+
+def _label(metric: str, stat: str | None = None) -> str:
+    unit = unit_of(metric)
+    return f"{title_of(metric)}{' ' + stat if stat else ''}{f' ({unit})' if unit else ''}"
 
 
 def summary_lines(run: RunRecord, card: str) -> list[str]:
@@ -37,14 +46,16 @@ def summary_lines(run: RunRecord, card: str) -> list[str]:
     rows: list[list[str]] = [["", *models]]
     rows.append(["card", *[card for _ in models]])
     by_model = {record.model: record for record in run.models}
-    for label, metric, template in MODEL_ROWS:
-        values = [by_model[m].metrics.get(metric) if m in by_model else None for m in models]
+    for name in MODEL_ROWS:
+        metric, _, stat = name.partition(".") if not name.startswith("load.") else _split_load(name)
+        values = [by_model[m].metrics.get(name) if m in by_model else None for m in models]
         if any(value is not None for value in values):
-            rows.append([label, *["–" if v is None else template.format(v) for v in values]])
-    for label, metric, stat, template in GENERATION_ROWS:
+            cells = ["–" if v is None else format_value(metric, v, unit=False) for v in values]
+            rows.append([_label(metric, stat or None), *cells])
+    for metric, stat in GENERATION_ROWS:
         values = [summary_statistic(run.cases_of(model), metric, stat) for model in models]
         if any(value is not None for value in values):
-            rows.append([label, *["–" if v is None else template.format(v) for v in values]])
+            rows.append([_label(metric, stat), *["–" if v is None else format_value(metric, v, unit=False) for v in values]])
     suites = sorted({case.suite for case in run.cases})
     for suite in suites:
         rows.append([f"accuracy {suite}", *[_accuracy(run, model, suite) for model in models]])
@@ -58,15 +69,8 @@ def summary_lines(run: RunRecord, card: str) -> list[str]:
             lines.append(f"NOT LOADED {record.model}: {record.load_error}")
     for budget in run.budgets:
         if not budget.passed:
-            measured = "nothing measured" if budget.measured is None else f"{budget.measured:.4g}"
-            bound = " and ".join(
-                part
-                for part in (
-                    f"≥ {budget.minimum:g}" if budget.minimum is not None else "",
-                    f"≤ {budget.maximum:g}" if budget.maximum is not None else "",
-                )
-                if part
-            )
+            measured = "nothing measured" if budget.measured is None else format_value(budget.metric, budget.measured)
+            bound = bound_text(budget.metric, budget.minimum, budget.maximum)
             lines.append(f"FAILED budget {budget.nodeid}: {measured} (budget {bound}, {budget.samples} samples)")
     for case in run.cases:
         if not case.passed:
@@ -76,6 +80,14 @@ def summary_lines(run: RunRecord, card: str) -> list[str]:
                 f"extracted {shown.extracted or 'nothing'} ({case.correct_count}/{len(case.generations)} correct)"
             )
     return lines
+
+
+def _split_load(name: str) -> tuple[str, str, str]:
+    """``load.e2e_ms.p95`` → (``load.e2e_ms``, ".", ``p95``); ``load.success_rate`` has no statistic."""
+    head, dot, tail = name.rpartition(".")
+    if tail.startswith("p") and tail[1:].isdigit() or tail == "mean":
+        return head, dot, tail
+    return name, "", ""
 
 
 def _accuracy(run: RunRecord, model: str, suite: str | None) -> str:

@@ -1,8 +1,9 @@
 """Budgets from ``thresholds.yaml``: schema, card/model/suite matching and evaluation.
 
 A budget that is right for an RTX 3090 is wrong for an H100, so budgets are keyed by card and
-model (SPEC 2.3). The most specific match wins for each metric: exact card over glob, exact model
-over glob, suite over model.
+model. The most specific match wins for each metric: exact card over glob, exact model over glob,
+suite over model. Per-case budgets (a case's ``budgets:`` in a suite) are parsed here too, by the
+suite loader, so both kinds share one schema and every error names the key's own line.
 """
 
 from __future__ import annotations
@@ -10,18 +11,18 @@ from __future__ import annotations
 import fnmatch
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from pytest_mathperf.load import LOAD_METRICS, LOAD_SAMPLE_METRICS
 from pytest_mathperf.metrics import (
     ACCURACY,
     GENERATION_METRICS,
+    METRICS,
     MODEL_METRICS,
     SHARE_METRICS,
     STATISTICS,
-    format_number,
+    format_value,
     statistic,
     unit_of,
     wilson_interval,
@@ -56,13 +57,10 @@ class Budget:
 
     @property
     def bound_text(self) -> str:
-        parts = []
-        unit = unit_of(self.metric) or LOAD_METRICS.get(self.metric, "")
-        if self.minimum is not None:
-            parts.append(f"≥ {_number(self.minimum, self.metric)}")
-        if self.maximum is not None:
-            parts.append(f"≤ {_number(self.maximum, self.metric)}")
-        return " and ".join(parts) + (f" {unit}" if unit else "")
+        return bound_text(self.metric, self.minimum, self.maximum)
+
+
+BudgetStatus = Literal["passed", "failed", "inconclusive", "cannot_judge"]
 
 
 @dataclass(frozen=True)
@@ -72,16 +70,31 @@ class BudgetOutcome:
     budget: Budget
     measured: float | None
     samples: int
-    passed: bool
+    status: BudgetStatus
     detail: str = ""  # e.g. the Wilson interval of an accuracy
+    reason: str = ""  # why it cannot judge, or is inconclusive
+    notes: tuple[str, ...] = ()  # more lines for the failure text (a load profile's failures)
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
 
     @property
     def measured_text(self) -> str:
         if self.measured is None:
             return "nothing measured"
-        unit = unit_of(self.budget.metric) or LOAD_METRICS.get(self.budget.metric, "")
-        text = _number(self.measured, self.budget.metric) + (f" {unit}" if unit else "")
-        return f"{text} {self.detail}".strip()
+        return f"{format_value(self.budget.metric, self.measured)} {self.detail}".strip()
+
+    def with_notes(self, notes: Sequence[str]) -> BudgetOutcome:
+        return replace(self, notes=tuple(notes))
+
+
+
+def bound_text(metric: str, minimum: float | None, maximum: float | None) -> str:
+    """``≥ 95 tok/s``, ``≤ 350 ms``, ``≥ 90.0%``: the one spelling of a bound in every output."""
+    parts = [f"{sign} {format_value(metric, value, unit=False)}" for sign, value in (("≥", minimum), ("≤", maximum)) if value is not None]
+    unit = unit_of(metric)
+    return " and ".join(parts) + (f" {unit}" if unit else "")
 
 
 @dataclass(frozen=True)
@@ -154,21 +167,18 @@ def load_thresholds(path: Path) -> Thresholds:
     return Thresholds(path=path, unknown_card=policy, cards=cards)
 
 
-def case_budgets(path: Path, line: int, suite: str, case: str, raw: Mapping[str, Any]) -> list[Budget]:
+def case_budgets(path: Path, budgets: LocatedDict, suite: str, case: str) -> tuple[Budget, ...]:
     """Budgets a case sets for itself (``budgets:`` in a suite); per-generation metrics only."""
-    located = raw if isinstance(raw, LocatedDict) else _located(raw, line)
-    budgets: list[Budget] = []
-    for metric, spec in located.items():
+    found: list[Budget] = []
+    for metric, spec in budgets.items():
         if metric not in GENERATION_METRICS:
             raise SchemaError(
                 path,
-                line,
+                budgets.line_of(metric),
                 f"budgets.{metric}: per-case budgets take per-generation metrics: {', '.join(GENERATION_METRICS)}",
             )
-        budgets.extend(
-            _metric_budgets(path, located, metric, spec, f"budgets.{metric}", "case", suite, case, None, None, line)
-        )
-    return budgets
+        found.extend(_metric_budgets(path, budgets, metric, spec, f"budgets.{metric}", "case", suite, case, None, None))
+    return tuple(found)
 
 
 def _entry_budgets(path: Path, entry: LocatedDict, where: str, card: str, model: str) -> tuple[Budget, ...]:
@@ -221,15 +231,13 @@ def _metric_budgets(
     case: str | None,
     card: str | None,
     model: str | None,
-    line: int | None = None,
 ) -> list[Budget]:
     key = metric.removeprefix("load.") if scope == "load" and metric not in parent else metric
-    line = line or parent.line_of(key)
-    known = {**GENERATION_METRICS, **MODEL_METRICS, ACCURACY: "", **LOAD_METRICS}
-    if metric not in known:
-        raise SchemaError(path, line, f"{where}: unknown metric {metric!r}; known: {', '.join(known)}")
+    line = parent.line_of(key)
+    if metric not in METRICS:
+        raise SchemaError(path, line, f"{where}: unknown metric {metric!r}; known: {', '.join(METRICS)}")
     spec = expect_mapping(path, spec, where, line)
-    sampled = metric in GENERATION_METRICS or metric in LOAD_SAMPLE_METRICS
+    sampled = METRICS[metric].sampled
 
     def bound(bounds: LocatedDict, bound_where: str) -> tuple[float | None, float | None]:
         check_keys(path, bounds, ("min", "max"), bound_where)
@@ -280,13 +288,12 @@ def evaluate(budget: Budget, samples: Sequence[float]) -> BudgetOutcome:
     """
     values = [value for value in samples if not math.isnan(value)]
     if not values:
-        return BudgetOutcome(budget, None, 0, False)
+        return BudgetOutcome(budget, None, 0, "failed")
     detail = ""
     if budget.metric == ACCURACY:
-        correct = int(sum(values))
-        interval = wilson_interval(correct, len(values))
+        interval = wilson_interval(int(sum(values)), len(values))
         measured = interval.value
-        detail = f"({correct}/{len(values)}, 95% CI {interval.low:.0%}–{interval.high:.0%})"
+        detail = f"({interval.successes}/{interval.total}, 95% CI {interval.low:.0%}–{interval.high:.0%})"
     elif budget.statistic:
         measured = statistic(values, budget.statistic)
     else:
@@ -294,7 +301,7 @@ def evaluate(budget: Budget, samples: Sequence[float]) -> BudgetOutcome:
     passed = (budget.minimum is None or measured >= budget.minimum) and (
         budget.maximum is None or measured <= budget.maximum
     )
-    return BudgetOutcome(budget, measured, len(values), passed, detail)
+    return BudgetOutcome(budget, measured, len(values), "passed" if passed else "failed", detail)
 
 
 def _ranked(name: str, patterns: Iterable[str]) -> list[str]:
@@ -307,17 +314,3 @@ def _ranked(name: str, patterns: Iterable[str]) -> list[str]:
     ]
     globs.sort(key=lambda pattern: -len(pattern.replace("*", "").replace("?", "")))
     return exact + globs
-
-
-def _number(value: float, metric: str) -> str:
-    return f"{value:.1%}" if metric in SHARE_METRICS else format_number(value)
-
-
-def _located(raw: Mapping[str, Any], line: int) -> LocatedDict:
-    located = LocatedDict(raw)
-    located.line = line
-    located.key_lines = {}
-    for key, value in raw.items():
-        if isinstance(value, Mapping) and not isinstance(value, LocatedDict):
-            located[key] = _located(value, line)
-    return located

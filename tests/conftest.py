@@ -99,3 +99,27 @@ def run_gate(heavy_modules: None, pytester: pytest.Pytester) -> Callable[..., Ga
         return GateRun(result, junit)
 
     return run
+
+
+@pytest.fixture
+def run_scripted(heavy_modules: None, pytester: pytest.Pytester) -> Callable[..., GateRun]:
+    """Run the gate on scripted models (tests/scripted.py): the plugin's logic without a model's cost.
+
+    ``scripts`` maps a model name to ``Script`` keyword arguments (``*`` for any other model).
+    """
+
+    def run(*args: str, scripts: dict[str, dict] | None = None, models: tuple[str, ...] = (DEMO_MODEL,), history: bool = False) -> GateRun:
+        from scripted import conftest_source
+
+        conftest = f"import sys\nsys.path.insert(0, {str(Path(__file__).parent)!r})\n" + conftest_source(scripts or {"*": {}})
+        (pytester.path / "conftest.py").write_text(conftest, encoding="utf-8")
+        junit_path = pytester.path / "junit.xml"
+        options = ["--mathperf", "-p", "no:cacheprovider", f"--junitxml={junit_path}", "-o", "junit_family=xunit1"]
+        options += ["--mathperf-backend=scripted", *(f"--mathperf-model={model}" for model in models)]
+        if not history:
+            options.append("--mathperf-no-history")
+        result = pytester.runpytest(*options, *args)
+        junit = ElementTree.parse(junit_path).getroot() if junit_path.exists() else ElementTree.Element("none")
+        return GateRun(result, junit)
+
+    return run

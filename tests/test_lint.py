@@ -88,7 +88,7 @@ def test_every_kind_of_problem_is_reported_with_its_line(
     calculus = suites / "calculus.yaml"
     assert f"{calculus}:{line_of(calculus, 'suite: algebra')}: suite name 'algebra' is also used by" in output
     sequences = suites / "sequences.yaml"
-    assert f"{sequences}:{line_of(sequences, '- id: arithmetic-20th-term')}: budgets.ttft:" in output
+    assert f"{sequences}:{line_of(sequences, 'budgets: {ttft')}: budgets.ttft:" in output
     theory = suites / "number-theory.yaml"
     assert f"{theory}:{line_of(theory, '- id: remainder-2024-by-7')}: case 'remainder-2024-by-7': derivation:" in output
     assert f"{data.resolve()}:1: missing field 'answer'" in output

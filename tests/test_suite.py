@@ -197,7 +197,6 @@ def test_cases_from_imports_jsonl_with_the_answer_regex(tmp_path: Path) -> None:
     ]
     assert suite.cases[0].tags == ("en", "gsm8k")
     assert suite.cases[0].source == (tmp_path / "data.jsonl").resolve()
-    assert suite.extra_sources == ((tmp_path / "data.jsonl").resolve(),)
 
 
 def test_cases_from_takes_ids_from_a_field_and_respects_limit(tmp_path: Path) -> None:

@@ -1,8 +1,9 @@
 """The backend protocol: how the gate loads a model and asks it for one generation.
 
 A backend is found by name: the built-in ``hf`` (transformers, in-process) and ``openai``
-(an OpenAI-compatible server), or any third-party class registered under the
-``pytest_mathperf.backends`` entry-point group, so a new engine plugs in without editing ours.
+(an OpenAI-compatible server), any third-party class registered under the
+``pytest_mathperf.backends`` entry-point group, or one returned by a ``pytest_mathperf_backends``
+hook (a conftest or plugin), so a new engine plugs in without editing ours.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import ClassVar, Literal, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 FinishReason = Literal["stop", "length", "timeout"]
 
@@ -48,7 +49,7 @@ class GenerationRequest:
 
 @dataclass(frozen=True)
 class Generation:
-    """What one generation produced and how long it took (SPEC 2.4 defines every field)."""
+    """What one generation produced and how long it took (the README's metric table defines every field)."""
 
     text: str
     prompt_tokens: int
@@ -77,7 +78,7 @@ class Generation:
         return (self.output_tokens - 1) / ((self.e2e_ms - self.ttft_ms) / 1000.0)
 
     def metrics(self) -> dict[str, float]:
-        """Every per-generation metric that has a value, under its SPEC name."""
+        """Every per-generation metric that has a value, under its registered name (see metrics.py)."""
         values: dict[str, float | None] = {
             "ttft_ms": self.ttft_ms,
             "tpot_ms": self.tpot_ms,
@@ -90,6 +91,10 @@ class Generation:
             **self.extra_metrics,
         }
         return {name: float(value) for name, value in values.items() if value is not None}
+
+    def facts(self) -> dict[str, str]:
+        """What is known about how the numbers were taken, kept beside them in every record."""
+        return {"token_count_source": self.token_count_source}
 
 
 @dataclass(frozen=True)
@@ -133,9 +138,14 @@ class ModelLoadError(Exception):
 
 @runtime_checkable
 class Backend(Protocol):
-    """Loads one model once per session and runs generations on it, one at a time."""
+    """Loads one model once per session and runs generations on it, one at a time.
+
+    ``in_process`` says whether the model runs in this process: then its card and memory are
+    measured here; a served model's are the server's.
+    """
 
     name: ClassVar[str]
+    in_process: ClassVar[bool]
 
     def load(self) -> LoadInfo: ...
 
@@ -144,12 +154,28 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
+#: Backends added for this process by the ``pytest_mathperf_backends`` hook (see the plugin).
+_hook_backends: dict[str, type[Any]] = {}
+
+
+def use_hook_backends(backends: Mapping[str, type[Any]]) -> None:
+    """The backends this session's ``pytest_mathperf_backends`` hooks returned (replacing the last session's)."""
+    shadowing = sorted(set(backends) & set(BUILTIN_BACKENDS))
+    if shadowing:
+        raise ValueError(f"backend {shadowing[0]!r} is built in; register yours under another name")
+    _hook_backends.clear()
+    _hook_backends.update(backends)
+
+
 @functools.cache
+def _entry_point_names() -> frozenset[str]:
+    """Read once: scanning installed distributions costs milliseconds, and specs are split often."""
+    return frozenset(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
+
+
 def backend_names() -> list[str]:
-    """Built-in and entry-point backends; read once, since every model spec is checked against it."""
-    names = set(BUILTIN_BACKENDS)
-    names.update(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
-    return sorted(names)
+    """Built-in, entry-point and hook backends: what a model spec's prefix may name."""
+    return sorted(set(BUILTIN_BACKENDS) | set(_hook_backends) | _entry_point_names())
 
 
 def split_model_spec(spec: str, default_backend: str) -> tuple[str, str]:
@@ -164,16 +190,18 @@ def split_model_spec(spec: str, default_backend: str) -> tuple[str, str]:
     return default_backend, spec
 
 
-def create_backend(name: str, options: BackendOptions) -> Backend:
-    """Instantiate the backend called ``name``; imports it only now, so the plugin stays light."""
+def backend_class(name: str) -> type[Any]:
+    """The class of the backend called ``name``; imported only now, so the plugin stays light."""
     if name in BUILTIN_BACKENDS:
         module_name, _, class_name = BUILTIN_BACKENDS[name].partition(":")
-        backend_class = getattr(importlib.import_module(module_name), class_name)
-    else:
-        matches = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
-        if not matches:
-            raise ValueError(
-                f"--mathperf-backend: unknown backend {name!r}; available: {', '.join(backend_names())}"
-            )
-        backend_class = matches[0].load()
-    return backend_class(options)
+        return getattr(importlib.import_module(module_name), class_name)
+    if name in _hook_backends:
+        return _hook_backends[name]
+    matches = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
+    if not matches:
+        raise ValueError(f"--mathperf-backend: unknown backend {name!r}; available: {', '.join(backend_names())}")
+    return matches[0].load()
+
+
+def create_backend(name: str, options: BackendOptions) -> Backend:
+    return backend_class(name)(options)

@@ -68,6 +68,7 @@ class HFBackend:
     """Loads a causal LM with transformers, offline, and generates one sequence per request."""
 
     name: ClassVar[str] = "hf"
+    in_process: ClassVar[bool] = True
 
     def __init__(self, options: BackendOptions) -> None:
         self.options = options

@@ -365,6 +365,7 @@ class OpenAIBackend:
     """
 
     name: ClassVar[str] = "openai"
+    in_process: ClassVar[bool] = False
 
     def __init__(self, options: BackendOptions, settings: OpenAISettings | None = None) -> None:
         if not options.endpoint:

@@ -1,0 +1,128 @@
+"""Judging: what the measured generations and samples mean for the gate.
+
+Everything that decides lives here, as plain functions over records and budgets: which budgets
+judge which model (the plan, made once after selection), whether a case passed, failed or is left
+to an accuracy budget, and whether a budget passed, failed or cannot judge this run. The pytest
+items only translate these outcomes into pass / skip / xfail / failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from pytest_mathperf.metrics import ACCURACY, MODEL_METRICS
+from pytest_mathperf.thresholds import Budget, BudgetOutcome, Thresholds, evaluate
+
+if TYPE_CHECKING:
+    from pytest_mathperf.results import CaseRecord
+    from pytest_mathperf.runner import Runner
+
+#: Budgets that only an in-process model can be held to.
+MEMORY_METRICS = frozenset(name for name in MODEL_METRICS if name.startswith(("vram_", "rss_")))
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    """The budgets that judge one model in this run, or why none do."""
+
+    model: str
+    budgets: tuple[Budget, ...] = ()
+    no_budget_reason: str | None = None  # set when thresholds.yaml has no entry for this card and model
+
+    def accuracy_budget_applies(self, suite: str) -> bool:
+        return any(
+            budget.metric == ACCURACY and (budget.scope == "model" or budget.suite == suite) for budget in self.budgets
+        )
+
+
+@dataclass(frozen=True)
+class BudgetPlan:
+    """Which budgets judge which model, decided once, after ``-k``/``-m`` selection."""
+
+    models: Mapping[str, ModelPlan] = field(default_factory=dict)
+    policy: str = "skip"  # what a model with nothing to judge it by gets: skip | fail | record
+
+    def for_model(self, model: str) -> ModelPlan:
+        return self.models.get(model, ModelPlan(model))
+
+
+@dataclass(frozen=True)
+class SelectedModel:
+    """What selection left of one model: its name in thresholds.yaml, its suites and per-case budgets."""
+
+    model: str
+    name: str
+    suites: tuple[str, ...]
+    case_budgets: tuple[Budget, ...] = ()
+
+
+def plan_budgets(thresholds: Thresholds | None, card: str, selected: Iterable[SelectedModel]) -> BudgetPlan:
+    """The budget plan for the models that have selected cases."""
+    plans: dict[str, ModelPlan] = {}
+    for model in selected:
+        if thresholds is None:
+            plans[model.model] = ModelPlan(model.model, model.case_budgets)
+            continue
+        budgets = thresholds.budgets_for(card, model.name, model.suites)
+        if budgets is None:
+            reason = (
+                f"no budgets for card {card!r} and model {model.name!r} in {thresholds.path} "
+                f"(unknown_card: {thresholds.unknown_card}); `mathperf card` prints this card's name"
+            )
+            plans[model.model] = ModelPlan(model.model, model.case_budgets, no_budget_reason=reason)
+        else:
+            plans[model.model] = ModelPlan(model.model, (*budgets, *model.case_budgets))
+    return BudgetPlan(plans, thresholds.unknown_card if thresholds is not None else "skip")
+
+
+CaseStatus = Literal["passed", "failed", "left_to_budget"]
+
+
+@dataclass(frozen=True)
+class CaseOutcome:
+    """A case's verdict for the gate: passed, failed, or a wrong answer left to an accuracy budget."""
+
+    status: CaseStatus
+    record: CaseRecord
+
+
+def judge_case(record: CaseRecord, plan: ModelPlan, *, strict: bool) -> CaseOutcome:
+    """A backend error always fails its case; a wrong answer fails it unless an accuracy budget decides."""
+    has_error = any(generation.status == "error" for generation in record.generations)
+    if record.passed and not has_error:
+        return CaseOutcome("passed", record)
+    if not has_error and not strict and plan.accuracy_budget_applies(record.suite):
+        return CaseOutcome("left_to_budget", record)
+    return CaseOutcome("failed", record)
+
+
+def cannot_judge(budget: Budget, reason: str) -> BudgetOutcome:
+    return BudgetOutcome(budget, None, 0, "cannot_judge", reason=reason)
+
+
+def judge_budget(runner: Runner, model: str, budget: Budget) -> BudgetOutcome:
+    """Judge one budget over what this run measured of ``model``, or say why it cannot."""
+    session = runner.sessions[model]
+    if session.load_error is not None:
+        return cannot_judge(budget, f"{model} did not load, nothing to judge")
+    if budget.metric in MEMORY_METRICS and session.load_info is not None and session.load_info.device is None:
+        return cannot_judge(budget, f"{model} is served by another process: its memory is the server's, not measured here")
+    if budget.scope == "load" and not session.load_results:
+        return cannot_judge(budget, "no load profile ran for this model (a suite's `load:` block, with --mathperf-backend openai)")
+    samples = runner.samples(model, budget)
+    if not samples and not session.cases and not session.load_results:
+        return cannot_judge(budget, f"no case of {model} ran, so there is nothing to judge")
+    if not samples and not runner.measures(model, budget.metric):
+        return cannot_judge(budget, f"{budget.metric} is not measured for {model} on {runner.card}")
+    outcome = evaluate(budget, samples)
+    if outcome.status == "failed" and budget.scope == "load":
+        notes = []
+        for result in session.load_results.values():
+            notes.extend(f"failures : {line}" for line in result.errors())
+            warning = result.client_warning()
+            if warning:
+                notes.append(f"client   : {warning}")
+        outcome = outcome.with_notes(notes)
+    return outcome

@@ -1,0 +1,126 @@
+"""What people and CI read about an outcome: failure texts, JUnit properties and records.
+
+Pure functions of records and outcomes, so the terminal, JUnit XML, the history and the HTML
+report all say the same thing in the same words.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pytest_mathperf.judge import CaseOutcome
+from pytest_mathperf.metrics import GENERATION_METRICS, statistic
+from pytest_mathperf.results import BudgetRecord, CaseRecord, GenerationRecord
+from pytest_mathperf.thresholds import BudgetOutcome
+
+#: How much of a raw output a failure text and a JUnit property carry.
+FAILURE_OUTPUT_CHARS = 2000
+PROPERTY_OUTPUT_CHARS = 4000
+
+
+def shown_generation(record: CaseRecord) -> GenerationRecord:
+    """The generation a failure shows: a backend failure first, else the first wrong one."""
+    failing = [g for g in record.generations if g.status != "correct"]
+    if not failing:
+        return record.generations[0]
+    return next((g for g in failing if g.status == "error"), failing[0])
+
+
+def case_properties(record: CaseRecord) -> list[tuple[str, Any]]:
+    """JUnit properties of a case: verdict, answers, and the median of each metric over repeats."""
+    shown = shown_generation(record)
+    properties: list[tuple[str, Any]] = [
+        ("mathperf.model", record.model),
+        ("mathperf.suite", record.suite),
+        ("mathperf.verdict", record.verdict),
+        ("mathperf.correct", f"{record.correct_count}/{len(record.generations)}"),
+        ("mathperf.expected", record.expected),
+        ("mathperf.extracted", shown.extracted or ""),
+        ("mathperf.reason", shown.reason),
+    ]
+    for metric in GENERATION_METRICS:
+        values = record.samples(metric)
+        if values:
+            properties.append((metric, round(statistic(values, "p50"), 3)))
+    properties.append(("mathperf.output", shown.output[-PROPERTY_OUTPUT_CHARS:]))
+    return properties
+
+
+def case_failure_text(outcome: CaseOutcome) -> str:
+    """Expected, extracted, prompt and raw output of the generation that failed."""
+    record = outcome.record
+    shown = shown_generation(record)
+    output = shown.output if len(shown.output) <= FAILURE_OUTPUT_CHARS else "…" + shown.output[-FAILURE_OUTPUT_CHARS:]
+    lines = [
+        f"{shown.status if record.passed else record.verdict}: "
+        f"{record.correct_count} of {len(record.generations)} generations correct "
+        f"(pass rule: {record.pass_rule}) — {record.model}",
+        f"  expected : {record.expected}",
+        f"  extracted: {shown.extracted or '(nothing)'}   [repeat {shown.repeat}: {shown.status}, {shown.reason}]",
+        f"  prompt   : {record.prompt}",
+        f"  raw output (repeat {shown.repeat}, finish: {shown.finish_reason}):",
+        *("    " + line for line in output.splitlines() or [""]),
+    ]
+    return "\n".join(lines)
+
+
+def left_to_budget_text(outcome: CaseOutcome) -> str:
+    """The one line a wrong answer under an accuracy budget shows, wherever a skip reason is shown."""
+    record = outcome.record
+    shown = shown_generation(record)
+    return (
+        f"{record.verdict} ({record.correct_count}/{len(record.generations)} correct), left to the accuracy "
+        f"budget: expected {record.expected}, extracted {shown.extracted or 'nothing'} ({shown.reason})"
+    )
+
+
+def budget_properties(outcome: BudgetOutcome, model: str, card: str) -> list[tuple[str, Any]]:
+    budget = outcome.budget
+    return [
+        ("mathperf.model", model),
+        ("mathperf.budget", budget.name),
+        ("mathperf.measured", "" if outcome.measured is None else round(outcome.measured, 4)),
+        ("mathperf.bound", budget.bound_text),
+        ("mathperf.samples", outcome.samples),
+        ("mathperf.card", card),
+        ("mathperf.verdict", outcome.status),
+    ]
+
+
+def budget_failure_text(outcome: BudgetOutcome, model: str, card: str) -> str:
+    """Metric, statistic, measured, budget, card and samples: a few lines a person reads at once."""
+    budget = outcome.budget
+    over = f" over {outcome.samples} {'cases' if budget.metric == 'accuracy' else 'samples'}"
+    statistic_name = f"{budget.statistic} " if budget.statistic else ""
+    scope = {"suite": f" in suite {budget.suite}", "case": f" in case {budget.case}"}.get(budget.scope, "")
+    lines = [
+        f"budget {budget.name} {outcome.status} for {model}{scope} on {card}",
+        f"  measured : {statistic_name}{outcome.measured_text}{over if outcome.measured is not None else ''}",
+        f"  budget   : {budget.bound_text}   ({budget.source}:{budget.line})",
+        f"  card     : {card}",
+        f"  samples  : {outcome.samples}",
+    ]
+    if outcome.reason:
+        lines.append(f"  why      : {outcome.reason}")
+    lines.extend(f"  {note}" for note in outcome.notes)
+    return "\n".join(lines)
+
+
+def budget_record(outcome: BudgetOutcome, model: str, card: str, nodeid: str) -> BudgetRecord:
+    budget = outcome.budget
+    return BudgetRecord(
+        model=model,
+        name=budget.name,
+        metric=budget.metric,
+        statistic=budget.statistic,
+        scope=budget.scope,
+        suite=budget.suite,
+        case=budget.case,
+        minimum=budget.minimum,
+        maximum=budget.maximum,
+        measured=outcome.measured,
+        samples=outcome.samples,
+        passed=outcome.passed,
+        card=card,
+        nodeid=nodeid,
+    )
