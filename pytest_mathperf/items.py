@@ -26,6 +26,12 @@ class MathperfFailure(Exception):
 class MathperfItem(pytest.Item):
     """An item whose failures are the plugin's own short text; anything else keeps its traceback."""
 
+    def __init__(self, *, name: str, parent: pytest.Node, **kwargs: Any) -> None:
+        # Given as a string, the node id is parsed as pytest parses ids it reads back from its cache,
+        # so the ``[model]`` suffix is the id's parameter part and --lf/--ff recognise the item.
+        kwargs.setdefault("nodeid", f"{parent.nodeid}::{name}")
+        super().__init__(name=name, parent=parent, **kwargs)
+
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, MathperfFailure):
             return str(excinfo.value)
@@ -209,59 +215,106 @@ class NoBudgetItem(MathperfItem):
         return self.path, None, f"no budgets [{self.model}]"
 
 
-def items_in_run_order(session: pytest.Session, state: GateState, model_items: list[pytest.Item]) -> list[pytest.Item]:
+def arrange_items(
+    session: pytest.Session,
+    state: GateState,
+    collected: list[pytest.Item],
+    selected: list[pytest.Item],
+    last_failed: set[str],
+) -> list[pytest.Item]:
     """The selected cases model by model, each model's budget items right after its cases.
 
-    The budget plan is made here, once, after ``-k``/``-m`` selection, so budgets judge exactly
-    the cases that run. An xdist worker makes no budget items: it sees only its share of the
-    samples (the plugin refuses ``-n`` when thresholds.yaml applies, and warns otherwise). Every
+    The budget plan is made here, once, after ``-k``/``-m``/``--lf`` selection, so budgets judge
+    exactly the cases that run. Under ``--lf`` (``last_failed`` given) only the budgets that
+    failed last time are made, and every case they judge runs again with them: a budget never
+    passes because ``--lf`` deselected its cases. An xdist worker makes no budget items: it sees
+    only its share of the samples (the plugin refuses ``-n`` when thresholds.yaml applies). Every
     item of a model shares its xdist group, so ``--dist loadgroup`` keeps a model's cases on one
     worker.
     """
-    from pytest_mathperf.judge import SelectedModel, plan_budgets
+    from pytest_mathperf.judge import plan_budgets
 
-    slugs = unique_slugs(state.settings.models)
-    per_model: dict[str, list[pytest.Item]] = {model: [] for model in state.settings.models}
-    for item in model_items:
-        per_model[item.model].append(item)
+    others = [item for item in selected if not isinstance(item, (CaseItem, LoadItem))]
+    cases = [item for item in selected if isinstance(item, (CaseItem, LoadItem))]
+    if not cases and not last_failed:
+        return selected
     if hasattr(session.config, "workerinput"):
-        return [item for items in per_model.values() for item in items]
-    selected = [
+        return others + _grouped(state, cases, [])
+    every_case = [item for item in collected if isinstance(item, (CaseItem, LoadItem))]
+    if last_failed:
+        state.plan = plan_budgets(state.thresholds, state.runner.card, _selected_models(state, every_case))
+        failed_budgets = [item for item in _budget_items(session, state, every_case) if item.nodeid in last_failed]
+        if failed_budgets or any(case.nodeid in last_failed for case in every_case):
+            judged = {id(case) for budget in failed_budgets for case in every_case if _judges(budget, case)}
+            chosen = {id(case) for case in cases} | judged
+            return others + _grouped(state, [case for case in every_case if id(case) in chosen], failed_budgets)
+    state.plan = plan_budgets(state.thresholds, state.runner.card, _selected_models(state, cases))
+    return others + _grouped(state, cases, _budget_items(session, state, cases))
+
+
+def _selected_models(state: GateState, cases: list[pytest.Item]) -> list[Any]:
+    from pytest_mathperf.judge import SelectedModel
+
+    per_model: dict[str, list[Any]] = {}
+    for item in cases:
+        per_model.setdefault(item.model, []).append(item)  # type: ignore[attr-defined]
+    return [
         SelectedModel(
             model=model,
             name=state.runner.name_of(model),
             suites=tuple(sorted({item.suite.name for item in items})),
-            case_budgets=tuple(
-                budget for item in items if isinstance(item, CaseItem) for budget in item.case.budgets
-            ),
+            case_budgets=tuple(budget for item in items if isinstance(item, CaseItem) for budget in item.case.budgets),
         )
         for model, items in per_model.items()
-        if items
     ]
-    state.plan = plan_budgets(state.thresholds, state.runner.card, selected)
+
+
+def _budget_items(session: pytest.Session, state: GateState, cases: list[pytest.Item]) -> list[MathperfItem]:
+    """One item per budget of the plan (and one per model with nothing to judge it by)."""
+    slugs = unique_slugs(state.settings.models)
     thresholds_node = (
         ThresholdsFile.from_parent(session, path=state.thresholds.path) if state.thresholds is not None else None
     )
-    for model, items in per_model.items():
-        if not items:
-            continue
+    case_parents = {(item.model, item.case.id): item.parent for item in cases if isinstance(item, CaseItem)}  # type: ignore[attr-defined]
+    made: list[MathperfItem] = []
+    for model in state.settings.models:
         plan = state.plan.for_model(model)
-        case_parents = {item.case.id: item.parent for item in items if isinstance(item, CaseItem)}
         for budget in plan.budgets:
             if budget.scope == "case":
-                name = f"{budget.case}.{budget.name}[{slugs[model]}]"
-                parent = case_parents[budget.case]
+                parent, name = case_parents[(model, budget.case)], f"{budget.case}.{budget.name}[{slugs[model]}]"
             else:
                 assert thresholds_node is not None
                 suite = f"{budget.suite}::" if budget.scope == "suite" else ""
-                name, parent = f"{slugs[model]}::{suite}{budget.name}", thresholds_node
-            items.append(BudgetItem.from_parent(parent, name=name, budget=budget, model=model))
+                parent, name = thresholds_node, f"{slugs[model]}::{suite}{budget.name}"
+            made.append(BudgetItem.from_parent(parent, name=name, budget=budget, model=model))
         if plan.no_budget_reason is not None and state.plan.policy != "record":
             assert thresholds_node is not None
-            items.append(
-                NoBudgetItem.from_parent(thresholds_node, name=f"{slugs[model]}::card", model=model, reason=plan.no_budget_reason)
-            )
-        for item in items:
+            made.append(NoBudgetItem.from_parent(thresholds_node, name=f"{slugs[model]}::card", model=model, reason=plan.no_budget_reason))
+    return made
+
+
+def _judges(budget: MathperfItem, case: pytest.Item) -> bool:
+    """Whether a budget item judges a case item (same model, and the case is in its scope)."""
+    if budget.model != case.model:  # type: ignore[attr-defined]
+        return False
+    if not isinstance(budget, BudgetItem):
+        return True
+    rule = budget.budget
+    if rule.scope == "case":
+        return isinstance(case, CaseItem) and case.suite.name == rule.suite and case.case.id == rule.case
+    if rule.scope == "suite":
+        return case.suite.name == rule.suite  # type: ignore[attr-defined]
+    return not (rule.scope == "load") or isinstance(case, LoadItem)
+
+
+def _grouped(state: GateState, cases: list[pytest.Item], budgets: list[MathperfItem]) -> list[pytest.Item]:
+    """Model by model (one model loaded at a time), each model's budgets after its cases."""
+    slugs = unique_slugs(state.settings.models)
+    ordered: list[pytest.Item] = []
+    for model in state.settings.models:
+        group = [item for item in cases if item.model == model] + [item for item in budgets if item.model == model]  # type: ignore[attr-defined]
+        for item in group:
             if item.get_closest_marker("xdist_group") is None:
                 item.add_marker(pytest.mark.xdist_group(slugs[model]))
-    return [item for items in per_model.values() for item in items]
+        ordered.extend(group)
+    return ordered

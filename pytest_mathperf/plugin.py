@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_mathperf.items import CaseItem, LoadItem, MathperfItem, SuiteFile, items_in_run_order
+from pytest_mathperf.items import MathperfItem, SuiteFile, arrange_items
 from pytest_mathperf.state import STATE, GateState, Settings
 
 if TYPE_CHECKING:
@@ -192,6 +192,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "xdist_group(name): keeps a model's items on one xdist worker")
     state = GateState(settings=settings, runner=runner, thresholds=thresholds)
     config.stash[STATE] = state
+    config.pluginmanager.register(ItemArranger(state), "mathperf-arranger")
     if not hasattr(config, "workerinput"):
         config.pluginmanager.register(GateRecorder(state), "mathperf-recorder")
     # A broken suite is one collection error; the other suites still run.
@@ -258,18 +259,6 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     return SuiteFile.from_parent(parent, path=file_path)
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Add the budget items for what was selected, and order items model by model."""
-    state = config.stash.get(STATE, None)
-    if state is None:
-        return
-    model_items = [item for item in items if isinstance(item, (CaseItem, LoadItem))]
-    if model_items:
-        others = [item for item in items if not isinstance(item, (CaseItem, LoadItem))]
-        items[:] = others + items_in_run_order(session, state, model_items)
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
     report = yield
@@ -281,6 +270,31 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         path, line, _ = item.location
         report.longrepr = (path, (line or 0) + 1, report.longrepr[2])
     return report
+
+
+class ItemArranger:
+    """Makes the budget items and orders the gate's items, after every other selection.
+
+    Registered in ``pytest_configure`` after pytest's cache plugin, so this wrapper runs outside
+    its ``--lf``/``--ff`` wrapper and sees the final selection.
+    """
+
+    def __init__(self, state: GateState) -> None:
+        self.state = state
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> Iterator[None]:
+        collected = list(items)  # before -k, -m and --lf narrow it
+        result = yield
+        items[:] = arrange_items(session, self.state, collected, items, _last_failed(config))
+        return result
+
+
+def _last_failed(config: pytest.Config) -> set[str]:
+    """Node ids that failed last time, when ``--lf`` asks for them to run again."""
+    if not config.getoption("lf", False) or getattr(config, "cache", None) is None:
+        return set()
+    return set(config.cache.get("cache/lastfailed", {}))
 
 
 class GateRecorder:

@@ -108,13 +108,20 @@ def run_scripted(heavy_modules: None, pytester: pytest.Pytester) -> Callable[...
     ``scripts`` maps a model name to ``Script`` keyword arguments (``*`` for any other model).
     """
 
-    def run(*args: str, scripts: dict[str, dict] | None = None, models: tuple[str, ...] = (DEMO_MODEL,), history: bool = False) -> GateRun:
+    def run(
+        *args: str,
+        scripts: dict[str, dict] | None = None,
+        models: tuple[str, ...] = (DEMO_MODEL,),
+        history: bool = False,
+        cache: bool = False,
+    ) -> GateRun:
         from scripted import conftest_source
 
         conftest = f"import sys\nsys.path.insert(0, {str(Path(__file__).parent)!r})\n" + conftest_source(scripts or {"*": {}})
         (pytester.path / "conftest.py").write_text(conftest, encoding="utf-8")
         junit_path = pytester.path / "junit.xml"
-        options = ["--mathperf", "-p", "no:cacheprovider", f"--junitxml={junit_path}", "-o", "junit_family=xunit1"]
+        options = ["--mathperf", f"--junitxml={junit_path}", "-o", "junit_family=xunit1"]
+        options += [] if cache else ["-p", "no:cacheprovider"]
         options += ["--mathperf-backend=scripted", *(f"--mathperf-model={model}" for model in models)]
         if not history:
             options.append("--mathperf-no-history")

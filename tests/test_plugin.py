@@ -272,3 +272,45 @@ def test_a_corrupt_history_loses_nothing_else(pytester, run_scripted) -> None:
     run.result.assert_outcomes(passed=3)
     run.result.stdout.fnmatch_lines(["accuracy arithmetic *100% (3/3*", "mathperf: run NOT recorded: *history.db is corrupt or not an SQLite file*"])
     assert run.properties("add[mathperf-tiny]")["mathperf.verdict"] == "correct"
+
+
+def test_lf_reruns_a_failed_budget_with_every_case_it_judges(pytester, run_scripted) -> None:
+    write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE)
+    write(pytester, "thresholds.yaml", CPU_BUDGETS.format(budgets="ttft_ms: {p50: {max: 1}}\n        accuracy: {min: 0.5}"))
+    first = run_scripted(cache=True)
+    first.result.assert_outcomes(passed=4, failed=1)
+    rerun = run_scripted("--lf", cache=True)
+    # the failed budget runs again over all three cases, never alone ("no case ran", green)
+    rerun.result.assert_outcomes(passed=3, failed=1)
+    rerun.result.stdout.fnmatch_lines(["*budget ttft_ms.p50 failed for mathperf-tiny on cpu", "*samples  : 3"])
+    assert not [case for case in rerun.junit.iter("testcase") if case.get("name", "").endswith("accuracy")]
+
+
+def test_lf_reruns_only_the_failed_case_and_ff_runs_it_first(pytester, run_scripted) -> None:
+    write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE.replace("answer: 51", "answer: 52"))
+    first = run_scripted(cache=True)
+    first.result.assert_outcomes(passed=2, failed=1)
+    rerun = run_scripted("--lf", cache=True)
+    rerun.result.assert_outcomes(failed=1)
+    assert [case.get("name") for case in rerun.junit.iter("testcase")] == ["sub-en[mathperf-tiny]"]
+    failed_first = run_scripted("--ff", cache=True)
+    failed_first.result.assert_outcomes(passed=2, failed=1)
+    assert [case.get("name") for case in failed_first.junit.iter("testcase")][0] == "sub-en[mathperf-tiny]"
+
+
+def test_a_per_case_budget_typo_is_reported_at_its_own_line(pytester, run_scripted) -> None:
+    suite = ARITHMETIC_SUITE.replace("    tags: [en]\n  - id: sub\n", "    tags: [en]\n    budgets:\n      ttft_ms:\n        p50: {maxx: 5}\n  - id: sub\n", 1)
+    path = write(pytester, "suites/arithmetic.yaml", suite)
+    line = path.read_text(encoding="utf-8").splitlines().index("        p50: {maxx: 5}") + 1
+    run = run_scripted()
+    run.result.stdout.fnmatch_lines([f"*suites/arithmetic.yaml:{line}: unknown key 'maxx' in budgets.ttft_ms.p50; did you mean 'max'?"])
+    assert run.result.ret != 0
+
+
+def test_a_bad_choice_is_a_usage_error_at_start_up(pytester, run_scripted) -> None:
+    write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE)
+    run = run_scripted("--mathperf-dtype", "bogus")
+    assert run.result.ret == pytest.ExitCode.USAGE_ERROR
+    run.result.stderr.fnmatch_lines(["*--mathperf-dtype: 'bogus' is not one of auto | float16 | bfloat16 | float32"])
+    device = run_scripted("--mathperf-device", "gpu0")
+    device.result.stderr.fnmatch_lines(["*--mathperf-device: 'gpu0' is not one of auto | cpu | cuda | cuda:N"])
