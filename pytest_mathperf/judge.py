@@ -59,22 +59,21 @@ class SelectedModel:
 
 
 def plan_budgets(thresholds: Thresholds | None, card: str, selected: Iterable[SelectedModel]) -> BudgetPlan:
-    """The budget plan for the models that have selected cases."""
+    """The budget plan for the models that have selected cases.
+
+    A model that nothing judges (no entry for this card and model, or an entry whose budgets are
+    all for suites this run does not have) gets the file's ``no_budget`` policy and the reason,
+    so a gate never passes silently having judged nothing.
+    """
     plans: dict[str, ModelPlan] = {}
     for model in selected:
         if thresholds is None:
             plans[model.model] = ModelPlan(model.model, model.case_budgets)
             continue
-        budgets = thresholds.budgets_for(card, model.name, model.suites)
-        if budgets is None:
-            reason = (
-                f"no budgets for card {card!r} and model {model.name!r} in {thresholds.path} "
-                f"(unknown_card: {thresholds.unknown_card}); `mathperf card` prints this card's name"
-            )
-            plans[model.model] = ModelPlan(model.model, model.case_budgets, no_budget_reason=reason)
-        else:
-            plans[model.model] = ModelPlan(model.model, (*budgets, *model.case_budgets))
-    return BudgetPlan(plans, thresholds.unknown_card if thresholds is not None else "skip")
+        budgets = (*(thresholds.budgets_for(card, model.name, model.suites) or ()), *model.case_budgets)
+        reason = None if budgets else thresholds.why_no_budget(card, model.name, model.suites)
+        plans[model.model] = ModelPlan(model.model, budgets, no_budget_reason=reason)
+    return BudgetPlan(plans, thresholds.no_budget if thresholds is not None else "skip")
 
 
 CaseStatus = Literal["passed", "failed", "left_to_budget"]

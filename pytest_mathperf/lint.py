@@ -3,11 +3,13 @@ suite or a wrong expected answer before a GPU runner spends an hour on it.
 
 Errors (exit 1): a suite that does not load (YAML, schema, duplicate ids, a bad JSONL record),
 a derivation that disagrees with its case's answer or does not evaluate, a per-case budget on an
-unknown metric (the suite loader reports it at the key's own line), two suite files with the same suite name, a thresholds file that does not load.
-Warnings (exit 0): a budget for a suite that none of the linted files define — teams may keep
-suites elsewhere — and a missing thresholds file (a project may gate on answers only). Cases
-without a derivation are not flagged here: the project's own test requires them for shipped
-suites, while a team's suite may rely on answers it trusts.
+unknown metric (the suite loader reports it at the key's own line), two suite files with the same
+suite name, a thresholds file that does not load, a budget for a suite that none of the linted
+files define (it would judge nothing: lint every suite folder, or remove the budget), and a model
+entry a small edit away from another under the same card (one of the two judges nothing).
+Warnings (exit 0): a missing thresholds file (a project may gate on answers only). Cases without
+a derivation are not flagged here: the project's own test requires them for shipped suites, while
+a team's suite may rely on answers it trusts.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 
 from pytest_mathperf.derivations import check_derivation
 from pytest_mathperf.suite import Suite, is_suite_file, load_suite
-from pytest_mathperf.thresholds import Thresholds, load_thresholds
+from pytest_mathperf.thresholds import Thresholds, load_thresholds, near_miss_entries
 from pytest_mathperf.yamlfile import SchemaError
 
 _THRESHOLDS_NAMES = ("thresholds.yaml", "thresholds.yml")
@@ -110,7 +112,7 @@ def _suite_line(path: Path) -> int:
 
 
 def _lint_thresholds(path: Path, suite_names: set[str], problems: list[str], warnings: list[str]) -> str:
-    """Load the thresholds file; warn about budgets for suites that no linted file defines."""
+    """Load the thresholds file; budgets for suites no linted file defines and near-miss entries are errors."""
     if not path.exists():
         warnings.append(f"{path}: warning: not found, budgets not checked (pass --thresholds PATH)")
         return f"{path} not found"
@@ -123,8 +125,14 @@ def _lint_thresholds(path: Path, suite_names: set[str], problems: list[str], war
         for entry in models.values():
             for budget in entry.budgets:
                 if budget.scope == "suite" and budget.suite not in suite_names:
-                    warnings.append(
-                        f"{budget.source}:{budget.line}: warning: budget {budget.name} is for suite "
-                        f"{budget.suite!r}, which none of the linted suite files define"
+                    problems.append(
+                        f"{budget.source}:{budget.line}: budget {budget.name} is for suite {budget.suite!r}, which "
+                        "none of the linted suite files define, so it judges nothing (lint every suite folder, "
+                        "or remove the budget)"
                     )
-    return f"{path} ok"
+    for card, pattern, entry in near_miss_entries(parsed):
+        problems.append(
+            f"{path}:{entry.line}: model entry {pattern!r} under card {card!r} is a small edit away from another "
+            "entry there; one of the two judges nothing (a typo?)"
+        )
+    return f"{path} ok" if not problems else f"{path} has problems"

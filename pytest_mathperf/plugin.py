@@ -374,10 +374,10 @@ class GateRecorder:
         state = self.state
         if not state.models:
             return
-        from pytest_mathperf.summary import summary_lines
+        from pytest_mathperf.summary import budget_plan_lines, summary_lines
 
         terminalreporter.section("mathperf")
-        for line in summary_lines(self.run_record(), state.runner.card):
+        for line in summary_lines(self.run_record(), state.runner.card) + budget_plan_lines(state.plan, state.runner.card):
             terminalreporter.write_line(line)
         for message in state.messages:
             terminalreporter.write_line(message)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pytest_mathperf.judge import BudgetPlan
 from pytest_mathperf.metrics import format_value, title_of, unit_of, wilson_interval
 from pytest_mathperf.results import RunRecord, summary_statistic
 from pytest_mathperf.thresholds import bound_text
@@ -79,6 +80,19 @@ def summary_lines(run: RunRecord, card: str) -> list[str]:
                 f"{case.verdict.upper()} {case.nodeid}: expected {case.expected}, "
                 f"extracted {shown.extracted or 'nothing'} ({case.correct_count}/{len(case.generations)} correct)"
             )
+    return lines
+
+
+def budget_plan_lines(plan: BudgetPlan, card: str) -> list[str]:
+    """One line per model: how many budgets judged it on this card, or why none did and what that means."""
+    lines = []
+    for model, model_plan in plan.models.items():
+        if model_plan.no_budget_reason is None:
+            count = len(model_plan.budgets)
+            lines.append(f"mathperf: {count} budget{'s' if count != 1 else ''} applied to {model} on {card!r}")
+        else:
+            effect = {"fail": "this fails the run", "skip": "nothing judged it", "record": "recorded only"}[plan.policy]
+            lines.append(f"mathperf: NO budget applied to {model} ({effect}): {model_plan.no_budget_reason}")
     return lines
 
 

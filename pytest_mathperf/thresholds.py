@@ -8,6 +8,7 @@ suite loader, so both kinds share one schema and every error names the key's own
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -29,8 +30,10 @@ from pytest_mathperf.metrics import (
 )
 from pytest_mathperf.yamlfile import LocatedDict, SchemaError, check_keys, expect_mapping, load_yaml
 
-UnknownCardPolicy = Literal["skip", "fail", "record"]
-UNKNOWN_CARD_POLICIES: tuple[str, ...] = ("skip", "fail", "record")
+#: What a model gets when nothing in the file judges it on this card: its budget item is skipped
+#: (with the reason in the summary), fails, or is only recorded. ``unknown_card`` is the old name.
+NoBudgetPolicy = Literal["skip", "fail", "record"]
+NO_BUDGET_POLICIES: tuple[str, ...] = ("skip", "fail", "record")
 Scope = Literal["model", "suite", "case", "load"]
 
 
@@ -102,8 +105,9 @@ class Thresholds:
     """A parsed thresholds file: the card entries with their budgets, in file order."""
 
     path: Path
-    unknown_card: UnknownCardPolicy
+    no_budget: NoBudgetPolicy
     cards: Mapping[str, Mapping[str, "ModelEntry"]]  # card pattern → model pattern → entry
+    policy_key: str = "no_budget"  # as the file spells it (``unknown_card`` in older files)
 
     def card_entries(self, card: str) -> list[str]:
         """Card patterns matching ``card``, most specific first."""
@@ -127,24 +131,66 @@ class Thresholds:
                 chosen.setdefault((budget.suite if budget.scope != "model" else None, budget.name), budget)
         return list(chosen.values())
 
+    def why_no_budget(self, card: str, model: str, suites: Iterable[str]) -> str:
+        """Why nothing judges ``model`` on ``card``, with the entries it most likely meant."""
+        where = f"in {self.path} ({self.policy_key}: {self.no_budget})"
+        card_patterns = self.card_entries(card)
+        if not card_patterns:
+            hint = _did_you_mean(card, self.cards, lambda pattern: f"card {pattern!r}")
+            return f"no entry for card {card!r} {where}{hint}; `mathperf card` prints this card's name"
+        models = {pattern: entry for card_pattern in card_patterns for pattern, entry in self.cards[card_pattern].items()}
+        if not any(_ranked(model, models)):
+            hint = _did_you_mean(model, models, lambda pattern: f"model {pattern!r} (line {models[pattern].line})")
+            return f"no entry for model {model!r} under card {card!r} {where}{hint}"
+        missing = sorted({b.suite for entry in models.values() for b in entry.budgets if b.suite} - set(suites))
+        return (
+            f"the entry for {model!r} on {card!r} {where} has budgets only for suites this run does not "
+            f"have: {', '.join(missing) or 'none'}"
+        )
+
 
 @dataclass(frozen=True)
 class ModelEntry:
     budgets: tuple[Budget, ...]
+    line: int = 0
+
+
+def _did_you_mean(name: str, patterns: Iterable[str], describe: Any) -> str:
+    """`` — did you mean …?`` for patterns a small edit away (a typo, a missing ``NVIDIA `` prefix)."""
+    patterns = list(patterns)
+    close = difflib.get_close_matches(name, patterns, n=2, cutoff=0.75)
+    close += [p for p in patterns if p not in close and (p.endswith(name) or name.endswith(p)) and len(p) > 3]
+    return f" — did you mean {' or '.join(describe(pattern) for pattern in close)}?" if close else ""
+
+
+def near_miss_entries(thresholds: Thresholds) -> list[tuple[str, str, ModelEntry]]:
+    """(card, pattern, entry) for model patterns a small edit away from another under the same card.
+
+    Two entries that differ by a typo (``mathperf-tnyi`` beside ``mathperf-tiny``) almost always
+    mean that one of them judges nothing; ``mathperf lint`` reports each.
+    """
+    found = []
+    for card, models in thresholds.cards.items():
+        for pattern, entry in models.items():
+            others = [other for other in models if other != pattern]
+            if difflib.get_close_matches(pattern, others, n=1, cutoff=0.8):
+                found.append((card, pattern, entry))
+    return found
 
 
 def load_thresholds(path: Path) -> Thresholds:
     """Parse and validate a thresholds file; every schema error names the key path and line."""
     document = load_yaml(path)
     top = expect_mapping(path, document, "a thresholds file", 1)
-    check_keys(path, top, ("version", "unknown_card", "cards"), "the thresholds file")
+    check_keys(path, top, ("version", "no_budget", "unknown_card", "cards"), "the thresholds file")
     if top.get("version", 1) != 1:
         raise SchemaError(path, top.line_of("version"), f"version: {top['version']!r} is not supported (use 1)")
-    policy = top.get("unknown_card", "skip")
-    if policy not in UNKNOWN_CARD_POLICIES:
-        raise SchemaError(
-            path, top.line_of("unknown_card"), f"unknown_card: must be one of {', '.join(UNKNOWN_CARD_POLICIES)}"
-        )
+    if "no_budget" in top and "unknown_card" in top:
+        raise SchemaError(path, top.line_of("unknown_card"), "unknown_card: the old name of no_budget; give only no_budget")
+    policy_key = "unknown_card" if "unknown_card" in top else "no_budget"
+    policy = top.get(policy_key, "skip")
+    if policy not in NO_BUDGET_POLICIES:
+        raise SchemaError(path, top.line_of(policy_key), f"{policy_key}: must be one of {', '.join(NO_BUDGET_POLICIES)}")
     cards: dict[str, dict[str, ModelEntry]] = {}
     raw_cards = expect_mapping(path, top.get("cards", LocatedDict()), "cards", top.line_of("cards"))
     for card_pattern, card_entry in raw_cards.items():
@@ -160,11 +206,12 @@ def load_thresholds(path: Path) -> Thresholds:
                     f"{where}.models.{model_pattern!r}",
                     str(card_pattern),
                     str(model_pattern),
-                )
+                ),
+                models.line_of(model_pattern),
             )
             for model_pattern, raw in models.items()
         }
-    return Thresholds(path=path, unknown_card=policy, cards=cards)
+    return Thresholds(path=path, no_budget=policy, cards=cards, policy_key=policy_key)
 
 
 def case_budgets(path: Path, budgets: LocatedDict, suite: str, case: str) -> tuple[Budget, ...]:

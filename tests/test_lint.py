@@ -64,7 +64,9 @@ def test_a_wrong_expected_answer_fails_naming_file_and_line(
     assert code == 1
     case_line = line_of(algebra, "- id: linear-equation")
     assert f"{algebra}:{case_line}: case 'linear-equation': derivation gives \\boxed{{6}}" in lines[0]
-    assert ", 1 problem, " in lines[-1]  # and warnings: the other suites' budgets name suites not linted
+    assert f"{algebra}:{case_line}: case 'linear-equation'" in lines[0]
+    # and the budgets for suites not linted here, each an error of its own
+    assert lines[-1].endswith(", 6 problems")
 
 
 def test_every_kind_of_problem_is_reported_with_its_line(
@@ -96,16 +98,28 @@ def test_every_kind_of_problem_is_reported_with_its_line(
     assert ", 6 problems" in lines[-1]
 
 
-def test_a_budget_for_a_suite_elsewhere_is_a_warning(
+def test_a_budget_for_a_suite_no_linted_file_defines_is_an_error(
     broken: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     suites, thresholds = broken
     code, lines = lint(capsys, suites / "seed.yaml", thresholds=thresholds)
-    assert code == 0
-    warning = next(line for line in lines if "'geometry'" in line)
-    assert warning.startswith(f"{thresholds}:{line_of(thresholds, 'geometry: {accuracy: {min: 0.95}}')}: warning:")
-    # one warning per suite budget in thresholds.yaml for a suite other than seed: 3 + 3 (RTX 3090), 1 (cpu)
-    assert lines[-1] == f"mathperf lint: 1 suite files, 4 cases, {thresholds} ok, 7 warnings"
+    assert code == 1
+    problem = next(line for line in lines if "'geometry'" in line)
+    assert problem.startswith(f"{thresholds}:{line_of(thresholds, 'geometry: {accuracy: {min: 0.95}}')}: budget accuracy")
+    assert "judges nothing" in problem
+    # one per suite budget in thresholds.yaml for a suite other than seed: 3 + 3 (RTX 3090), 1 (cpu)
+    assert lines[-1] == f"mathperf lint: 1 suite files, 4 cases, {thresholds} has problems, 7 problems"
+
+
+def test_a_model_entry_a_typo_away_from_another_is_an_error(
+    broken: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    suites, thresholds = broken
+    text = thresholds.read_text(encoding="utf-8")
+    thresholds.write_text(text.replace("      mathperf-tiny:", "      mathperf-tnyi:\n        accuracy: {min: 0.5}\n      mathperf-tiny:", 1), "utf-8")
+    code, lines = lint(capsys, suites, thresholds=thresholds)
+    assert code == 1
+    assert f"{thresholds}:{line_of(thresholds, 'mathperf-tnyi:')}: model entry 'mathperf-tnyi' under card 'cpu'" in "\n".join(lines)
 
 
 def test_missing_paths_are_problems(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -172,7 +172,9 @@ def test_unknown_card_policy(pytester, run_scripted, policy, outcome) -> None:
     write(pytester, "thresholds.yaml", f"version: 1\nunknown_card: {policy}\ncards:\n  'NVIDIA H100*':\n    models:\n      '*': {{accuracy: {{min: 1.0}}}}\n")
     run = run_scripted("-rs")
     run.result.assert_outcomes(passed=3, **outcome)
-    run.result.stdout.fnmatch_lines(["*no budgets for card 'cpu' and model 'mathperf-tiny'*"])
+    run.result.stdout.fnmatch_lines(["*no entry for card 'cpu' in *thresholds.yaml (unknown_card: " + policy + ")*"])
+    # the reason is in the summary, not only under -rs
+    run.result.stdout.fnmatch_lines(["mathperf: NO budget applied to mathperf-tiny (*): no entry for card 'cpu'*"])
 
 
 def test_markers_and_keywords_narrow_and_budgets_follow_the_selection(pytester, run_scripted) -> None:
@@ -314,3 +316,41 @@ def test_a_bad_choice_is_a_usage_error_at_start_up(pytester, run_scripted) -> No
     run.result.stderr.fnmatch_lines(["*--mathperf-dtype: 'bogus' is not one of auto | float16 | bfloat16 | float32"])
     device = run_scripted("--mathperf-device", "gpu0")
     device.result.stderr.fnmatch_lines(["*--mathperf-device: 'gpu0' is not one of auto | cpu | cuda | cuda:N"])
+
+
+def test_budgets_that_apply_to_nothing_are_never_silently_green(pytester, run_scripted) -> None:
+    write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE)
+    write(
+        pytester,
+        "thresholds.yaml",
+        """
+        version: 1
+        no_budget: fail
+        cards:
+          cpu:
+            models:
+              mathperf-tnyi: {accuracy: {min: 0.9}}
+              mathperf-tiny:
+                suites:
+                  geometry: {accuracy: {min: 0.9}}
+        """,
+    )
+    run = run_scripted()
+    run.result.assert_outcomes(passed=3, failed=1)
+    run.result.stdout.fnmatch_lines(
+        [
+            "*the entry for 'mathperf-tiny' on 'cpu' in *thresholds.yaml (no_budget: fail) has budgets only for "
+            "suites this run does not have: geometry",
+            "mathperf: NO budget applied to mathperf-tiny (this fails the run): *",
+        ]
+    )
+    write(pytester, "thresholds.yaml", CPU_BUDGETS.replace("mathperf-tiny", "mathperf-tnyi").format(budgets="accuracy: {min: 0.9}"))
+    typo = run_scripted()
+    typo.result.assert_outcomes(passed=3, skipped=1)
+    typo.result.stdout.fnmatch_lines(
+        ["mathperf: NO budget applied to mathperf-tiny (nothing judged it): no entry for model 'mathperf-tiny' under "
+         "card 'cpu' in *thresholds.yaml (no_budget: skip) — did you mean model 'mathperf-tnyi' (line 5)?"]
+    )
+    write(pytester, "thresholds.yaml", CPU_BUDGETS.format(budgets="accuracy: {min: 0.9}"))
+    judged = run_scripted()
+    judged.result.stdout.fnmatch_lines(["mathperf: 1 budget applied to mathperf-tiny on 'cpu'"])
