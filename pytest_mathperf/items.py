@@ -42,6 +42,7 @@ class SuiteFile(pytest.File):
     """A suite YAML file; collects one item per case and model."""
 
     def collect(self) -> Iterator[pytest.Item]:
+        from pytest_mathperf.context import file_fingerprint
         from pytest_mathperf.suite import load_suite
         from pytest_mathperf.yamlfile import SchemaError
 
@@ -50,6 +51,8 @@ class SuiteFile(pytest.File):
             suite = load_suite(self.path)
         except SchemaError as error:
             raise self.CollectError(str(error)) from None
+        sources = [self.path, *sorted({case.source for case in suite.cases if case.source is not None})]
+        state.suite_fingerprints[suite.name] = (file_fingerprint(sources), len(suite.cases))
         slugs = unique_slugs(state.settings.models)
         for model in state.settings.models:
             if not suite.applies_to(state.runner.name_of(model)):

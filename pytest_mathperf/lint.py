@@ -20,7 +20,7 @@ from pathlib import Path
 from pytest_mathperf.derivations import check_derivation
 from pytest_mathperf.suite import Suite, is_suite_file, load_suite
 from pytest_mathperf.thresholds import Thresholds, load_thresholds, near_miss_entries
-from pytest_mathperf.yamlfile import SchemaError
+from pytest_mathperf.yamlfile import SchemaError, SchemaErrors
 
 _THRESHOLDS_NAMES = ("thresholds.yaml", "thresholds.yml")
 
@@ -34,6 +34,8 @@ def lint(paths: list[Path], thresholds: Path) -> int:
     for path in files:
         try:
             suites.append(load_suite(path))
+        except SchemaErrors as errors:
+            problems.extend(str(error) for error in errors.errors)
         except SchemaError as error:
             problems.append(str(error))
     for suite in suites:

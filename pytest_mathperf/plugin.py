@@ -60,6 +60,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("mathperf_history", "--mathperf-history", f"SQLite run history (default {DEFAULT_HISTORY})", default=DEFAULT_HISTORY, metavar="PATH"),
     Option("mathperf_no_history", "--mathperf-no-history", "do not record this run", "bool", False, action="store_true", ini=False),
     Option("mathperf_html", "--mathperf-html", "write the HTML trend report here at the end of the session", metavar="PATH"),
+    Option("mathperf_label", "--mathperf-label", "a label for this run in the history and the report (e.g. the candidate's name)", metavar="TEXT"),
     Option("mathperf_strict", "--mathperf-strict", "every wrong answer fails its case, even where an accuracy budget applies", "bool", False, action="store_true"),
 )
 
@@ -146,6 +147,7 @@ def _read_settings(config: pytest.Config) -> Settings:
         history=None if config.getoption("mathperf_no_history") else history_base / history,
         html=html_base / html if html else None,
         strict=bool(strict),
+        label=value("mathperf_label")[0] or None,
     )
 
 
@@ -190,7 +192,9 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     # pytest-xdist registers this marker itself; without xdist installed it must still be known.
     config.addinivalue_line("markers", "xdist_group(name): keeps a model's items on one xdist worker")
-    state = GateState(settings=settings, runner=runner, thresholds=thresholds)
+    state = GateState(
+        settings=settings, runner=runner, thresholds=thresholds, xdist_workers=getattr(config.option, "numprocesses", None) or 0
+    )
     config.stash[STATE] = state
     config.pluginmanager.register(ItemArranger(state), "mathperf-arranger")
     if not hasattr(config, "workerinput"):
@@ -202,11 +206,11 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(f"--mathperf-suites: {missing} does not exist")
         config.args = [str(path) for path in settings.suites]
     if getattr(config.option, "numprocesses", None):
-        if thresholds is not None:
+        if thresholds is not None and thresholds.cards:
             raise pytest.UsageError(
                 f"mathperf: budgets from {thresholds.path} need one process: pytest-xdist workers share the "
-                "device and split the samples, so run the gate with -n 0 (or --mathperf-thresholds of an "
-                "empty file to check answers only in parallel)"
+                "device and split the samples, so run the gate with -n 0; to check answers only in parallel, "
+                "point --mathperf-thresholds at a file that holds just `version: 1`"
             )
         config.issue_config_time_warning(
             pytest.PytestWarning(
@@ -306,6 +310,7 @@ class GateRecorder:
 
     def __init__(self, state: GateState) -> None:
         self.state = state
+        self._environment: dict[str, str] | None = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         payload = getattr(report, "mathperf", None)
@@ -321,17 +326,26 @@ class GateRecorder:
             self.state.budget_records[report.nodeid] = BudgetRecord.from_dict(payload["budget"])
 
     def run_record(self) -> RunRecord:
+        """The run as recorded and shown; its environment is read once (it runs git)."""
+        from pytest_mathperf.context import run_context
         from pytest_mathperf.devices import environment_fingerprint
         from pytest_mathperf.results import RunRecord
 
         state = self.state
+        if self._environment is None:
+            settings = state.settings
+            environment = environment_fingerprint(state.runner.device_info, settings.backend, settings.suites)
+            environment.update(run_context(settings.label, settings.suites[0] if settings.suites else Path.cwd()))
+            for name, (fingerprint, cases) in sorted(state.suite_fingerprints.items()):
+                environment[f"suite:{name}"] = f"{fingerprint} ({cases} cases)"
+            if state.xdist_workers:
+                environment["timings_comparable"] = f"no: {state.xdist_workers} pytest-xdist workers shared the device"
+            self._environment = environment
         order = {model: index for index, model in enumerate(state.settings.models)}
         return RunRecord(
             started_at=state.started_at,
             finished_at=time.time(),
-            environment=environment_fingerprint(
-                state.runner.device_info, state.settings.backend, state.settings.suites
-            ),
+            environment=self._environment,
             models=tuple(sorted(state.models.values(), key=lambda record: order.get(record.model, 0))),
             cases=tuple(state.cases.values()),
             budgets=tuple(state.budget_records.values()),

@@ -61,8 +61,21 @@ class CaseRecord:
         return max(set(failing), key=failing.count) if failing else "wrong"
 
     def samples(self, metric: str) -> list[float]:
-        """The metric's values over this case's generations; missing and NaN values are left out."""
-        return [g.metrics[metric] for g in self.generations if metric in g.metrics and not math.isnan(g.metrics[metric])]
+        """The metric's values over this case's measured generations.
+
+        A generation that failed (a timeout, an HTTP error mid-stream) is counted and shown as an
+        error, never averaged in: its timings describe the failure, not the model. Missing and NaN
+        values are left out too.
+        """
+        return [
+            g.metrics[metric]
+            for g in self.generations
+            if g.status != "error" and metric in g.metrics and not math.isnan(g.metrics[metric])
+        ]
+
+    @property
+    def failed_generations(self) -> int:
+        return sum(1 for generation in self.generations if generation.status == "error")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -25,6 +25,8 @@ class GateState:
     runner: Runner
     thresholds: Thresholds | None
     plan: BudgetPlan = field(default_factory=BudgetPlan)  # made once, after selection
+    xdist_workers: int = 0
+    suite_fingerprints: dict[str, tuple[str, int]] = field(default_factory=dict)  # suite → (content hash, cases)
     started_at: float = field(default_factory=time.time)
     cases: dict[str, CaseRecord] = field(default_factory=dict)  # nodeid → record (controller side)
     budget_records: dict[str, BudgetRecord] = field(default_factory=dict)
@@ -48,6 +50,7 @@ class Settings:
     history: Path | None
     html: Path | None
     strict: bool
+    label: str | None = None
 
 
 STATE = pytest.StashKey[GateState]()

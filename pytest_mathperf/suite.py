@@ -9,21 +9,26 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pytest_mathperf.load import LoadProfile
 from pytest_mathperf.thresholds import Budget, case_budgets
 from pytest_mathperf.yamlfile import (
     LocatedDict,
     SchemaError,
+    SchemaErrors,
     check_keys,
     expect_mapping,
     load_yaml,
+    raise_all,
     type_name,
+    unknown_keys,
 )
+
+T = TypeVar("T")
 
 PassRule = Literal["all", "majority", "any"]
 PASS_RULES: tuple[str, ...] = ("all", "majority", "any")
@@ -121,45 +126,59 @@ def is_suite_file(path: Path) -> bool:
 
 
 def load_suite(path: Path) -> Suite:
-    """Read and validate one suite file (and any JSONL it imports cases from)."""
+    """Read and validate one suite file (and any JSONL it imports cases from).
+
+    Every problem in the file is reported at once, each with its line (within one case, the
+    first): a user fixes them all in one go instead of one per run.
+    """
     document = load_yaml(path)
     top = expect_mapping(path, document, "a suite file", 1)
-    check_keys(path, top, SUITE_FIELDS, "the suite")
+    problems = unknown_keys(path, top, SUITE_FIELDS, "the suite")
+
+    def attempt(read: Callable[[], T], fallback: T) -> T:
+        try:
+            return read()
+        except SchemaError as error:
+            problems.extend(error.errors if isinstance(error, SchemaErrors) else [error])
+            return fallback
+
     name = top.get("suite", path.stem)
     if not isinstance(name, str) or not _ID_PATTERN.match(name):
-        raise SchemaError(path, top.line_of("suite"), f"suite: must be a simple name, got {name!r}")
+        problems.append(SchemaError(path, top.line_of("suite"), f"suite: must be a simple name, got {name!r}"))
+        name = path.stem
     description = top.get("description", "")
     if not isinstance(description, str):
-        raise SchemaError(path, top.line_of("description"), "description: must be a string")
-    models = _string_list(path, top, "models", default=("*",))
-    defaults = _defaults(path, top)
+        problems.append(SchemaError(path, top.line_of("description"), "description: must be a string"))
+    models = attempt(lambda: _string_list(path, top, "models", default=("*",)), ("*",))
+    defaults = attempt(lambda: _defaults(path, top), dict(DEFAULTABLE_FIELDS))
 
     cases: list[Case] = []
     raw_cases = top.get("cases", [])
     if not isinstance(raw_cases, list):
-        raise SchemaError(path, top.line_of("cases"), f"cases: must be a list, got {type_name(raw_cases)}")
+        problems.append(SchemaError(path, top.line_of("cases"), f"cases: must be a list, got {type_name(raw_cases)}"))
+        raw_cases = []
     for index, raw in enumerate(raw_cases):
-        raw = expect_mapping(path, raw, f"cases[{index}]", top.line_of("cases"))
-        cases.append(_case(path, raw, defaults, name))
+        case = attempt(lambda: _case(path, expect_mapping(path, raw, f"cases[{index}]", top.line_of("cases")), defaults, name), None)  # noqa: B023 - called at once
+        if case is not None:
+            cases.append(case)
 
     if "cases_from" in top:
         blocks = top["cases_from"]
-        blocks = blocks if isinstance(blocks, list) else [blocks]
-        for block in blocks:
-            block = expect_mapping(path, block, "cases_from", top.line_of("cases_from"))
-            cases.extend(_cases_from(path, block, defaults, name))
+        for block in blocks if isinstance(blocks, list) else [blocks]:
+            cases.extend(attempt(lambda: _cases_from(path, expect_mapping(path, block, "cases_from", top.line_of("cases_from")), defaults, name), []))  # noqa: B023
 
     seen: dict[str, Case] = {}
     for case in cases:
         if case.id in seen:
             first = seen[case.id]  # an imported case's line is its JSONL line: name that file
             first_where = f"line {first.line}" if first.source == case.source else f"{first.source or path}:{first.line}"
-            raise SchemaError(case.source or path, case.line, f"duplicate case id {case.id!r} (first on {first_where})")
+            problems.append(SchemaError(case.source or path, case.line, f"duplicate case id {case.id!r} (first on {first_where})"))
         seen[case.id] = case
-    if not cases:
-        raise SchemaError(path, top.line, "the suite has no cases (add `cases:` or `cases_from:`)")
+    if not cases and not problems:
+        problems.append(SchemaError(path, top.line, "the suite has no cases (add `cases:` or `cases_from:`)"))
 
-    load = _load_profile(path, top["load"], top.line_of("load")) if "load" in top else None
+    load = attempt(lambda: _load_profile(path, top["load"], top.line_of("load")), None) if "load" in top else None
+    raise_all(problems)
     return Suite(
         name=name,
         path=path,

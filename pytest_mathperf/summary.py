@@ -57,6 +57,9 @@ def summary_lines(run: RunRecord, card: str) -> list[str]:
         values = [summary_statistic(run.cases_of(model), metric, stat) for model in models]
         if any(value is not None for value in values):
             rows.append([_label(metric, stat), *["–" if v is None else format_value(metric, v, unit=False) for v in values]])
+    failed = [sum(case.failed_generations for case in run.cases_of(model)) for model in models]
+    if any(failed):
+        rows.append(["failed generations (not in timings)", *[str(count) for count in failed]])
     suites = sorted({case.suite for case in run.cases})
     for suite in suites:
         rows.append([f"accuracy {suite}", *[_accuracy(run, model, suite) for model in models]])

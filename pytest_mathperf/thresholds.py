@@ -181,7 +181,7 @@ def near_miss_entries(thresholds: Thresholds) -> list[tuple[str, str, ModelEntry
 def load_thresholds(path: Path) -> Thresholds:
     """Parse and validate a thresholds file; every schema error names the key path and line."""
     document = load_yaml(path)
-    top = expect_mapping(path, document, "a thresholds file", 1)
+    top = expect_mapping(path, LocatedDict() if document is None else document, "a thresholds file", 1)
     check_keys(path, top, ("version", "no_budget", "unknown_card", "cards"), "the thresholds file")
     if top.get("version", 1) != 1:
         raise SchemaError(path, top.line_of("version"), f"version: {top['version']!r} is not supported (use 1)")

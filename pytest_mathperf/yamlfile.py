@@ -28,6 +28,26 @@ class SchemaError(Exception):
         return f"{where}: {self.message}"
 
 
+class SchemaErrors(SchemaError):
+    """Every problem found in one file, so a user fixes them all in one go, as a linter reports them."""
+
+    def __init__(self, errors: list[SchemaError]) -> None:
+        self.errors = errors
+        first = errors[0]
+        super().__init__(first.path, first.line, first.message)
+
+    def __str__(self) -> str:
+        return "\n".join(str(error) for error in self.errors)
+
+
+def raise_all(errors: list[SchemaError]) -> None:
+    """Raise the one problem as it is, or all of them together."""
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise SchemaErrors(errors)
+
+
 class LocatedDict(dict):  # type: ignore[type-arg]
     """A mapping from YAML that knows its own line and the line of each of its keys."""
 
@@ -94,14 +114,23 @@ def load_yaml(path: Path) -> Any:
         raise SchemaError(path, None, f"YAML error: {error}") from None
 
 
-def check_keys(path: Path, mapping: LocatedDict, allowed: Iterable[str], where: str) -> None:
-    """Refuse unknown keys, suggesting the closest allowed one (typos are the usual cause)."""
+def unknown_keys(path: Path, mapping: LocatedDict, allowed: Iterable[str], where: str) -> list[SchemaError]:
+    """One error per unknown key, suggesting the closest allowed one (typos are the usual cause)."""
     allowed = list(allowed)
+    errors = []
     for key in mapping:
         if key not in allowed:
             close = difflib.get_close_matches(str(key), allowed, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else f"; allowed: {', '.join(allowed)}"
-            raise SchemaError(path, mapping.line_of(key), f"unknown key {key!r} in {where}{hint}")
+            errors.append(SchemaError(path, mapping.line_of(key), f"unknown key {key!r} in {where}{hint}"))
+    return errors
+
+
+def check_keys(path: Path, mapping: LocatedDict, allowed: Iterable[str], where: str) -> None:
+    """Refuse unknown keys (the first one), suggesting the closest allowed key."""
+    errors = unknown_keys(path, mapping, allowed, where)
+    if errors:
+        raise errors[0]
 
 
 def expect_mapping(path: Path, value: Any, where: str, line: int | None) -> LocatedDict:

@@ -36,6 +36,7 @@ class Script:
     output_tokens: int = 12
     answers: Mapping[str, str] = field(default_factory=dict)  # prompt substring → output text
     errors: Mapping[str, str] = field(default_factory=dict)  # prompt substring → backend error message
+    timeouts: Mapping[str, float] = field(default_factory=dict)  # prompt substring → e2e_ms of a timed-out generation
     load_error: str | None = None
     in_process: bool = True
 
@@ -81,14 +82,15 @@ class ScriptedBackend:
             if part in prompt:
                 raise BackendError(message)
         text = next((answer for part, answer in self.script.answers.items() if part in prompt), None)
+        timeout = next((e2e for part, e2e in self.script.timeouts.items() if part in prompt), None)
         return Generation(
             text=arithmetic_answer(prompt) if text is None else text,
             prompt_tokens=len(prompt.split()),
             output_tokens=self.script.output_tokens,
             reasoning_tokens=3,
             ttft_ms=next(self._ttft),
-            e2e_ms=next(self._e2e),
-            finish_reason="stop",
+            e2e_ms=next(self._e2e) if timeout is None else timeout,
+            finish_reason="stop" if timeout is None else "timeout",
         )
 
     def close(self) -> None:

@@ -228,7 +228,11 @@ def test_xdist_is_refused_when_budgets_apply(pytester, run_scripted) -> None:
     write(pytester, "thresholds.yaml", CPU_BUDGETS.format(budgets="accuracy: {min: 0.9}"))
     run = run_scripted("-n", "2")
     assert run.result.ret == pytest.ExitCode.USAGE_ERROR
-    run.result.stderr.fnmatch_lines(["*budgets from *thresholds.yaml need one process*run the gate with -n 0*"])
+    run.result.stderr.fnmatch_lines(["*budgets from *thresholds.yaml need one process*run the gate with -n 0*`version: 1`"])
+    # the advice works: answers only, in parallel
+    write(pytester, "answers-only.yaml", "version: 1\n")
+    parallel = run_scripted("-n", "2", "--mathperf-thresholds", "answers-only.yaml")
+    parallel.result.assert_outcomes(passed=3)
 
 
 def test_a_budget_on_a_metric_this_run_cannot_measure_is_skipped(pytester, run_scripted) -> None:
@@ -254,7 +258,7 @@ def test_runs_are_recorded_and_the_report_is_written(pytester, run_scripted) -> 
     write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE)
     history_path = pytester.path / "history.db"
     for _ in range(2):
-        run = run_scripted("--mathperf-history", str(history_path), "--mathperf-html", "report.html", history=True)
+        run = run_scripted("--mathperf-history", str(history_path), "--mathperf-html", "report.html", "--mathperf-label", "nightly", history=True)
         run.result.assert_outcomes(passed=3)
     run.result.stdout.fnmatch_lines([f"mathperf: recorded run 2 in {history_path}", "mathperf: wrote *report.html"])
     with History(history_path) as history:
@@ -262,6 +266,8 @@ def test_runs_are_recorded_and_the_report_is_written(pytester, run_scripted) -> 
     assert recorded is not None
     assert {case.case for case in recorded.cases} == {"add", "sub", "sub-en"}
     assert recorded.environment["card"] == "cpu"
+    assert recorded.environment["label"] == "nightly"
+    assert recorded.environment["suite:arithmetic"].endswith("(3 cases)")
     assert recorded.models[0].metrics["rss_peak_gb"] > 0
     html = (pytester.path / "report.html").read_text(encoding="utf-8")
     assert "mathperf-tiny" in html and "<svg" in html
@@ -354,3 +360,14 @@ def test_budgets_that_apply_to_nothing_are_never_silently_green(pytester, run_sc
     write(pytester, "thresholds.yaml", CPU_BUDGETS.format(budgets="accuracy: {min: 0.9}"))
     judged = run_scripted()
     judged.result.stdout.fnmatch_lines(["mathperf: 1 budget applied to mathperf-tiny on 'cpu'"])
+
+
+def test_a_failed_generation_is_counted_and_never_averaged_into_timing_budgets(pytester, run_scripted) -> None:
+    write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE.replace("max_new_tokens: 64", "max_new_tokens: 64\n  timeout_s: 5"))
+    write(pytester, "thresholds.yaml", CPU_BUDGETS.format(budgets="tokens_per_s: {mean: {min: 200}}"))
+    # 12 tokens in 50 ms = 240 tok/s; the timed-out generation (12 tokens in 5 s) would pull the mean to 161
+    run = run_scripted(scripts={"*": {"timeouts": {"527 - 476": 5000.0}}})
+    run.result.assert_outcomes(passed=3, failed=1)
+    assert run.properties("mathperf-tiny::tokens_per_s.mean")["mathperf.measured"] == "240.0"
+    assert run.properties("mathperf-tiny::tokens_per_s.mean")["mathperf.samples"] == "2"
+    run.result.stdout.fnmatch_lines(["failed generations (not in timings)*1", "*sub-en*error*"])

@@ -1,4 +1,4 @@
-"""Suite loading: every schema problem is one error naming the file and the exact line (SPEC 2.2)."""
+"""Suite loading: every schema problem is an error naming the file and the exact line, all of a file at once."""
 
 from __future__ import annotations
 
@@ -259,3 +259,35 @@ def test_models_globs_select_and_exclude(tmp_path: Path) -> None:
     path.write_text('models: ["!Qwen/*"]\ncases:\n  - {id: a, prompt: p, answer: 1}\n', encoding="utf-8")
     only_exclusions = load_suite(path)
     assert only_exclusions.applies_to("mathperf-tiny") and not only_exclusions.applies_to("Qwen/Qwen2.5-Math-1.5B")
+
+
+def test_every_problem_in_a_file_is_reported_at_once_each_with_its_line(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "many.yaml",
+        """
+        suite: many
+        colour: blue
+        cases:
+          - id: a
+            prompt: "What is 1 + 1?"
+            answr: 2
+          - id: b
+            prompt: "What is 2 + 2?"
+            answer: 4
+            budgets: {ttft_ms: {p50: {maxx: 5}}}
+          - id: c
+            prompt: "What is 3 + 3?"
+            answer: 6
+          - id: c
+            prompt: "What is 4 + 4?"
+            answer: 8
+        """,
+    )
+    message = error_of(path)
+    assert message.splitlines() == [
+        f"{path}:2: unknown key 'colour' in the suite; allowed: suite, description, models, defaults, cases, cases_from, load",
+        f"{path}:6: unknown key 'answr' in a case; did you mean 'answer'?",
+        f"{path}:10: unknown key 'maxx' in budgets.ttft_ms.p50; did you mean 'max'?",
+        f"{path}:14: duplicate case id 'c' (first on line 11)",
+    ]
