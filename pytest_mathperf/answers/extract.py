@@ -1,0 +1,148 @@
+"""Finding the final answer in a model's output: boxes, answer phrases, the last line."""
+
+from __future__ import annotations
+
+import re
+
+from pytest_mathperf.answers.values import _HAS_MATH, _math_text, _named_in, _values
+
+#: Only the end of an output is read: the answer is there, and the work stays bounded.
+MAX_OUTPUT_CHARS = 4000
+
+
+
+# Full-width forms (U+FF01..U+FF5E) map onto ASCII; the Chinese comma keeps a space after it so
+# that "17，190" stays two parts and never reads as a thousands separator.
+_FOLD = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)}
+_FOLD.update({ord("，"): ", ", ord("；"): "; ", ord("\u3000"): " ", ord("\u2212"): "-", ord("\u2013"): "-"})
+
+_BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_STRONG_ANCHOR = re.compile(
+    r"\b(?:final\s+answers?|answers?)\s*(?:is|are|:)|\bfinal\s+answer\b"
+    r"|最终答案\s*(?:是|为|:)?|答案\s*(?:是|为|:)|答\s*:",
+    re.IGNORECASE,
+)
+_WEAK_ANCHOR = re.compile(
+    r"\b(?:so|thus|therefore|hence|we\s+get|we\s+find|we\s+obtain)\b"
+    r"|所以|因此|故|综上所述|综上|解得|求得|可得|得到",
+    re.IGNORECASE,
+)
+_SENTENCE_END = re.compile(r"。|\n|\.(?!\d)|[!?]")
+_PROSE = re.compile(
+    r"\b(?:because|since|which|where|when|as|if)\b|因为|由于|其中|验证", re.IGNORECASE
+)
+
+
+class _Reading:
+    """One output's answer region, with the answer text found once and reused by every form."""
+
+    def __init__(self, region: str, *, after_think: bool, truncated: bool) -> None:
+        self.folded = region.translate(_FOLD)
+        self.after_think = after_think
+        self.boxes = _boxes(self.folded)
+        # A cut-off generation may have been about to give the parts still missing.
+        self.may_continue = truncated
+
+    @property
+    def where(self) -> str:
+        return "after </think>" if self.after_think else "in the output"
+
+    def nothing_found(self) -> str:
+        return f"no \\boxed{{}}, 'the answer is' or final line with a value found {self.where}"
+
+    def final_answer(self, *, require_anchor: bool = False) -> str | None:
+        """The text of the final answer: last box, else last answer phrase, else last line."""
+        if self.boxes:
+            return self.boxes[-1]
+        strong = self._anchored(_STRONG_ANCHOR)
+        if strong is not None or require_anchor:
+            return strong
+        return self._last_line()
+
+    def final_parts(self, count: int) -> list[str]:
+        """The values of a several-part answer: the last box if it holds enough, else the last
+        `count` parts over all boxes, else the parts of the answer phrase or last line."""
+        if self.boxes:
+            last = _values(self.boxes[-1])
+            if len(last) >= count:
+                return last
+            every = [value for box in self.boxes for value in _values(box)]
+            return every[-count:]
+        answer = self.final_answer()
+        return _values(answer) if answer else []
+
+    def named_values(self, names: list[str]) -> dict[str, str]:
+        """Each name's value: from the final answer, then from anywhere in the region."""
+        found: dict[str, str] = {}
+        answer_texts = [", ".join(self.boxes)] if self.boxes else []
+        answer = self.final_answer()
+        if answer is not None and not self.boxes:
+            answer_texts.append(answer)
+        for text in [*answer_texts, _unbox(self.folded)]:
+            for name, value in _named_in(_math_text(text), names).items():
+                found.setdefault(name, value)
+        return found
+
+    def _anchored(self, anchor: re.Pattern[str]) -> str | None:
+        """The sentence after the last occurrence of `anchor` that holds a value."""
+        for match in reversed(list(anchor.finditer(self.folded))):
+            text = _sentence_after(self.folded, match.end())
+            if _HAS_MATH.search(text):
+                return text
+        return None
+
+    def _last_line(self) -> str | None:
+        """The last line holding a value (a closing "Hope this helps!" is skipped), read from
+        its last "so"/"所以" on, up to the end of that sentence."""
+        for line in reversed(self.folded.splitlines()):
+            anchors = list(_WEAK_ANCHOR.finditer(line))
+            if anchors:
+                line = line[anchors[-1].end() :]
+            text = _cut_prose(_SENTENCE_END.split(line.strip(" \t:,*"), maxsplit=1)[0]).strip()
+            if _HAS_MATH.search(text):
+                return text
+        return None
+
+
+def _sentence_after(text: str, start: int) -> str:
+    rest = text[start:].lstrip(" \t:*")
+    if rest.startswith("\n"):  # a heading such as "**Final Answer**" then the value below
+        rest = rest.lstrip(" \t\n*:")
+    return _cut_prose(_SENTENCE_END.split(rest, maxsplit=1)[0]).strip()
+
+
+def _cut_prose(text: str) -> str:
+    return _PROSE.split(text, maxsplit=1)[0]
+
+
+def _boxes(text: str) -> list[str]:
+    """Contents of every complete \\boxed{…} / \\fbox{…}, in order; empty ones are skipped."""
+    contents = []
+    for match in _BOX.finditer(text):
+        end = _closing_brace(text, match.end())
+        if end is not None and text[match.end() : end].strip():
+            contents.append(text[match.end() : end].strip())
+    return contents
+
+
+def _closing_brace(text: str, start: int) -> int | None:
+    depth = 1
+    for index in range(start, len(text)):
+        if text[index] == "{" and text[index - 1] != "\\":
+            depth += 1
+        elif text[index] == "}" and text[index - 1] != "\\":
+            depth -= 1
+            if depth == 0:
+                return index
+    return None
+
+
+def _unbox(text: str) -> str:
+    """`text` with each \\boxed{v} replaced by v, so "x = \\boxed{3}" reads as "x = 3"."""
+    while (match := _BOX.search(text)) is not None:
+        end = _closing_brace(text, match.end())
+        if end is None:
+            return text[: match.start()] + text[match.end() :]
+        text = text[: match.start()] + text[match.end() : end] + text[end + 1 :]
+    return text
+
