@@ -7,10 +7,27 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
 
-from pytest_mathperf.answers.equality import _equal_text, _parse_value
+from pytest_mathperf.answers.equality import (
+    DEFAULT_PERCENT,
+    PERCENT_RULES,
+    Comparison,
+    PercentRule,
+    _equal_text,
+    _expected_math,
+    _parse_value,
+)
 from pytest_mathperf.answers.expected import _display_scalar, _expected_text, format_expected, validate_expected
 from pytest_mathperf.answers.extract import MAX_OUTPUT_CHARS, _Reading
-from pytest_mathperf.answers.values import _clean_value, _math_text, _split_parts
+from pytest_mathperf.answers.text import TextAnswer, matches, text_answer, text_candidate
+from pytest_mathperf.answers.values import (
+    _clean_value,
+    _math_text,
+    _split_parts,
+    both_roots,
+    is_group,
+    set_elements,
+    shown,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -43,25 +60,30 @@ def check_answer(
     rel_tol: float | None = None,
     unordered: bool = False,
     truncated: bool = False,
+    percent: PercentRule = DEFAULT_PERCENT,
 ) -> Verdict:
     """Judge one generation's `output` against the suite's `expected` answer.
 
     `truncated` says the generation hit max_new_tokens: an output cut off before a complete
-    answer is then `truncated` rather than `no_answer`. Raises ValueError for an expected
-    form that validate_expected rejects (the suite loader reports those at collection).
+    answer is then `truncated` rather than `no_answer`. `percent` says what "25 %" means:
+    25 (``value``), 1/4 (``fraction``) or either (``either``, the default). Raises ValueError
+    for an expected form that validate_expected rejects (the suite loader reports those at
+    collection) and for a bad option.
     """
     problem = validate_expected(expected)
     if problem:
         raise ValueError(problem)
     if rel_tol is not None and not rel_tol >= 0:
         raise ValueError(f"rel_tol must be a number >= 0, got {rel_tol!r}")
+    if percent not in PERCENT_RULES:
+        raise ValueError(f"percent must be one of {', '.join(PERCENT_RULES)}, got {percent!r}")
     region, missing = _answer_region(output)
     if region is None:
         if truncated:
             return Verdict("truncated", None, "hit max_new_tokens inside <think> (no </think>)")
         return Verdict("no_answer", None, missing)
     reading = _Reading(region, after_think="</think>" in output, truncated=truncated)
-    verdict = _judge(reading, expected, rel_tol=rel_tol, unordered=unordered)
+    verdict = _judge(reading, expected, how=Comparison(rel_tol, percent), unordered=unordered)
     if truncated and verdict.status == "no_answer":
         reason = f"hit max_new_tokens before a complete answer: {verdict.reason}"
         return Verdict("truncated", verdict.extracted, reason)
@@ -77,19 +99,42 @@ def _answer_region(output: str) -> tuple[str | None, str]:
     return output[-MAX_OUTPUT_CHARS:], ""
 
 
-def _judge(reading: _Reading, expected: object, *, rel_tol: float | None, unordered: bool) -> Verdict:
+def _judge(reading: _Reading, expected: object, *, how: Comparison, unordered: bool) -> Verdict:
     if isinstance(expected, dict):
         if "regex" in expected:
             return _judge_regex(reading, expected["regex"])
         if "any_of" in expected:
-            return _judge_any_of(reading, expected["any_of"], rel_tol=rel_tol, unordered=unordered)
-        return _judge_named(reading, expected, rel_tol=rel_tol)
+            return _judge_any_of(reading, expected["any_of"], how=how, unordered=unordered)
+        return _judge_named(reading, expected, how=how)
     if isinstance(expected, list):
-        return _judge_list(reading, expected, rel_tol=rel_tol, unordered=unordered)
-    return _judge_scalar(reading, expected, rel_tol=rel_tol)  # type: ignore[arg-type]
+        return _judge_list(reading, expected, how=how, unordered=unordered)
+    text = text_answer(expected)
+    if text is not None:
+        return _judge_text(reading, text, format_expected(expected))
+    both = both_roots(_expected_text(expected))  # type: ignore[arg-type]
+    if both is not None:
+        return _judge_list(reading, both, how=how, unordered=True)
+    verdict = _judge_scalar(reading, expected, how=how)  # type: ignore[arg-type]
+    elements = set_elements(_expected_text(expected))  # type: ignore[arg-type]
+    if verdict.status != "correct" and elements is not None:
+        as_set = _judge_list(reading, elements, how=how, unordered=True)
+        if as_set.correct:
+            return as_set
+    return verdict
 
 
-def _judge_scalar(reading: _Reading, expected: int | float | str, *, rel_tol: float | None) -> Verdict:
+def _judge_text(reading: _Reading, expected: TextAnswer, want: str) -> Verdict:
+    candidate = text_candidate(reading.folded, reading.boxes)
+    if not candidate:
+        return Verdict("no_answer", None, f"no \\boxed{{}}, 'the answer is' or final line found {reading.where}")
+    correct, read = matches(expected, candidate)
+    read = _shorten(read)
+    if correct:
+        return Verdict("correct", read, f"matches {want}")
+    return Verdict("wrong", read, f"{_quote(read)} is not {want}")
+
+
+def _judge_scalar(reading: _Reading, expected: int | float | str, *, how: Comparison) -> Verdict:
     answer = reading.final_answer()
     if answer is None:
         return Verdict("no_answer", None, reading.nothing_found())
@@ -102,49 +147,49 @@ def _judge_scalar(reading: _Reading, expected: int | float | str, *, rel_tol: fl
     want = format_expected(expected)
     if len(values) == 1:
         got = values[0]
-        if _equal_text(expected_text, got, rel_tol):
-            return Verdict("correct", got, f"matches {want}")
-        return Verdict("wrong", got, _mismatch(got, want))
+        if _equal_text(expected_text, got, how):
+            return Verdict("correct", shown(got), f"matches {want}")
+        return Verdict("wrong", shown(got), _mismatch(got, want))
     whole = _clean_value(_math_text(answer), keep_equation=True)
-    joined = ", ".join(values)
-    if whole and _equal_text(expected_text, whole, rel_tol):
+    joined = ", ".join(shown(value) for value in values)
+    if whole and _equal_text(expected_text, whole, how):
         return Verdict("correct", joined, f"matches {want}")
     return Verdict("wrong", joined, f"expected one value ({want}), got {len(values)}: {joined}")
 
 
 def _judge_list(
-    reading: _Reading, expected: Sequence[int | float | str], *, rel_tol: float | None, unordered: bool
+    reading: _Reading, expected: Sequence[int | float | str], *, how: Comparison, unordered: bool
 ) -> Verdict:
-    values = reading.final_parts(len(expected))
+    wanted = [_expected_text(item) for item in expected]
+    groups = all(is_group(_expected_math(text)) for text in wanted)
+    values = reading.final_parts(len(expected), groups=groups)
     if not values:
         return Verdict("no_answer", None, reading.nothing_found())
-    joined = ", ".join(values)
-    wanted = [_expected_text(item) for item in expected]
-    shown = [_display_scalar(item) for item in expected]
+    unordered = unordered or reading.gives_both_roots()
+    joined = ", ".join(shown(value) for value in values)
+    display = [_display_scalar(item) for item in expected]
     if len(values) != len(expected):
         cut_short = len(values) < len(expected) and reading.may_continue
-        count = f"expected {len(expected)} parts ({', '.join(shown)}), got {len(values)}: {joined}"
+        count = f"expected {len(expected)} parts ({', '.join(display)}), got {len(values)}: {joined}"
         return Verdict("no_answer" if cut_short else "wrong", joined, count)
     if unordered:
         unused = list(values)
-        for text, display in zip(wanted, shown):
-            match = next((got for got in unused if _equal_text(text, got, rel_tol)), None)
+        for text, part in zip(wanted, display):
+            match = next((got for got in unused if _equal_text(text, got, how)), None)
             if match is None:
-                return Verdict("wrong", joined, f"{display} missing (got {joined}, any order)")
+                return Verdict("wrong", joined, f"{part} missing (got {joined}, any order)")
             unused.remove(match)
-        return Verdict("correct", joined, f"matches {', '.join(shown)} (any order)")
-    for index, (text, display, got) in enumerate(zip(wanted, shown, values), start=1):
-        if not _equal_text(text, got, rel_tol):
-            return Verdict("wrong", joined, f"part {index}: {_mismatch(got, display)}")
-    return Verdict("correct", joined, f"matches {', '.join(shown)}")
+        return Verdict("correct", joined, f"matches {', '.join(display)} (any order)")
+    for index, (text, part, got) in enumerate(zip(wanted, display, values), start=1):
+        if not _equal_text(text, got, how):
+            return Verdict("wrong", joined, f"part {index}: {_mismatch(got, part)}")
+    return Verdict("correct", joined, f"matches {', '.join(display)}")
 
 
-def _judge_named(
-    reading: _Reading, expected: Mapping[str, int | float | str], *, rel_tol: float | None
-) -> Verdict:
+def _judge_named(reading: _Reading, expected: Mapping[str, int | float | str], *, how: Comparison) -> Verdict:
     found = reading.named_values(list(expected))
-    shown = ", ".join(f"{name} = {found[name]}" for name in expected if name in found)
-    extracted = shown or None
+    listed = ", ".join(f"{name} = {shown(found[name])}" for name in expected if name in found)
+    extracted = listed or None
     if not found:
         answer = reading.final_answer()
         names = " or ".join(f"'{name} = …'" for name in expected)
@@ -153,17 +198,15 @@ def _judge_named(
     missing = [name for name in expected if name not in found]
     if missing:
         status: VerdictStatus = "no_answer" if reading.may_continue else "wrong"
-        return Verdict(status, extracted, f"{', '.join(missing)}: not found (got {shown})")
+        return Verdict(status, extracted, f"{', '.join(missing)}: not found (got {listed})")
     for name, value in expected.items():
-        if not _equal_text(_expected_text(value), found[name], rel_tol):
+        if not _equal_text(_expected_text(value), found[name], how):
             return Verdict("wrong", extracted, f"{name}: {_mismatch(found[name], _display_scalar(value))}")
     return Verdict("correct", extracted, f"matches {format_expected(dict(expected))}")
 
 
-def _judge_any_of(
-    reading: _Reading, alternatives: Sequence[object], *, rel_tol: float | None, unordered: bool
-) -> Verdict:
-    verdicts = [_judge(reading, item, rel_tol=rel_tol, unordered=unordered) for item in alternatives]
+def _judge_any_of(reading: _Reading, alternatives: Sequence[object], *, how: Comparison, unordered: bool) -> Verdict:
+    verdicts = [_judge(reading, item, how=how, unordered=unordered) for item in alternatives]
     for index, verdict in enumerate(verdicts, start=1):
         if verdict.correct:
             reason = f"alternative {index} of {len(verdicts)}: {verdict.reason}"
@@ -194,8 +237,8 @@ def _compiled(pattern: str) -> re.Pattern[str]:
 
 def _mismatch(got: str, want: str) -> str:
     if _parse_value(got) is None:
-        return f"{got} is not a value that can be read or evaluated (expected {want})"
-    return f"{got} ≠ {want}"
+        return f"{shown(got)} is not a value that can be read or evaluated (expected {want})"
+    return f"{shown(got)} ≠ {want}"
 
 
 def _shorten(text: str, limit: int = 200) -> str:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from pytest_mathperf.answers.values import _TRAILING_JUNK, _clean_value, _math_text
+from pytest_mathperf.answers.values import _TRAILING_JUNK, PERCENT, _clean_value, _math_text
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -31,9 +32,60 @@ _EXACT_REL_TOL = 1e-40
 _EVAL_DIGITS = 60
 
 
-def _equal_text(expected: str, got: str, rel_tol: float | None) -> bool:
-    """Whether the answer text `got` equals the expected text; unreadable is never equal."""
-    want = _parse_value(_expected_math(expected))
+PercentRule = Literal["value", "fraction", "either"]
+PERCENT_RULES: tuple[str, ...] = ("value", "fraction", "either")
+#: 25 % against 25 or against 1/4: both readings are common, and 100 times apart.
+DEFAULT_PERCENT: PercentRule = "either"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """How two values are compared: tolerance and what a percent sign means."""
+
+    rel_tol: float | None = None
+    percent: PercentRule = DEFAULT_PERCENT
+
+
+_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
+
+
+def _equal_text(expected: str, got: str, how: Comparison) -> bool:
+    """Whether the answer text `got` equals the expected text; unreadable is never equal.
+
+    A side written with a percent sign reads as its number (``value``: 25 % is 25), as a
+    fraction (``fraction``: 25 % is 1/4), or as either (``either``); two percents compare
+    as numbers. A clock time (``12:00``) is compared as a time, never as a ratio.
+    """
+    want_text = _expected_math(expected)
+    want_percent, got_percent = want_text.endswith(PERCENT), got.endswith(PERCENT)
+    want_text, got = _without_percent(want_text), _without_percent(got)
+    want_clock, got_clock = _CLOCK.match(want_text), _CLOCK.match(got)
+    if want_clock or got_clock:
+        return bool(want_clock and got_clock) and _clock(want_clock) == _clock(got_clock)  # type: ignore[arg-type]
+    if want_percent == got_percent:
+        return _equal_values(want_text, got, how.rel_tol)
+    readings = {"value": [False], "fraction": [True], "either": [False, True]}[how.percent]
+    for as_fraction in readings:
+        if want_percent:
+            pair = (f"\\frac{{{want_text}}}{{100}}" if as_fraction else want_text, got)
+        else:
+            pair = (want_text, f"\\frac{{{got}}}{{100}}" if as_fraction else got)
+        if _equal_values(*pair, how.rel_tol):
+            return True
+    return False
+
+
+def _without_percent(text: str) -> str:
+    return text[: -len(PERCENT)].rstrip() if text.endswith(PERCENT) else text
+
+
+def _clock(match: re.Match[str]) -> tuple[int, int, int]:
+    hours, minutes, seconds = match.group(1), match.group(2), match.group(3) or "0"
+    return int(hours), int(minutes), int(seconds)
+
+
+def _equal_values(expected: str, got: str, rel_tol: float | None) -> bool:
+    want = _parse_value(expected)
     have = _parse_value(got)
     if want is None or have is None:
         return False
@@ -46,6 +98,8 @@ def _equal_text(expected: str, got: str, rel_tol: float | None) -> bool:
 def _equal(expected: Basic, got: Basic, rel_tol: float | None) -> bool:
     import sympy
 
+    if _undefined(expected) or _undefined(got):
+        return False  # 1/0 is not 2/0, and 1:00 is not 12:00: undefined is never equal
     if expected == got:
         return True
     if _is_number(expected) and _is_number(got):
@@ -64,6 +118,15 @@ def _equal(expected: Basic, got: Basic, rel_tol: float | None) -> bool:
         return False
     verify = _math_verify()[1]
     return bool(verify(expected, got, timeout_seconds=None, raise_on_error=False))
+
+
+def _undefined(expr: Basic) -> bool:
+    import sympy
+
+    try:
+        return bool(expr.has(sympy.zoo) or expr.has(sympy.nan))
+    except Exception:  # not a sympy value: nothing undefined in it
+        return False
 
 
 def _is_number(expr: Basic) -> bool:

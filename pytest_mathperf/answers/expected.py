@@ -7,6 +7,8 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from pytest_mathperf.answers.equality import _expected_math, _parse_value
+from pytest_mathperf.answers.text import text_answer
+from pytest_mathperf.answers.values import both_roots
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -74,6 +76,11 @@ def _validate_scalar(value: int | float | str, where: str) -> str | None:
     text = _expected_text(value)
     if not text:
         return f"{where}: is empty"
+    if text_answer(text) is not None:
+        return None
+    roots = both_roots(text)
+    if roots is not None and all(_parse_value(_expected_math(root)) is not None for root in roots):
+        return None
     if _parse_value(_expected_math(text)) is None:
         return f"{where}: {text!r} is not a number or LaTeX expression that can be read"
     return None

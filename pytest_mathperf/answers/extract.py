@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from pytest_mathperf.answers.values import _HAS_MATH, _math_text, _named_in, _values
+from pytest_mathperf.answers.values import _HAS_MATH, _PLUS_MINUS, _math_text, _named_in, _values
 
 #: Only the end of an output is read: the answer is there, and the work stays bounded.
 MAX_OUTPUT_CHARS = 4000
@@ -33,11 +33,23 @@ _PROSE = re.compile(
 )
 
 
+# Display math and environments spread over lines are one value: "Here is the matrix:\n$$\n
+# \begin{pmatrix} ... \end{pmatrix}\n$$" must not read its last line alone. Bounded lengths
+# keep the search linear on a long output.
+_DISPLAY_MATH = re.compile(
+    r"\$\$[^$]{1,1500}?\$\$|\\\[.{1,1500}?\\\]|\\begin\{([A-Za-z*]{1,20})\}.{1,1500}?\\end\{\1\}", re.DOTALL
+)
+
+
+def _one_line(match: re.Match[str]) -> str:
+    return " ".join(match.group().split())
+
+
 class _Reading:
     """One output's answer region, with the answer text found once and reused by every form."""
 
     def __init__(self, region: str, *, after_think: bool, truncated: bool) -> None:
-        self.folded = region.translate(_FOLD)
+        self.folded = _DISPLAY_MATH.sub(_one_line, region.translate(_FOLD))
         self.after_think = after_think
         self.boxes = _boxes(self.folded)
         # A cut-off generation may have been about to give the parts still missing.
@@ -59,17 +71,23 @@ class _Reading:
             return strong
         return self._last_line()
 
-    def final_parts(self, count: int) -> list[str]:
+    def final_parts(self, count: int, *, groups: bool = False) -> list[str]:
         """The values of a several-part answer: the last box if it holds enough, else the last
-        `count` parts over all boxes, else the parts of the answer phrase or last line."""
+        `count` parts over all boxes, else the parts of the answer phrase or last line.
+        `groups`: the parts are pairs or intervals, so a lone pair is one part, not two."""
         if self.boxes:
-            last = _values(self.boxes[-1])
+            last = _values(self.boxes[-1], groups=groups)
             if len(last) >= count:
                 return last
-            every = [value for box in self.boxes for value in _values(box)]
+            every = [value for box in self.boxes for value in _values(box, groups=groups)]
             return every[-count:]
         answer = self.final_answer()
-        return _values(answer) if answer else []
+        return _values(answer, groups=groups) if answer else []
+
+    def gives_both_roots(self) -> bool:
+        """Whether the final answer is written with ± (its two values come in no fixed order)."""
+        answer = self.final_answer()
+        return answer is not None and _PLUS_MINUS.search(_math_text(answer)) is not None
 
     def named_values(self, names: list[str]) -> dict[str, str]:
         """Each name's value: from the final answer, then from anywhere in the region."""

@@ -9,11 +9,17 @@ MAX_PART_CHARS = 1000
 
 
 _HAS_MATH = re.compile(r"\d|\\[A-Za-z]|π|√")
-_TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|textrm|mathrm|mathbf|mbox|operatorname)\s*\{([^{}]*)\}")
+_TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|textrm|textit|mathrm|mathbf|mathit|mbox|operatorname)\s*\{([^{}]*)\}")
 _ENVIRONMENT = re.compile(r"\\(?:begin|end)\s*\{[A-Za-z*]*\}")
-_MATH_REPLACEMENTS = [
-    ("\\\\", ", "),  # a LaTeX line break, as between the rows of \begin{cases}
-    ("&", " "),
+# Matrices keep their rows and columns: their "&" and "\\" are not part separators. An array in
+# brackets is a matrix too; a column vector is one value, not two parts.
+_MATRIX = re.compile(
+    r"(?:\\left\s*[\[(]\s*)?\\begin\s*\{array\}\s*\{[^{}]*\}(?P<array>.*?)\\end\s*\{array\}(?:\s*\\right\s*[\])])?"
+    r"|\\begin\s*\{(?P<env>[pbvBV]?matrix|smallmatrix)\}(?P<body>.*?)\\end\s*\{(?P=env)\}",
+    re.DOTALL,
+)
+_MATRIX_SLOT = re.compile("\x00(\\d+)\x00")
+_SYMBOLS = [
     ("π", "\\pi "),
     ("√", "\\sqrt"),
     ("×", "\\times "),
@@ -23,11 +29,14 @@ _MATH_REPLACEMENTS = [
     ("≈", "\\approx "),
     ("≤", "\\le "),
     ("≥", "\\ge "),
+    ("≠", "\\neq "),
+    ("±", "\\pm "),
+    ("∓", "\\mp "),
+    ("∪", "\\cup "),
+    ("∩", "\\cap "),
     ("²", "^2"),
     ("³", "^3"),
     ("{,}", ""),
-    ("\\qquad", ", "),
-    ("\\quad", ", "),
     ("\\displaystyle", " "),
     ("\\left", ""),
     ("\\right", ""),
@@ -43,26 +52,93 @@ _MATH_REPLACEMENTS = [
     ("**", " "),
     ("~", " "),
 ]
+_MATH_REPLACEMENTS = [
+    ("\\\\", ", "),  # a LaTeX line break, as between the rows of \begin{cases}
+    ("&", " "),
+    ("\\qquad", ", "),
+    ("\\quad", ", "),
+    *_SYMBOLS,
+]
+# A thousands separator: "1,234", and in LaTeX "10\,000", "12,\! 345", "1{,}234"; a space
+# between groups of three digits ("1 000") too. Inside brackets a comma separates elements:
+# "(2,100) \cup (100,500)" is two intervals, not a number.
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+_LATEX_THOUSANDS = re.compile(r"(?<=\d)(?:\\[,!;:]|,\s*\\[!,])\s*(?=\d{3}(?!\d))")
+_SPACE_THOUSANDS = re.compile(r"(?<![\d.,])\d{1,3}(?: \d{3})+(?!\d)")
+# 1.25 万 is 12 500; 3 亿 is 300 000 000. (千 alone is left: 千米 and 千克 are units.)
+_CHINESE_MULTIPLIER = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*(万亿|千亿|百亿|千万|百万|亿|万)")
+_MULTIPLIERS = {"万": 4, "百万": 6, "千万": 7, "亿": 8, "百亿": 10, "千亿": 11, "万亿": 12}
+_MATHRM_LETTER = re.compile(r"\\(?:mathrm|mathit|rm|text)\s*\{\s*([A-Za-z])\s*\}")
+_PERCENT_SIGN = re.compile(r"(?<!\\)%")
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
 _LEADING_WORDS = re.compile(r"^\s*(?:(?<!\\)\b(?!pi\b)[A-Za-z]{2,}\b\s*:?\s+)+")
 _UNIT = r"(?:cm|mm|km|dm|kg|mg|ml|km/h|m/s|cm/s|kph|mph)(?:\s*\^\s*\{?[23]\}?)?"
 _TRAILING_JUNK = re.compile(
     r"(?:\s*(?:(?<![A-Za-z\\])" + _UNIT + r"|(?<=\s)[mgslh](?:\s*\^\s*\{?[23]\}?)?"
     r"|(?<=\s)(?<!\\)(?!pi\b)[A-Za-z]{2,}(?:\s*\^\s*\{?[23]\}?)?"
-    r"|°|%|\\%|\^\s*\{?\\circ\}?|\\circ|\\degree|[.,;:]))+\s*$"
+    r"|°|\^\s*\{?\\circ\}?|\\circ|\\degree|[.,;:]))+\s*$"
 )
+_PERCENT_END = re.compile(r"\s*\\%\s*$")
+#: Kept at the end of a value read with a percent sign; equality decides what it means.
+PERCENT = "\\%"
 _EQUALS = re.compile(r"(?<![<>!\\])=(?!=)")
 _APPROX = re.compile(r"\\approx|\\sim(?![a-z])")
+# A verb of equality: in "The largest n is 34" or "3 + 4 等于 7" the value is what follows it.
+_EQUALITY_VERB = re.compile(
+    r"\b(?:is|are|equals|equal\s+to|was|becomes)\b|的值为|的值是|等于|是|为", re.IGNORECASE
+)
 
 
 def _math_text(text: str) -> str:
     """Answer text with math symbols in LaTeX and decoration dropped; parts and names intact."""
+    matrices: list[str] = []
+
+    def keep_matrix(match: re.Match[str]) -> str:
+        body = match.group("array") if match.group("array") is not None else match.group("body")
+        env = "bmatrix" if match.group("array") is not None else match.group("env")
+        for old, new in _SYMBOLS:
+            body = body.replace(old, new)
+        matrices.append(f"\\begin{{{env}}} {' '.join(body.split())} \\end{{{env}}}")
+        return f"\x00{len(matrices) - 1}\x00"
+
+    if "\\begin" in text:
+        text = _MATRIX.sub(keep_matrix, text)
+    text = _MATHRM_LETTER.sub(lambda match: match.group(1), text)
     text = _TEXT_WRAPPER.sub(lambda match: f" {match.group(1)} ", text)
     text = _ENVIRONMENT.sub(" ", text)
+    text = _LATEX_THOUSANDS.sub("", text)
     for old, new in _MATH_REPLACEMENTS:
         text = text.replace(old, new)
-    return _THOUSANDS.sub("", text)
+    text = _PERCENT_SIGN.sub(r"\\%", text)
+    text = _drop_thousands(text)
+    text = _SPACE_THOUSANDS.sub(lambda match: match.group().replace(" ", ""), text)
+    text = _CHINESE_MULTIPLIER.sub(_multiplied, text)
+    if matrices:
+        text = _MATRIX_SLOT.sub(lambda match: matrices[int(match.group(1))], text)
+    return text
+
+
+def _drop_thousands(text: str) -> str:
+    """Drop each thousands comma that is not directly inside ( or [ (where it separates)."""
+    pieces = []
+    depth = 0
+    start = 0
+    for match in _THOUSANDS.finditer(text):
+        between = text[start : match.start()]
+        depth += between.count("(") + between.count("[") - between.count(")") - between.count("]")
+        pieces.append(between)
+        if depth > 0:
+            pieces.append(",")
+        start = match.end()
+    pieces.append(text[start:])
+    return "".join(pieces)
+
+
+def _multiplied(match: re.Match[str]) -> str:
+    from decimal import Decimal
+
+    value = Decimal(match.group(1)).scaleb(_MULTIPLIERS[match.group(2)])
+    return format(value.normalize(), "f")
 
 
 _PART_WORDS = ("and", "or")
@@ -107,18 +183,25 @@ def _separator_width(text: str, index: int) -> int:
     return 0
 
 
-def _values(answer: str) -> list[str]:
+def _values(answer: str, *, groups: bool = False) -> list[str]:
     """The readable values of a several-part answer, in order; parts with no value dropped.
 
-    A lone bracketed group holds the parts: "(x, y) = (20/7, 25/7)" gives 20/7 and 25/7.
+    A lone bracketed group holds the parts: "(x, y) = (20/7, 25/7)" gives 20/7 and 25/7 —
+    unless the parts wanted are `groups` themselves (pairs, intervals), when only a group of
+    groups is opened: "\\{(1, 2), (3, 4)\\}". "1 \\pm 2" gives both 3 and -1.
     """
     values = [value for value in (_clean_value(part) for part in _split_parts(_math_text(answer))) if value]
     group = _lone_group(values[0]) if len(values) == 1 else None
     if group is not None:
         inner = [value for value in (_clean_value(part) for part in _split_parts(group)) if value]
-        if len(inner) > 1:
-            return inner
-    return values
+        if len(inner) > 1 and (not groups or all(is_group(value) for value in inner)):
+            values = inner
+    return [value for item in values for value in (both_roots(item) or [item])]
+
+
+def is_group(value: str) -> bool:
+    """Whether `value` is one bracketed group: a pair, a tuple, an interval or a set."""
+    return _lone_group(value.strip()) is not None
 
 
 def _lone_group(value: str) -> str | None:
@@ -130,11 +213,43 @@ def _lone_group(value: str) -> str | None:
     return None
 
 
+_PLUS_MINUS = re.compile(r"\\pm(?![A-Za-z])|\\mp(?![A-Za-z])")
+
+
+def both_roots(text: str) -> list[str] | None:
+    """"1 \\pm 2" (or "x = 1 ± 2") as its two values ["1 + 2", "1 - 2"]; None without one ±.
+
+    Only a single ± is read; an equation gives its right side.
+    """
+    math = _math_text(text)
+    signs = _PLUS_MINUS.findall(math)
+    if len(signs) != 1:
+        return None
+    math = _top_level_split(math, _EQUALS)[-1]
+    first, second = ("+", "-") if signs[0] == "\\pm" else ("-", "+")
+    return [_PLUS_MINUS.sub(first, math, count=1).strip(), _PLUS_MINUS.sub(second, math, count=1).strip()]
+
+
+def set_elements(text: str) -> list[str] | None:
+    """The elements of an expected set "\\{a, b\\}" or bare list "a, b" (two or more), else None.
+
+    A parenthesised group is a point or an interval, never a set of its coordinates.
+    """
+    math = _math_text(text).strip()
+    inner = math[2:-2] if math.startswith("\\{") and math.endswith("\\}") else math
+    parts = _split_parts(inner)
+    if len(parts) < 2 or "=" in math:
+        return None
+    return parts
+
+
 def _clean_value(text: str, *, keep_equation: bool = False) -> str:
-    """One part's value as math text: the right side of the last `=`, without words or units."""
+    """One part's value as math text: the right side of the last `=` or verb of equality
+    ("is", "等于", "为"), without words or units. A percent sign is kept as a trailing ``\\%``."""
     text = " ".join(text.split())
     if len(text) > MAX_PART_CHARS:
         return ""  # prose, not a value; and the regexes below must stay linear
+    text = _after_equality_verb(text)
     approx = _APPROX.split(text, maxsplit=1)
     if len(approx) == 2 and _HAS_MATH.search(_CJK.sub(" ", approx[0].split("=")[-1])):
         text = approx[0]
@@ -145,7 +260,26 @@ def _clean_value(text: str, *, keep_equation: bool = False) -> str:
     text = _CJK.sub(" ", text)
     text = _LEADING_WORDS.sub("", text)
     text = _TRAILING_JUNK.sub("", text)
-    return " ".join(text.strip(" :=,;").split())
+    percent = False
+    while (match := _PERCENT_END.search(text)) is not None:
+        percent = True
+        text = _TRAILING_JUNK.sub("", text[: match.start()])
+    value = " ".join(text.strip(" :=,;").split())
+    return f"{value}{PERCENT}" if percent and value else value
+
+
+def _after_equality_verb(text: str) -> str:
+    """The text after the last verb of equality that is followed by a value, else all of it."""
+    pieces = _EQUALITY_VERB.split(text)
+    for index in range(len(pieces) - 1, 0, -1):
+        if _HAS_MATH.search(pieces[index]):
+            return pieces[index]
+    return text
+
+
+def shown(value: str) -> str:
+    """A value as reported: without the percent marker equality reads."""
+    return value[: -len(PERCENT)].rstrip() if value.endswith(PERCENT) else value
 
 
 def _top_level_split(text: str, separator: re.Pattern[str]) -> list[str]:

@@ -1,0 +1,124 @@
+"""Text answers: a choice letter ("(C)", "答案是 B", "故选 D"), yes or no (是/否), or words ("odd").
+
+An expected answer is text when it is one capital letter A-J (optionally in parentheses), a
+yes/no word in English or Chinese, words in Latin letters that are not a function name
+("odd", "No solution"), or Chinese characters only ("奇函数"). The answer is read from the last
+box, else the last answer phrase ("the answer is", "答案是", "选", "option"), else the last line
+(closing words such as "Hope this helps!" skipped). A choice matches its letter; yes and no
+match any of their words (是/对/正确/true … and 否/不是/错误/false …); words match when the
+answer is those words, or ends with them and holds no negation ("neither even nor odd" is not
+"odd", "非奇非偶函数" is not "偶函数").
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from pytest_mathperf.answers.extract import _FOLD, _STRONG_ANCHOR, _sentence_after
+
+_CHOICE = re.compile(r"^\(?([A-J])\)?\.?$")
+_WORDS = re.compile(r"^[A-Za-z][a-z]+(?:[ -][A-Za-z]?[a-z]+)*$")
+_CHINESE = re.compile(r"^[\u3400-\u9fff]+$")
+_NOT_WORDS = frozenset(
+    "sin cos tan cot sec csc log ln exp sqrt pi inf infty max min arcsin arccos arctan sinh cosh tanh".split()
+)
+_YES = ("yes", "true", "correct", "是", "对", "正确", "能", "可以", "成立", "会", "有")
+_NO = ("no", "false", "incorrect", "否", "不是", "不对", "错误", "错", "不能", "不可以", "不成立", "不会", "没有")
+_NEGATION = re.compile(r"\b(?:not|neither|nor|never)\b|不|非|没|既不|并非", re.IGNORECASE)
+_UNWRAP = re.compile(r"\\(?:text|textbf|textrm|mathrm|mathbf|mbox)\s*\{([^{}]*)\}")
+_DECORATION = re.compile(r"\$|\*\*|\\[()\[\]]|\\,|\\ ")
+_CHOICE_ANCHOR = re.compile(
+    r"\b(?:correct\s+)?(?:option|choice)\s*(?:is|:)?|(?:故|应|答案)?选\s*(?:择|项)?\s*(?:是|为|:)?", re.IGNORECASE
+)
+_LEADING_CHOICE = re.compile(r"^\(?([A-J])\)?(?=$|[\s.:,;)。，])")
+_PARENTHESISED_CHOICE = re.compile(r"\(([A-J])\)")
+_CLOSING = re.compile(r"^\W*(?:i\s+)?(?:hope|let\s+me\s+know|feel\s+free|希望|如有)", re.IGNORECASE)
+
+TextKind = Literal["choice", "yes_no", "words"]
+
+
+@dataclass(frozen=True)
+class TextAnswer:
+    """An expected answer that is text, normalised: "C", "yes"/"no", or the words in lower case."""
+
+    kind: TextKind
+    value: str
+
+
+def text_answer(expected: object) -> TextAnswer | None:
+    """The expected answer as a text answer, or None when it is a value to compare as math."""
+    if not isinstance(expected, str):
+        return None
+    text = _normalised(expected)
+    if (choice := _CHOICE.match(text)) is not None:
+        return TextAnswer("choice", choice.group(1))
+    yes_no = _yes_or_no(text)
+    if yes_no is not None and text.lower() in (*_YES, *_NO):
+        return TextAnswer("yes_no", yes_no)
+    if _WORDS.match(text) and text.lower() not in _NOT_WORDS and (len(text) > 2 or text.lower() in ("no",)):
+        return TextAnswer("words", text.lower())
+    if _CHINESE.match(text):
+        return TextAnswer("words", text)
+    return None
+
+
+def _normalised(text: str) -> str:
+    text = text.translate(_FOLD)
+    text = _UNWRAP.sub(lambda match: match.group(1), text)
+    text = _DECORATION.sub(" ", text)
+    return " ".join(text.split()).strip(" .。!?:")
+
+
+def _yes_or_no(text: str) -> str | None:
+    lowered = text.lower()
+    for words, meaning in ((_NO, "no"), (_YES, "yes")):
+        for word in words:
+            if lowered.startswith(word) and (not word.isascii() or not lowered[len(word) : len(word) + 1].isalpha()):
+                return meaning
+    return None
+
+
+def text_candidate(folded: str, boxes: list[str]) -> str | None:
+    """The text the answer is read from: the last box, else answer phrase, else last line."""
+    if boxes:
+        return _normalised(boxes[-1])
+    anchors = [*_STRONG_ANCHOR.finditer(folded), *_CHOICE_ANCHOR.finditer(folded)]
+    for match in sorted(anchors, key=lambda match: match.end(), reverse=True):
+        if match.end() == match.start():
+            continue
+        sentence = _normalised(_sentence_after(folded, match.end()))
+        if sentence:
+            return sentence
+    for line in reversed(folded.splitlines()):
+        line = _normalised(line)
+        if line and not _CLOSING.match(line):
+            return line
+    return None
+
+
+def matches(answer: TextAnswer, candidate: str) -> tuple[bool, str]:
+    """Whether `candidate` gives the expected text answer, and what was read from it."""
+    if answer.kind == "choice":
+        letter = _choice_in(candidate)
+        return letter == answer.value, letter or candidate
+    if answer.kind == "yes_no":
+        meaning = _yes_or_no(candidate)
+        return meaning == answer.value, meaning or candidate
+    lowered = candidate.lower()
+    if lowered == answer.value:
+        return True, candidate
+    at = lowered.rfind(answer.value)
+    ends = at >= 0 and at + len(answer.value) == len(lowered)
+    boundary = at <= 0 or not answer.value.isascii() or not lowered[at - 1].isalnum()
+    return ends and boundary and not _NEGATION.search(lowered), candidate
+
+
+def _choice_in(candidate: str) -> str | None:
+    if (leading := _LEADING_CHOICE.match(candidate)) is not None:
+        return leading.group(1)
+    inside = _PARENTHESISED_CHOICE.findall(candidate)
+    if inside:
+        return inside[-1]
+    return None
