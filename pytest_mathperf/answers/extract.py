@@ -27,7 +27,7 @@ _WEAK_ANCHOR = re.compile(
     r"|所以|因此|故|综上所述|综上|解得|求得|可得|得到",
     re.IGNORECASE,
 )
-_SENTENCE_END = re.compile(r"。|\n|\.(?!\d)|[!?]")
+_SENTENCE_END = re.compile(r"。|\n|\.(?!\d)|(?<!\\)[!?]")
 _PROSE = re.compile(
     r"\b(?:because|since|which|where|when|as|if)\b|因为|由于|其中|验证", re.IGNORECASE
 )

@@ -30,7 +30,9 @@ _NEGATION = re.compile(r"\b(?:not|neither|nor|never)\b|不|非|没|既不|并非
 _UNWRAP = re.compile(r"\\(?:text|textbf|textrm|mathrm|mathbf|mbox)\s*\{([^{}]*)\}")
 _DECORATION = re.compile(r"\$|\*\*|\\[()\[\]]|\\,|\\ ")
 _CHOICE_ANCHOR = re.compile(
-    r"\b(?:correct\s+)?(?:option|choice)\s*(?:is|:)?|(?:故|应|答案)?选\s*(?:择|项)?\s*(?:是|为|:)?", re.IGNORECASE
+    r"\b(?:option|choice)\s*(?:is\b|:)|\b(?:option|choice)\s+(?=\(?[A-J]\b)"
+    r"|(?:故|应|答案)?选\s*(?:择|项)?\s*(?:是|为|:)?",
+    re.IGNORECASE,
 )
 _LEADING_CHOICE = re.compile(r"^\(?([A-J])\)?(?=$|[\s.:,;)。，])")
 _PARENTHESISED_CHOICE = re.compile(r"\(([A-J])\)")

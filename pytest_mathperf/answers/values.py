@@ -96,8 +96,10 @@ def _math_text(text: str) -> str:
     def keep_matrix(match: re.Match[str]) -> str:
         body = match.group("array") if match.group("array") is not None else match.group("body")
         env = "bmatrix" if match.group("array") is not None else match.group("env")
+        rows = body.split("\\\\")
         for old, new in _SYMBOLS:
-            body = body.replace(old, new)
+            rows = [row.replace(old, new) for row in rows]
+        body = " \\\\ ".join(rows)
         matrices.append(f"\\begin{{{env}}} {' '.join(body.split())} \\end{{{env}}}")
         return f"\x00{len(matrices) - 1}\x00"
 
