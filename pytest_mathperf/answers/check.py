@@ -18,7 +18,7 @@ from pytest_mathperf.answers.equality import (
 )
 from pytest_mathperf.answers.expected import _display_scalar, _expected_text, format_expected, validate_expected
 from pytest_mathperf.answers.extract import MAX_OUTPUT_CHARS, _Reading
-from pytest_mathperf.answers.text import TextAnswer, matches, text_answer, text_candidate
+from pytest_mathperf.answers.text import TextAnswer, matches, no_value_answer, text_answer, text_candidate
 from pytest_mathperf.answers.values import (
     _clean_value,
     _math_text,
@@ -137,6 +137,9 @@ def _judge_text(reading: _Reading, expected: TextAnswer, want: str) -> Verdict:
 def _judge_scalar(reading: _Reading, expected: int | float | str, *, how: Comparison) -> Verdict:
     answer = reading.final_answer()
     if answer is None:
+        says = no_value_answer(reading.folded, reading.boxes)
+        if says is not None:
+            return Verdict("wrong", _shorten(says), f"{_quote(says)} gives no value (expected {format_expected(expected)})")
         return Verdict("no_answer", None, reading.nothing_found())
     expected_text = _expected_text(expected)
     is_equation = "=" in expected_text

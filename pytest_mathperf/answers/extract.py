@@ -130,7 +130,17 @@ def _sentence_after(text: str, start: int) -> str:
 
 
 def _cut_prose(text: str) -> str:
-    return _PROSE.split(text, maxsplit=1)[0]
+    """`text` up to its first "because", "since", "因为"…; but "Since a = b, the value is c"
+    opens with its reason, and the value is in the clause after the comma."""
+    for _ in range(8):
+        pieces = _PROSE.split(text, maxsplit=1)
+        if len(pieces) == 1 or _HAS_MATH.search(pieces[0]):
+            return pieces[0]
+        comma = pieces[1].find(", ")
+        if comma < 0:
+            return pieces[0]
+        text = pieces[1][comma + 2 :]
+    return ""
 
 
 def _boxes(text: str) -> list[str]:

@@ -124,3 +124,19 @@ def _choice_in(candidate: str) -> str | None:
     if inside:
         return inside[-1]
     return None
+
+
+_NO_VALUE = re.compile(
+    r"\b(?:undefined|does\s+not\s+exist|doesn't\s+exist|no\s+(?:real\s+)?solutions?|dne|none)\b"
+    r"|不存在|无解|无意义|没有(?:实数)?解",
+    re.IGNORECASE,
+)
+
+
+def no_value_answer(folded: str, boxes: list[str]) -> str | None:
+    """The final answer when it says there is no value ("undefined", "无解"): an answer, and
+    a wrong one wherever a value is expected."""
+    candidate = text_candidate(folded, boxes)
+    if candidate and _NO_VALUE.search(candidate):
+        return candidate
+    return None
