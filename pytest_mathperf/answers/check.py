@@ -19,6 +19,7 @@ from pytest_mathperf.answers.equality import (
 from pytest_mathperf.answers.expected import _display_scalar, _expected_text, format_expected, validate_expected
 from pytest_mathperf.answers.extract import MAX_OUTPUT_CHARS, _Reading
 from pytest_mathperf.answers.text import TextAnswer, matches, no_value_answer, text_answer, text_candidate
+from pytest_mathperf.answers.units import conversion, unit_at_end
 from pytest_mathperf.answers.values import (
     _clean_value,
     _math_text,
@@ -93,7 +94,9 @@ def check_answer(
 def _answer_region(output: str) -> tuple[str | None, str]:
     """The text the answer must come from, or None and why there is none."""
     if "</think>" in output:
-        return output.rsplit("</think>", 1)[1][-MAX_OUTPUT_CHARS:], ""
+        # A <think> reopened after the answer starts new reasoning: the answer precedes it.
+        after = output.rsplit("</think>", 1)[1].split("<think>", 1)[0]
+        return after[-MAX_OUTPUT_CHARS:], ""
     if "<think>" in output:
         return None, "<think> was opened but never closed"
     return output[-MAX_OUTPUT_CHARS:], ""
@@ -150,6 +153,9 @@ def _judge_scalar(reading: _Reading, expected: int | float | str, *, how: Compar
     want = format_expected(expected)
     if len(values) == 1:
         got = values[0]
+        by_unit = _unit_verdict(expected_text, got, parts, how, want)
+        if by_unit is not None:
+            return by_unit
         if _equal_text(expected_text, got, how):
             return Verdict("correct", shown(got), f"matches {want}")
         return Verdict("wrong", shown(got), _mismatch(got, want))
@@ -158,6 +164,22 @@ def _judge_scalar(reading: _Reading, expected: int | float | str, *, how: Compar
     if whole and _equal_text(expected_text, whole, how):
         return Verdict("correct", joined, f"matches {want}")
     return Verdict("wrong", joined, f"expected one value ({want}), got {len(values)}: {joined}")
+
+
+def _unit_verdict(expected_text: str, got: str, parts: list[str], how: Comparison, want: str) -> Verdict | None:
+    """The verdict where both sides give a unit and the units differ, else None. Units only
+    count when both sides give one: 500 m is 0.5 km, 5 m is not 5 km, 5 m² is no length."""
+    want_unit = unit_at_end(_math_text(expected_text))
+    got_unit = unit_at_end(parts[-1]) if want_unit is not None and parts else None
+    if want_unit is None or got_unit is None or got_unit.name == want_unit.name or got.endswith("\\%"):
+        return None
+    factor = conversion(want_unit, got_unit)
+    if factor is None:
+        return Verdict("wrong", shown(got), f"{shown(got)} {got_unit.name} is not in {want_unit.name} (expected {want})")
+    scaled = f"\\left({got}\\right) \\cdot \\frac{{{factor.numerator}}}{{{factor.denominator}}}"
+    if _equal_text(expected_text, scaled, how):
+        return Verdict("correct", shown(got), f"matches {want} ({got_unit.name} converted to {want_unit.name})")
+    return Verdict("wrong", shown(got), f"{shown(got)} {got_unit.name} ≠ {want}")
 
 
 def _judge_list(

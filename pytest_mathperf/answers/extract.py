@@ -41,6 +41,9 @@ _DISPLAY_MATH = re.compile(
 )
 
 
+_EMPTY_BOX = re.compile(r"\\(?:boxed|fbox)\s*\{\s*\}")
+
+
 def _one_line(match: re.Match[str]) -> str:
     return " ".join(match.group().split())
 
@@ -49,7 +52,8 @@ class _Reading:
     """One output's answer region, with the answer text found once and reused by every form."""
 
     def __init__(self, region: str, *, after_think: bool, truncated: bool) -> None:
-        self.folded = _DISPLAY_MATH.sub(_one_line, region.translate(_FOLD))
+        folded = _EMPTY_BOX.sub(" ", region.translate(_FOLD))  # "write it in \\boxed{}" echoed
+        self.folded = _DISPLAY_MATH.sub(_one_line, folded)
         self.after_think = after_think
         self.boxes = _boxes(self.folded)
         # A cut-off generation may have been about to give the parts still missing.
@@ -113,6 +117,8 @@ class _Reading:
         """The last line holding a value (a closing "Hope this helps!" is skipped), read from
         its last "so"/"所以" on, up to the end of that sentence."""
         for line in reversed(self.folded.splitlines()):
+            if line.rstrip(" \t*").endswith(":"):
+                continue  # "Question 3:" introduces what follows; it is not the answer
             anchors = list(_WEAK_ANCHOR.finditer(line))
             if anchors:
                 line = line[anchors[-1].end() :]
