@@ -24,7 +24,7 @@ _STRONG_ANCHOR = re.compile(
 )
 _WEAK_ANCHOR = re.compile(
     r"\b(?:so|thus|therefore|hence|we\s+get|we\s+find|we\s+obtain)\b"
-    r"|所以|因此|故|综上所述|综上|解得|求得|可得|得到",
+    r"|\bi\.e\.|\bthat\s+is,|所以|因此|故|综上所述|综上|解得|求得|可得|得到|(?<![立随])即(?![使便])",
     re.IGNORECASE,
 )
 _SENTENCE_END = re.compile(r"。|\n|\.(?!\d)|(?<!\\)[!?]")
