@@ -127,7 +127,7 @@ def _judge(reading: _Reading, expected: object, *, how: Comparison, unordered: b
 
 
 def _judge_text(reading: _Reading, expected: TextAnswer, want: str) -> Verdict:
-    candidate = text_candidate(reading.folded, reading.boxes)
+    candidate = None if reading.cut_in_box else text_candidate(reading.folded, reading.boxes)
     if not candidate:
         return Verdict("no_answer", None, f"no \\boxed{{}}, 'the answer is' or final line found {reading.where}")
     correct, read = matches(expected, candidate)
@@ -244,7 +244,7 @@ def _judge_any_of(reading: _Reading, alternatives: Sequence[object], *, how: Com
 
 
 def _judge_regex(reading: _Reading, pattern: str) -> Verdict:
-    answer = reading.final_answer(require_anchor=True)
+    answer = reading.answer_text()
     target = answer if answer is not None else reading.folded.strip()
     if not target:
         return Verdict("no_answer", None, reading.nothing_found())

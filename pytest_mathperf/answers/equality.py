@@ -124,7 +124,13 @@ def _undefined(expr: Basic) -> bool:
     import sympy
 
     try:
-        return bool(expr.has(sympy.zoo) or expr.has(sympy.nan))
+        if expr.has(sympy.zoo) or expr.has(sympy.nan):
+            return True
+        # Read unevaluated: tan(90π/180) only shows it is undefined once worked out.
+        if _is_number(expr) and expr.has(sympy.Function):
+            evaluated = expr.doit()
+            return bool(evaluated.has(sympy.zoo) or evaluated.has(sympy.nan))
+        return False
     except Exception:  # not a sympy value: nothing undefined in it
         return False
 

@@ -56,6 +56,13 @@ class _Reading:
         self.folded = _DISPLAY_MATH.sub(_one_line, folded)
         self.after_think = after_think
         self.boxes = _boxes(self.folded)
+        # Cut off while writing a box: what is in it so far ("\\boxed{12") may not be the answer.
+        last_box = None
+        for last_box in _BOX.finditer(self.folded):
+            pass
+        self.cut_in_box = (
+            truncated and last_box is not None and _closing_brace(self.folded, last_box.end()) is None
+        )
         # A cut-off generation may have been about to give the parts still missing.
         self.may_continue = truncated
 
@@ -68,6 +75,8 @@ class _Reading:
 
     def final_answer(self, *, require_anchor: bool = False) -> str | None:
         """The text of the final answer: last box, else last answer phrase, else last line."""
+        if self.cut_in_box:
+            return None
         if self.boxes:
             return self.boxes[-1]
         strong = self._anchored(_STRONG_ANCHOR)
@@ -79,6 +88,8 @@ class _Reading:
         """The values of a several-part answer: the last box if it holds enough, else the last
         `count` parts over all boxes, else the parts of the answer phrase or last line.
         `groups`: the parts are pairs or intervals, so a lone pair is one part, not two."""
+        if self.cut_in_box:
+            return []
         if self.boxes:
             last = _values(self.boxes[-1], groups=groups)
             if len(last) >= count:
@@ -105,11 +116,19 @@ class _Reading:
                 found.setdefault(name, value)
         return found
 
-    def _anchored(self, anchor: re.Pattern[str]) -> str | None:
+    def answer_text(self) -> str | None:
+        """The final answer as text, values or not: the last box, else the last answer phrase."""
+        if self.cut_in_box:
+            return None
+        if self.boxes:
+            return self.boxes[-1]
+        return self._anchored(_STRONG_ANCHOR, needs_value=False)
+
+    def _anchored(self, anchor: re.Pattern[str], *, needs_value: bool = True) -> str | None:
         """The sentence after the last occurrence of `anchor` that holds a value."""
         for match in reversed(list(anchor.finditer(self.folded))):
             text = _sentence_after(self.folded, match.end())
-            if _HAS_MATH.search(text):
+            if _HAS_MATH.search(text) or (text and not needs_value):
                 return text
         return None
 

@@ -31,10 +31,14 @@ _UNWRAP = re.compile(r"\\(?:text|textbf|textrm|mathrm|mathbf|mbox)\s*\{([^{}]*)\
 _DECORATION = re.compile(r"\$|\*\*|\\[()\[\]]|\\,|\\ ")
 _CHOICE_ANCHOR = re.compile(
     r"\b(?:option|choice)\s*(?:is\b|:)|\b(?:option|choice)\s+(?=\(?[A-J]\b)"
-    r"|(?:故|应|答案)?选\s*(?:择|项)?\s*(?:是|为|:)?",
+    r"|\b(?:we\s+)?(?:choose|pick|select)\b|(?:故|应|答案)?选\s*(?:择|项)?\s*(?:是|为|:)?",
     re.IGNORECASE,
 )
 _LEADING_CHOICE = re.compile(r"^\(?([A-J])\)?(?=$|[\s.:,;)。，])")
+_ONLY_CHOICE = re.compile(r"^\(?([a-jA-J])\)?\.?$")
+# A capital letter standing alone in a short final sentence ("We choose D", "Therefore: B");
+# "A" followed by a lower-case word is the article ("A prime number"), not choice A.
+_LONE_CHOICE = re.compile(r"(?<![A-Za-z\\])([B-J]|A(?!\s+(?!is\b|was\b)[a-z]))(?![A-Za-z])")
 _PARENTHESISED_CHOICE = re.compile(r"\(([A-J])\)")
 _CLOSING = re.compile(r"^\W*(?:i\s+)?(?:hope|let\s+me\s+know|feel\s+free|希望|如有)", re.IGNORECASE)
 
@@ -118,12 +122,15 @@ def matches(answer: TextAnswer, candidate: str) -> tuple[bool, str]:
 
 
 def _choice_in(candidate: str) -> str | None:
+    if (only := _ONLY_CHOICE.match(candidate)) is not None:
+        return only.group(1).upper()
     if (leading := _LEADING_CHOICE.match(candidate)) is not None:
         return leading.group(1)
     inside = _PARENTHESISED_CHOICE.findall(candidate)
     if inside:
         return inside[-1]
-    return None
+    lone = set(_LONE_CHOICE.findall(candidate)) if len(candidate.split()) <= 6 else set()
+    return lone.pop() if len(lone) == 1 else None
 
 
 _NO_VALUE = re.compile(

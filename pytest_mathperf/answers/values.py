@@ -68,6 +68,12 @@ _SPACE_THOUSANDS = re.compile(r"(?<![\d.,])\d{1,3}(?: \d{3})+(?!\d)")
 # 1.25 万 is 12 500; 3 亿 is 300 000 000. (千 alone is left: 千米 and 千克 are units.)
 _CHINESE_MULTIPLIER = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*(万亿|千亿|百亿|千万|百万|亿|万)")
 _MULTIPLIERS = {"万": 4, "百万": 6, "千万": 7, "亿": 8, "百亿": 10, "千亿": 11, "万亿": 12}
+# sin 30° is 1/2: a degree sign on a trigonometric argument is a unit of angle, not a unit to drop.
+_DEGREE = r"\s*(?:\^\s*\{?\s*\\circ\s*\}?|°)"
+_TRIG = r"\\(sin|cos|tan|cot|sec|csc)\s*"
+_DEGREE_ARGUMENT = re.compile(
+    _TRIG + r"\(\s*(-?\d+(?:\.\d+)?)" + _DEGREE + r"\s*\)|" + _TRIG + r"(-?\d+(?:\.\d+)?)" + _DEGREE
+)
 _MATHRM_LETTER = re.compile(r"\\(?:mathrm|mathit|rm|text)\s*\{\s*([A-Za-z])\s*\}")
 _PERCENT_SIGN = re.compile(r"(?<!\\)%")
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
@@ -105,6 +111,8 @@ def _math_text(text: str) -> str:
 
     if "\\begin" in text:
         text = _MATRIX.sub(keep_matrix, text)
+    if "circ" in text or "°" in text:
+        text = _DEGREE_ARGUMENT.sub(_in_radians, text)
     text = _MATHRM_LETTER.sub(lambda match: match.group(1), text)
     text = _TEXT_WRAPPER.sub(lambda match: f" {match.group(1)} ", text)
     text = _ENVIRONMENT.sub(" ", text)
@@ -118,6 +126,12 @@ def _math_text(text: str) -> str:
     if matrices:
         text = _MATRIX_SLOT.sub(lambda match: matrices[int(match.group(1))], text)
     return text
+
+
+def _in_radians(match: re.Match[str]) -> str:
+    function = match.group(1) or match.group(3)
+    degrees = match.group(2) or match.group(4)
+    return f"\\{function}\\left(\\frac{{{degrees}\\pi}}{{180}}\\right)"
 
 
 def _drop_thousands(text: str) -> str:
