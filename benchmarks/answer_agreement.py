@@ -3,6 +3,7 @@ how many answers does our checker judge per second?
 
     python benchmarks/answer_agreement.py             # table by kind, then answers/s
     python benchmarks/answer_agreement.py --rounds 5  # more timing rounds
+    python benchmarks/answer_agreement.py --only holdout --no-speed   # one corpus file
 
 The corpus (tests/data/answer_corpus/*.yaml) holds an output, the expected answer a suite would
 hold, the check's options and a careful human grader's verdict. Two agreement figures:
@@ -45,9 +46,9 @@ from pytest_mathperf.answers import check_answer, equality  # noqa: E402
 CORPUS = ROOT / "tests" / "data" / "answer_corpus"
 
 
-def load() -> list[dict[str, Any]]:
+def load(only: str | None = None) -> list[dict[str, Any]]:
     cases = []
-    for path in sorted(CORPUS.glob("*.yaml")):
+    for path in sorted(CORPUS.glob(f"{only or '*'}.yaml")):
         cases.extend({"options": {}, **case} for case in yaml.safe_load(path.read_text(encoding="utf-8"))["cases"])
     return cases
 
@@ -110,10 +111,12 @@ def percent(hits: int, total: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3, help="timing rounds (median is reported)")
+    parser.add_argument("--only", help="one corpus file by its stem, e.g. holdout")
+    parser.add_argument("--no-speed", action="store_true", help="agreement only")
     args = parser.parse_args()
     logging.disable(logging.WARNING)  # math-verify warns once that its timeouts are off
 
-    cases = load()
+    cases = load(args.only)
     check_answer("</think>\\boxed{1}", 1)  # import sympy once, outside every figure
     rows: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     disagreements = []
@@ -149,6 +152,8 @@ def main() -> None:
     if disagreements:
         print("\nOur disagreements with the labels:\n  " + "\n  ".join(disagreements))
 
+    if args.no_speed:
+        return
     answerable = [case for case in cases if gold_texts(case["expected"]) is not None]
     ours_speed = timed(ours, answerable, args.rounds)
     theirs_speed = timed(math_verify_alone, answerable, args.rounds)

@@ -100,6 +100,7 @@ def _equal(expected: Basic, got: Basic, rel_tol: float | None) -> bool:
 
     if _undefined(expected) or _undefined(got):
         return False  # 1/0 is not 2/0, and 1:00 is not 12:00: undefined is never equal
+    expected, got = _imaginary_unit(expected), _imaginary_unit(got)
     if expected == got:
         return True
     if _is_number(expected) and _is_number(got):
@@ -117,7 +118,19 @@ def _equal(expected: Basic, got: Basic, rel_tol: float | None) -> bool:
     if _node_count(expected) > MAX_SYMBOLIC_NODES or _node_count(got) > MAX_SYMBOLIC_NODES:
         return False
     verify = _math_verify()[1]
-    return bool(verify(expected, got, timeout_seconds=None, raise_on_error=False))
+    # x ≥ 2 and [2, ∞) are one set of answers.
+    return bool(verify(expected, got, allow_set_relation_comp=True, timeout_seconds=None, raise_on_error=False))
+
+
+def _imaginary_unit(expr: Basic) -> Basic:
+    """`expr` with a free symbol i read as the imaginary unit: 2i is √-4, not 2 times a variable."""
+    import sympy
+
+    try:
+        symbols = [symbol for symbol in expr.free_symbols if getattr(symbol, "name", None) == "i"]
+        return expr.subs(symbols[0], sympy.I) if symbols else expr
+    except Exception:  # sets, matrices and relations without free symbols to replace
+        return expr
 
 
 def _undefined(expr: Basic) -> bool:

@@ -30,7 +30,7 @@ _NEGATION = re.compile(r"\b(?:not|neither|nor|never)\b|不|非|没|既不|并非
 _UNWRAP = re.compile(r"\\(?:text|textbf|textrm|mathrm|mathbf|mbox)\s*\{([^{}]*)\}")
 _DECORATION = re.compile(r"\$|\*\*|\\[()\[\]]|\\,|\\ ")
 _CHOICE_ANCHOR = re.compile(
-    r"\b(?:option|choice)\s*(?:is\b|:)|\b(?:option|choice)\s+(?=\(?[A-J]\b)"
+    r"\banswer\s*[-–]\s*|\b(?:option|choice)\s*(?:is\b|:)|\b(?:option|choice)\s+(?=\(?[A-J]\b)"
     r"|\b(?:we\s+)?(?:choose|pick|select)\b|(?:故|应|答案)?选\s*(?:择|项)?\s*(?:是|为|:)?",
     re.IGNORECASE,
 )
