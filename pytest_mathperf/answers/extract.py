@@ -57,12 +57,8 @@ class _Reading:
         self.after_think = after_think
         self.boxes = _boxes(self.folded)
         # Cut off while writing a box: what is in it so far ("\\boxed{12") may not be the answer.
-        last_box = None
-        for last_box in _BOX.finditer(self.folded):
-            pass
-        self.cut_in_box = (
-            truncated and last_box is not None and _closing_brace(self.folded, last_box.end()) is None
-        )
+        box_starts = [match.end() for match in _BOX.finditer(self.folded)] if truncated else []
+        self.cut_in_box = bool(box_starts) and _closing_brace(self.folded, box_starts[-1]) is None
         # A cut-off generation may have been about to give the parts still missing.
         self.may_continue = truncated
 
