@@ -285,12 +285,25 @@ def _clean_value(text: str, *, keep_equation: bool = False) -> str:
 
 
 def _after_equality_verb(text: str) -> str:
-    """The text after the last verb of equality that is followed by a value, else all of it."""
-    pieces = _EQUALITY_VERB.split(text)
-    for index in range(len(pieces) - 1, 0, -1):
-        if _HAS_MATH.search(pieces[index]):
-            return pieces[index]
+    """The text after the last verb of equality that is followed by a value, else all of it.
+
+    A negated verb ("is not", "isn't", "不等于", "不是") says what the value is not: it reads
+    as the relation "\\neq 5", never as 5.
+    """
+    matches = list(_EQUALITY_VERB.finditer(text))
+    for index in range(len(matches) - 1, -1, -1):
+        end = matches[index + 1].start() if index + 1 < len(matches) else len(text)
+        after = text[matches[index].end() : end]
+        if not _HAS_MATH.search(after):
+            continue
+        if _NEGATED_BEFORE.search(text[: matches[index].start()]) or _NEGATED_AFTER.match(after):
+            return f"\\neq {_NEGATED_AFTER.sub('', after, count=1).strip()}"
+        return after
     return text
+
+
+_NEGATED_BEFORE = re.compile(r"(?:不|非|并非|\bnot\s*|n't\s*|\bnever\s*|\bdoes\s+not\s*)$", re.IGNORECASE)
+_NEGATED_AFTER = re.compile(r"\s*(?:not|never|n't|不)\b", re.IGNORECASE)
 
 
 def shown(value: str) -> str:
