@@ -40,6 +40,8 @@ _ONLY_CHOICE = re.compile(r"^\(?([a-jA-J])\)?\.?$")
 # "A" followed by a lower-case word is the article ("A prime number"), not choice A.
 _LONE_CHOICE = re.compile(r"(?<![A-Za-z\\])([B-J]|A(?!\s+(?!is\b|was\b)[a-z]))(?![A-Za-z])")
 _PARENTHESISED_CHOICE = re.compile(r"\(([A-J])\)")
+_SENTENCES = re.compile(r"[.?!;。？！；]")
+_HEDGE = re.compile(r"\bor\b|\beither\b|或|还是|可能", re.IGNORECASE)
 _CLOSING = re.compile(r"^\W*(?:i\s+)?(?:hope|let\s+me\s+know|feel\s+free|希望|如有)", re.IGNORECASE)
 
 TextKind = Literal["choice", "yes_no", "words"]
@@ -78,10 +80,19 @@ def _normalised(text: str) -> str:
 
 
 def _yes_or_no(text: str) -> str | None:
+    """"yes" or "no" when `text` opens with one of their words, standing alone: "是的" and
+    "Yes," do, "否则" ("otherwise") and "能被 7 整除" do not; "不是…" and "没有…" always do."""
     lowered = text.lower()
     for words, meaning in ((_NO, "no"), (_YES, "yes")):
         for word in words:
-            if lowered.startswith(word) and (not word.isascii() or not lowered[len(word) : len(word) + 1].isalpha()):
+            if not lowered.startswith(word):
+                continue
+            following = lowered[len(word) : len(word) + 1]
+            if word.isascii():
+                alone = not following.isalpha()
+            else:
+                alone = word[0] in "不没" or following in ("", "的", ",", "，", " ", "!", "！", "。", ".", "啊")
+            if alone:
                 return meaning
     return None
 
@@ -110,7 +121,7 @@ def matches(answer: TextAnswer, candidate: str) -> tuple[bool, str]:
         letter = _choice_in(candidate)
         return letter == answer.value, letter or candidate
     if answer.kind == "yes_no":
-        meaning = _yes_or_no(candidate)
+        meaning = _last_yes_or_no(candidate)
         return meaning == answer.value, meaning or candidate
     lowered = candidate.lower()
     if lowered == answer.value:
@@ -121,7 +132,20 @@ def matches(answer: TextAnswer, candidate: str) -> tuple[bool, str]:
     return ends and boundary and not _NEGATION.search(lowered), candidate
 
 
+def _last_yes_or_no(candidate: str) -> str | None:
+    """The yes or no of the last sentence that opens with one: "Is 91 prime? No." is no."""
+    for sentence in reversed(_SENTENCES.split(candidate)):
+        meaning = _yes_or_no(sentence.strip(" *\"'"))
+        if meaning is not None:
+            return meaning
+    return None
+
+
 def _choice_in(candidate: str) -> str | None:
+    """The choice letter `candidate` gives; None when it gives none, or hedges ("(B) or (C)")."""
+    letters = set(_PARENTHESISED_CHOICE.findall(candidate))
+    if len(letters) > 1 and _HEDGE.search(candidate):
+        return None
     if (only := _ONLY_CHOICE.match(candidate)) is not None:
         return only.group(1).upper()
     if (leading := _LEADING_CHOICE.match(candidate)) is not None:
