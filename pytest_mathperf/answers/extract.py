@@ -19,8 +19,8 @@ _FOLD.update({ord("，"): ", ", ord("；"): "; ", ord("\u3000"): " ", ord("\u221
 _BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _STRONG_ANCHOR = re.compile(
     r"\b(?:final\s+answers?|answers?)\s*(?:is|are|:)|\bfinal\s+answer\b"
-    r"|最终答案\s*(?:是|为|:)?|答案\s*(?:是|为|:)|答\s*:",
-    re.IGNORECASE,
+    r"|最终答案\s*(?:是|为|:)?|答案\s*(?:是|为|:)|答\s*:|【答案】|^\s*####",
+    re.IGNORECASE | re.MULTILINE,
 )
 _WEAK_ANCHOR = re.compile(
     r"\b(?:so|thus|therefore|hence|we\s+get|we\s+find|we\s+obtain)\b"
@@ -93,6 +93,8 @@ class _Reading:
             every = [value for box in self.boxes for value in _values(box, groups=groups)]
             return every[-count:]
         answer = self.final_answer()
+        if answer and "分别" in answer and _HAS_MATH.search(answer.rsplit("分别", 1)[1]):
+            answer = answer.rsplit("分别", 1)[1]  # "A、B 两地分别有 40 人和 60 人": the labels are no parts
         return _values(answer, groups=groups) if answer else []
 
     def gives_both_roots(self) -> bool:

@@ -126,6 +126,8 @@ def matches(answer: TextAnswer, candidate: str) -> tuple[bool, str]:
     lowered = candidate.lower()
     if lowered == answer.value:
         return True, candidate
+    if _NO_VALUE.search(answer.value) and _NO_VALUE.search(candidate):
+        return True, candidate  # "undefined" answered as "无意义", "does not exist" as "DNE"
     at = lowered.rfind(answer.value)
     ends = at >= 0 and at + len(answer.value) == len(lowered)
     boundary = at <= 0 or not answer.value.isascii() or not lowered[at - 1].isalnum()
@@ -133,11 +135,17 @@ def matches(answer: TextAnswer, candidate: str) -> tuple[bool, str]:
 
 
 def _last_yes_or_no(candidate: str) -> str | None:
-    """The yes or no of the last sentence that opens with one: "Is 91 prime? No." is no."""
-    for sentence in reversed(_SENTENCES.split(candidate)):
-        meaning = _yes_or_no(sentence.strip(" *\"'"))
+    """The yes or no of the last sentence that opens with one: "Is 91 prime? No." is no; else
+    a closing "true" or "false" ("The statement is false.") unless negated."""
+    sentences = [sentence.strip(" *\"'") for sentence in _SENTENCES.split(candidate)]
+    for sentence in reversed(sentences):
+        meaning = _yes_or_no(sentence)
         if meaning is not None:
             return meaning
+    last = next((sentence for sentence in reversed(sentences) if sentence), "")
+    closing = last.lower().rsplit(" ", 1)[-1]
+    if closing in ("true", "false") and not _NEGATION.search(last):
+        return "yes" if closing == "true" else "no"
     return None
 
 

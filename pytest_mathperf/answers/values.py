@@ -14,8 +14,8 @@ _ENVIRONMENT = re.compile(r"\\(?:begin|end)\s*\{[A-Za-z*]*\}")
 # Matrices keep their rows and columns: their "&" and "\\" are not part separators. An array in
 # brackets is a matrix too; a column vector is one value, not two parts.
 _MATRIX = re.compile(
-    r"(?:\\left\s*[\[(]\s*)?\\begin\s*\{array\}\s*\{[^{}]*\}(?P<array>.*?)\\end\s*\{array\}(?:\s*\\right\s*[\])])?"
-    r"|\\begin\s*\{(?P<env>[pbvBV]?matrix|smallmatrix)\}(?P<body>.*?)\\end\s*\{(?P=env)\}",
+    r"(?:\\left\s*(?P<open>[\[(])\s*)?\\begin\s*\{(?P<env>array|[pbvBV]?matrix|smallmatrix)\}"
+    r"(?:\s*\{[lcr|\s]*\})?(?P<body>.*?)\\end\s*\{(?P=env)\}(?(open)\s*\\right\s*[\])])",
     re.DOTALL,
 )
 _MATRIX_SLOT = re.compile("\x00(\\d+)\x00")
@@ -95,13 +95,21 @@ _EQUALITY_VERB = re.compile(
 )
 
 
+# {x | x > 3} is the set of x > 3: the condition is the answer, compared with its set.
+_SET_BUILDER = re.compile(r"\\?\{\s*[A-Za-z]\s*(?:\||\\mid)\s*([^{}|]*?)\s*\\?\}")
+_PERCENT_WORD = re.compile(r"(?<=\d)\s*(?:percent|per\s+cent)\b", re.IGNORECASE)
+_PERCENT_ZH = re.compile(r"百分之\s*(\d+(?:\.\d+)?)")
+_OVER = re.compile(r"(?<![\d.])(\d+)\s+over\s+(\d+)(?![\d.])", re.IGNORECASE)
+
+
 def _math_text(text: str) -> str:
     """Answer text with math symbols in LaTeX and decoration dropped; parts and names intact."""
     matrices: list[str] = []
 
     def keep_matrix(match: re.Match[str]) -> str:
-        body = match.group("array") if match.group("array") is not None else match.group("body")
-        env = "bmatrix" if match.group("array") is not None else match.group("env")
+        body, env = match.group("body"), match.group("env")
+        if env in ("array", "matrix", "smallmatrix"):  # delimiters written around, or none
+            env = "bmatrix" if match.group("open") == "[" else "pmatrix"
         rows = body.split("\\\\")
         for old, new in _SYMBOLS:
             rows = [row.replace(old, new) for row in rows]
@@ -114,6 +122,11 @@ def _math_text(text: str) -> str:
     if "circ" in text or "°" in text:
         text = _DEGREE_ARGUMENT.sub(_in_radians, text)
     text = _MATHRM_LETTER.sub(lambda match: match.group(1), text)
+    if "|" in text or "mid" in text:
+        text = _SET_BUILDER.sub(lambda match: f" {match.group(1)} ", text)
+    text = _PERCENT_WORD.sub("%", text)
+    text = _PERCENT_ZH.sub(lambda match: f"{match.group(1)}%", text)
+    text = _OVER.sub(lambda match: f"\\frac{{{match.group(1)}}}{{{match.group(2)}}}", text)
     text = _TEXT_WRAPPER.sub(lambda match: f" {match.group(1)} ", text)
     text = _ENVIRONMENT.sub(" ", text)
     text = _LATEX_THOUSANDS.sub("", text)
