@@ -228,6 +228,7 @@ class Runner:
                         case.answer,
                         rel_tol=case.rel_tol,
                         unordered=case.unordered,
+                        percent=case.percent,
                         truncated=generation.finish_reason == "length",
                     )
             generations.append(

@@ -44,6 +44,7 @@ DEFAULTABLE_FIELDS: dict[str, Any] = {
     "repeats": 1,
     "rel_tol": None,
     "unordered": False,
+    "percent": "either",
     "pass_rule": "majority",
     "timeout_s": None,
     "tags": (),
@@ -76,6 +77,7 @@ class Case:
     repeats: int = 1
     rel_tol: float | None = None
     unordered: bool = False
+    percent: str = "either"  # what "25 %" reads as: 25 (value), 1/4 (fraction) or either
     pass_rule: PassRule = "majority"
     timeout_s: float | None = None
     tags: tuple[str, ...] = ()
@@ -289,6 +291,12 @@ def _check_field(path: Path, mapping: LocatedDict, key: str, value: Any) -> Any:
     if key == "unordered":
         if not isinstance(value, bool):
             raise fail("true or false")
+        return value
+    if key == "percent":
+        from pytest_mathperf.answers.equality import PERCENT_RULES
+
+        if value not in PERCENT_RULES:
+            raise fail(" | ".join(PERCENT_RULES))
         return value
     if key == "pass_rule":
         if value not in PASS_RULES:

@@ -1,0 +1,108 @@
+"""Answer extraction and equivalence: one `Verdict` per generation.
+
+math-verify (and latex2sympy/sympy under it) decides whether two single values are equal.
+This package does what it does not: Chinese text, full-width characters, units, several parts,
+named parts, text and choice answers, tolerance, and hard bounds on the work, so that a
+pathological output can't hang a run and a call from any thread works (math-verify's SIGALRM
+timeouts are turned off). Modules: ``expected`` (what a suite may write), ``extract`` (where the
+answer is), ``values`` (answer text to values), ``units``, ``text`` (choices, yes/no, words),
+``equality`` (bounded comparison) and ``check`` (the verdict).
+
+Where the answer is read from
+    The text after the last ``</think>``; a ``<think>`` that never closes has no answer
+    (``truncated`` when the generation hit max_new_tokens, ``no_answer`` otherwise). Only the
+    last 4,000 characters are read, up to a ``<think>`` reopened after the answer. In that
+    text, in order of preference:
+
+    1. ``\\boxed{…}`` / ``\\fbox{…}`` (nested braces). A single answer takes the last box. Several
+       parts take the last box when it holds enough parts (``\\boxed{17, 19}``,
+       ``\\boxed{17 和 19}``, ``\\boxed{x = 20/7, y = 25/7}``), otherwise the last parts over all
+       boxes (``\\boxed{17}`` … ``\\boxed{19}``). A box still open when max_new_tokens hit
+       (``\\boxed{12``) is no answer: it may have gone on.
+    2. The last "final answer:", "the answer is", "answers are", "最终答案", "答案是/为/：",
+       "答：" that is followed by a value, up to the end of its sentence.
+    3. The last line that holds a value (closing words such as "Hope this helps!" are
+       skipped), read from its last "so", "thus", "therefore", "hence", "we get", "所以",
+       "因此", "故", "综上", "解得", "可得", "得到", "即", "i.e." on, up to the end of that
+       sentence. A line ending in ":" ("Question 3:") introduces, it does not answer.
+
+    Nothing found is ``no_answer``; a final answer that says there is no value ("undefined",
+    "无解") is ``wrong`` where a value is expected. Text answers are read in ``text``.
+
+Reading a value
+    Full-width digits and punctuation (``，。：＝－／（）``) and U+2212 minus are folded to
+    ASCII; ``π``, ``√``, ``×``, ``²`` to LaTeX; ``$``, ``\\(``, ``**``, ``\\text{}`` wrappers are
+    dropped. An equation's left side is not an answer: ``x = 60/21 = 20/7`` reads ``20/7``, and
+    ``20/7 ≈ 2.857`` reads ``20/7``; nor is what comes before the last verb of equality ("is",
+    "equals", "是", "等于", "为", "的值为") that a value follows: "The largest n is 34" reads
+    34, "3 + 4 等于 7" reads 7. Chinese words, leading English words ("the numbers are") and
+    trailing units (cm, cm², km/h, °, 平方厘米, 元, 本, 个, 米, any trailing English word such
+    as "books") are dropped; a percent sign is kept for equality (see ``percent``). 1.25 万 is
+    12500, 3 亿 is 300000000 (万, 百万, 千万, 亿, 万亿). sin 30° is sin(π/6).
+    A comma followed by exactly three digits and no space is a thousands separator
+    (``1,234``), except directly inside ( or [ where it separates (``(2,100) \\cup (100,500)``,
+    ``(1,234)`` is a pair); ``10\\,000``, ``12,\\! 345``, ``1{,}000`` and ``1 000`` are
+    thousands too; the Chinese comma ``，`` never is. Any other comma, ``;``, ``、``, "and",
+    "or", "和", "与", "或", ``\\quad`` and the row break ``\\\\`` of ``cases``/``aligned``
+    separate parts (``17, 19``). Commas inside brackets do not separate (``(1, 2]``). Matrices
+    (``pmatrix``, ``bmatrix``, ``array`` in brackets) are one value, a column vector too.
+    ``a \\pm b`` (or ``∓``) gives both values for a list, compared in any order.
+
+Expected forms (as written in suite YAML)
+    scalar        one value; ``\\boxed{17, 19}`` is not ``17``. A scalar holding ``=`` is compared
+                  as an equation. ``\\pm 3`` means both roots (a list, any order); a set
+                  ``\\{(1, 2), (3, 4)\\}`` or a bare ``a, b`` also matches its elements given
+                  apart (``\\boxed{(1, 2)}`` and ``\\boxed{(3, 4)}``). A choice letter
+                  (``C``, ``(C)``), yes/no (``Yes``, ``是``, ``否``) or words (``odd``, ``奇函数``)
+                  are text answers (see ``text``). ``12:00`` is a time of day, compared as one.
+                  With a unit (``5 km``, ``36 平方厘米``) an answer in another unit of the same
+                  kind is converted (5000 m is right), one of another kind is wrong (see
+                  ``units``); an answer with no unit is read in the unit asked.
+    list          every part, in order (or in any order with ``unordered=True``); the count
+                  must match. A lone tuple or set gives its elements as the parts
+                  (``(x, y) = (20/7, 25/7)``, ``\\{17, 19\\}``), unless the parts are pairs
+                  themselves (``["(1, 2)", "(3, 4)"]``).
+    mapping       named parts, matched by name in any order: ``name = v``, ``name: v``,
+                  ``name ≈ v``, ``name is v``, ``(x, y) = (a, b)`` (a Latin-script name must be
+                  followed directly by one of these); a name in Chinese also as ``name 是/为 v``
+                  or ``name v`` with up to four Chinese characters between (``科技书2本``,
+                  ``面积为 25π cm²``, ``科技书买了2本``). Names are looked up in the final answer
+                  first, then anywhere after ``</think>``; the last occurrence wins. A name is
+                  not found inside an equation (``3x - y = 5`` gives no ``y``). Names are never
+                  translated or guessed: key the YAML in the language the model answers in
+                  (``{面积: "25\\pi", 周长: "10\\pi"}``).
+    {any_of: […]} any one alternative, each any of these forms.
+    {regex: "…"}  ``re.search`` on the final answer text (box or answer phrase, full-width
+                  folded); if neither exists, on the whole text after ``</think>``.
+
+Equality
+    Numbers without free symbols are compared numerically at 60 digits. With ``rel_tol`` they
+    are equal when ``|a - b| <= rel_tol * max(|a|, |b|)`` (relative only: nothing but 0 is
+    within tolerance of 0). Without it, exact forms must be exactly equal (``20/7`` =
+    ``\\frac{20}{7}``, ``25π`` = ``25\\pi``, ``1000001`` ≠ ``1000000``), and when either side is
+    a decimal the relative tolerance is 1e-6: ``2.857143`` equals ``20/7``, ``2.857`` does
+    not (it needs ``rel_tol: 1e-3``). Everything else (expressions in variables, sets, intervals,
+    equations, relations against their sets) goes to math-verify's ``verify``, which rounds
+    decimals inside them to six places and ignores ``rel_tol``. Any exception there is "not
+    equal". An undefined value (``\\frac{1}{0}``, ``\\tan 90^\\circ``, 0/0) is never equal to
+    anything, itself included. ``percent`` says what a percent sign on one side means:
+    ``value`` (25 % is 25), ``fraction`` (25 % is 1/4) or ``either`` (the default); with a sign
+    on both sides the numbers are compared.
+
+Not handled, on purpose
+    Synonyms or translations of part names (``area`` does not find 面积); values given only
+    positionally for a mapping (``\\boxed{20/7, 25/7}`` for ``{x, y}``); "分别是 2 本和 3 本"
+    against named parts (a list answer ``[2, 3]`` does read it); numbers written in words
+    (seventeen, 十七); more than one ``±`` in a value; units outside a scalar answer (lists
+    and named parts drop them), compound units (km/h) and currencies; function names
+    written without a backslash (``sin x`` reads ``x``: write ``\\sin x``). Values that would
+    take sympy minutes read as unreadable (a wrong answer, never a hang): powers with an
+    exponent over 10,000 (over 100 for a power of a symbol), factorials over 1,000, sums,
+    products, integrals and limits left unevaluated, and ``\\binom``/``\\gcd`` holding powers
+    or numbers over 1,000.
+"""
+
+from pytest_mathperf.answers.check import Verdict, VerdictStatus, check_answer
+from pytest_mathperf.answers.expected import format_expected, validate_expected
+
+__all__ = ["Verdict", "VerdictStatus", "check_answer", "format_expected", "validate_expected"]

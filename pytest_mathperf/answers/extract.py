@@ -1,0 +1,199 @@
+"""Finding the final answer in a model's output: boxes, answer phrases, the last line."""
+
+from __future__ import annotations
+
+import re
+
+from pytest_mathperf.answers.values import _HAS_MATH, _PLUS_MINUS, _math_text, _named_in, _values
+
+#: Only the end of an output is read: the answer is there, and the work stays bounded.
+MAX_OUTPUT_CHARS = 4000
+
+
+
+# Full-width forms (U+FF01..U+FF5E) map onto ASCII; the Chinese comma keeps a space after it so
+# that "17，190" stays two parts and never reads as a thousands separator.
+_FOLD = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)}
+_FOLD.update({ord("，"): ", ", ord("；"): "; ", ord("\u3000"): " ", ord("\u2212"): "-", ord("\u2013"): "-"})
+
+_BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_STRONG_ANCHOR = re.compile(
+    r"\b(?:final\s+answers?|answers?)\s*(?:is|are|:)|\bfinal\s+answer\b"
+    r"|最终答案\s*(?:是|为|:)?|答案\s*(?:是|为|:)|答\s*:|【答案】|^\s*####",
+    re.IGNORECASE | re.MULTILINE,
+)
+_WEAK_ANCHOR = re.compile(
+    r"\b(?:so|thus|therefore|hence|we\s+get|we\s+find|we\s+obtain)\b"
+    r"|\bi\.e\.|\bthat\s+is,|所以|因此|故|综上所述|综上|解得|求得|可得|得到|(?<![立随])即(?![使便])",
+    re.IGNORECASE,
+)
+_SENTENCE_END = re.compile(r"。|\n|\.(?!\d)|(?<!\\)[!?]")
+_PROSE = re.compile(
+    r"\b(?:because|since|which|where|when|as|if)\b|因为|由于|其中|验证", re.IGNORECASE
+)
+
+
+# Display math and environments spread over lines are one value: "Here is the matrix:\n$$\n
+# \begin{pmatrix} ... \end{pmatrix}\n$$" must not read its last line alone. Bounded lengths
+# keep the search linear on a long output.
+_DISPLAY_MATH = re.compile(
+    r"\$\$[^$]{1,1500}?\$\$|\\\[.{1,1500}?\\\]|\\begin\{([A-Za-z*]{1,20})\}.{1,1500}?\\end\{\1\}", re.DOTALL
+)
+
+
+_EMPTY_BOX = re.compile(r"\\(?:boxed|fbox)\s*\{\s*\}")
+
+
+def _one_line(match: re.Match[str]) -> str:
+    return " ".join(match.group().split())
+
+
+class _Reading:
+    """One output's answer region, with the answer text found once and reused by every form."""
+
+    def __init__(self, region: str, *, after_think: bool, truncated: bool) -> None:
+        folded = _EMPTY_BOX.sub(" ", region.translate(_FOLD))  # "write it in \\boxed{}" echoed
+        self.folded = _DISPLAY_MATH.sub(_one_line, folded)
+        self.after_think = after_think
+        self.boxes = _boxes(self.folded)
+        # Cut off while writing a box: what is in it so far ("\\boxed{12") may not be the answer.
+        box_starts = [match.end() for match in _BOX.finditer(self.folded)] if truncated else []
+        self.cut_in_box = bool(box_starts) and _closing_brace(self.folded, box_starts[-1]) is None
+        # A cut-off generation may have been about to give the parts still missing.
+        self.may_continue = truncated
+
+    @property
+    def where(self) -> str:
+        return "after </think>" if self.after_think else "in the output"
+
+    def nothing_found(self) -> str:
+        return f"no \\boxed{{}}, 'the answer is' or final line with a value found {self.where}"
+
+    def final_answer(self, *, require_anchor: bool = False) -> str | None:
+        """The text of the final answer: last box, else last answer phrase, else last line."""
+        if self.cut_in_box:
+            return None
+        if self.boxes:
+            return self.boxes[-1]
+        strong = self._anchored(_STRONG_ANCHOR)
+        if strong is not None or require_anchor:
+            return strong
+        return self._last_line()
+
+    def final_parts(self, count: int, *, groups: bool = False) -> list[str]:
+        """The values of a several-part answer: the last box if it holds enough, else the last
+        `count` parts over all boxes, else the parts of the answer phrase or last line.
+        `groups`: the parts are pairs or intervals, so a lone pair is one part, not two."""
+        if self.cut_in_box:
+            return []
+        if self.boxes:
+            last = _values(self.boxes[-1], groups=groups)
+            if len(last) >= count:
+                return last
+            every = [value for box in self.boxes for value in _values(box, groups=groups)]
+            return every[-count:]
+        answer = self.final_answer()
+        if answer and "分别" in answer and _HAS_MATH.search(answer.rsplit("分别", 1)[1]):
+            answer = answer.rsplit("分别", 1)[1]  # "A、B 两地分别有 40 人和 60 人": the labels are no parts
+        return _values(answer, groups=groups) if answer else []
+
+    def gives_both_roots(self) -> bool:
+        """Whether the final answer is written with ± (its two values come in no fixed order)."""
+        answer = self.final_answer()
+        return answer is not None and _PLUS_MINUS.search(_math_text(answer)) is not None
+
+    def named_values(self, names: list[str]) -> dict[str, str]:
+        """Each name's value: from the final answer, then from anywhere in the region."""
+        found: dict[str, str] = {}
+        answer_texts = [", ".join(self.boxes)] if self.boxes else []
+        answer = self.final_answer()
+        if answer is not None and not self.boxes:
+            answer_texts.append(answer)
+        for text in [*answer_texts, _unbox(self.folded)]:
+            for name, value in _named_in(_math_text(text), names).items():
+                found.setdefault(name, value)
+        return found
+
+    def answer_text(self) -> str | None:
+        """The final answer as text, values or not: the last box, else the last answer phrase."""
+        if self.cut_in_box:
+            return None
+        if self.boxes:
+            return self.boxes[-1]
+        return self._anchored(_STRONG_ANCHOR, needs_value=False)
+
+    def _anchored(self, anchor: re.Pattern[str], *, needs_value: bool = True) -> str | None:
+        """The sentence after the last occurrence of `anchor` that holds a value."""
+        for match in reversed(list(anchor.finditer(self.folded))):
+            text = _sentence_after(self.folded, match.end())
+            if _HAS_MATH.search(text) or (text and not needs_value):
+                return text
+        return None
+
+    def _last_line(self) -> str | None:
+        """The last line holding a value (a closing "Hope this helps!" is skipped), read from
+        its last "so"/"所以" on, up to the end of that sentence."""
+        for line in reversed(self.folded.splitlines()):
+            if line.rstrip(" \t*").endswith(":"):
+                continue  # "Question 3:" introduces what follows; it is not the answer
+            anchors = list(_WEAK_ANCHOR.finditer(line))
+            if anchors:
+                line = line[anchors[-1].end() :]
+            text = _cut_prose(_SENTENCE_END.split(line.strip(" \t:,*"), maxsplit=1)[0]).strip()
+            if _HAS_MATH.search(text):
+                return text
+        return None
+
+
+def _sentence_after(text: str, start: int) -> str:
+    rest = text[start:].lstrip(" \t:*")
+    if rest.startswith("\n"):  # a heading such as "**Final Answer**" then the value below
+        rest = rest.lstrip(" \t\n*:")
+    return _cut_prose(_SENTENCE_END.split(rest, maxsplit=1)[0]).strip()
+
+
+def _cut_prose(text: str) -> str:
+    """`text` up to its first "because", "since", "因为"…; but "Since a = b, the value is c"
+    opens with its reason, and the value is in the clause after the comma."""
+    for _ in range(8):
+        pieces = _PROSE.split(text, maxsplit=1)
+        if len(pieces) == 1 or _HAS_MATH.search(pieces[0]):
+            return pieces[0]
+        comma = pieces[1].find(", ")
+        if comma < 0:
+            return pieces[0]
+        text = pieces[1][comma + 2 :]
+    return ""
+
+
+def _boxes(text: str) -> list[str]:
+    """Contents of every complete \\boxed{…} / \\fbox{…}, in order; empty ones are skipped."""
+    contents = []
+    for match in _BOX.finditer(text):
+        end = _closing_brace(text, match.end())
+        if end is not None and text[match.end() : end].strip():
+            contents.append(text[match.end() : end].strip())
+    return contents
+
+
+def _closing_brace(text: str, start: int) -> int | None:
+    depth = 1
+    for index in range(start, len(text)):
+        if text[index] == "{" and text[index - 1] != "\\":
+            depth += 1
+        elif text[index] == "}" and text[index - 1] != "\\":
+            depth -= 1
+            if depth == 0:
+                return index
+    return None
+
+
+def _unbox(text: str) -> str:
+    """`text` with each \\boxed{v} replaced by v, so "x = \\boxed{3}" reads as "x = 3"."""
+    while (match := _BOX.search(text)) is not None:
+        end = _closing_brace(text, match.end())
+        if end is None:
+            return text[: match.start()] + text[match.end() :]
+        text = text[: match.start()] + text[match.end() : end] + text[end + 1 :]
+    return text
+
