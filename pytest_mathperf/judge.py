@@ -9,10 +9,10 @@ items only translate these outcomes into pass / skip / xfail / failure.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
-from pytest_mathperf.metrics import ACCURACY, MODEL_METRICS
+from pytest_mathperf.metrics import ACCURACY, METRICS, MODEL_METRICS
 from pytest_mathperf.thresholds import Budget, BudgetOutcome, Thresholds, evaluate
 
 if TYPE_CHECKING:
@@ -116,6 +116,10 @@ def judge_budget(runner: Runner, model: str, budget: Budget) -> BudgetOutcome:
     if not samples and not runner.measures(model, budget.metric):
         return cannot_judge(budget, f"{budget.metric} is not measured for {model} on {runner.card}")
     outcome = evaluate(budget, samples)
+    busy = runner.busy_reason(model) if METRICS[budget.metric].timing else None
+    if busy and outcome.status == "failed":
+        # slower neighbours are no evidence against the model: say so instead of failing
+        return replace(outcome, status="inconclusive", reason=f"the host was busy: {busy}")
     if outcome.status == "failed" and budget.scope == "load":
         notes = []
         for result in session.load_results.values():

@@ -34,6 +34,11 @@ class Metric:
     def higher_is_better(self) -> bool:
         return self.direction == "higher"
 
+    @property
+    def timing(self) -> bool:
+        """A time or a rate: what a busy host distorts (memory, counts and accuracy it does not)."""
+        return self.unit in ("ms", "s", "tok/s", "req/s")
+
     def format(self, value: float, *, unit: bool = True) -> str:
         """The value with the digits that matter (412, 89.3, 6.72 GB, 95.0%)."""
         if self.share:

@@ -61,6 +61,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("mathperf_no_history", "--mathperf-no-history", "do not record this run", "bool", False, action="store_true", ini=False),
     Option("mathperf_html", "--mathperf-html", "write the HTML trend report here at the end of the session", metavar="PATH"),
     Option("mathperf_label", "--mathperf-label", "a label for this run in the history and the report (e.g. the candidate's name)", metavar="TEXT"),
+    Option("mathperf_busy_guard", "--mathperf-busy-guard", "on (default): a timing verdict that would fail on a busy host is inconclusive instead; off: judge it anyway", default="on", metavar="on|off", choices=("on", "off")),
     Option("mathperf_strict", "--mathperf-strict", "every wrong answer fails its case, even where an accuracy budget applies", "bool", False, action="store_true"),
 )
 
@@ -148,6 +149,7 @@ def _read_settings(config: pytest.Config) -> Settings:
         html=html_base / html if html else None,
         strict=bool(strict),
         label=value("mathperf_label")[0] or None,
+        busy_guard=choice("mathperf_busy_guard", "on | off", value("mathperf_busy_guard")[0] in ("on", "off")) == "on",
     )
 
 
@@ -188,6 +190,7 @@ def pytest_configure(config: pytest.Config) -> None:
             repeats=settings.repeats,
             warmup=settings.warmup,
             card=settings.card,
+            busy_guard=settings.busy_guard,
         )
     )
     # pytest-xdist registers this marker itself; without xdist installed it must still be known.

@@ -123,4 +123,6 @@ def budget_record(outcome: BudgetOutcome, model: str, card: str, nodeid: str) ->
         passed=outcome.passed,
         card=card,
         nodeid=nodeid,
+        status=outcome.status,
+        reason=outcome.reason,
     )

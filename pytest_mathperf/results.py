@@ -130,6 +130,12 @@ class BudgetRecord:
     passed: bool
     card: str
     nodeid: str
+    status: str = ""  # passed | failed | inconclusive ("" in records older than the status)
+    reason: str = ""
+
+    @property
+    def verdict(self) -> str:
+        return self.status or ("passed" if self.passed else "failed")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

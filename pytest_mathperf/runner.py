@@ -22,6 +22,7 @@ from pytest_mathperf.backends import (
     split_model_spec,
 )
 from pytest_mathperf.devices import GIB, DeviceInfo, MemoryMonitor, describe_device, detect_card, resolve_device
+from pytest_mathperf.hostload import HostLoad, snapshot
 from pytest_mathperf.load import LoadResult
 from pytest_mathperf.metrics import ACCURACY, GENERATION_METRICS, MODEL_METRICS
 from pytest_mathperf.results import CaseRecord, GenerationRecord, ModelRecord
@@ -45,6 +46,7 @@ class RunOptions:
     warmup: int = 1
     card: str | None = None
     seed: int = 0
+    busy_guard: bool = True  # a busy host makes failing timing verdicts inconclusive
 
 
 def model_slug(model: str) -> str:
@@ -72,6 +74,7 @@ class ModelSession:
     warmed_up: bool = False
     cases: dict[tuple[str, str], CaseRecord] = field(default_factory=dict)
     load_results: dict[str, LoadResult] = field(default_factory=dict)  # suite → its load profile's result
+    host_load: HostLoad = field(default_factory=HostLoad)  # what other processes did while this model was measured
 
     @property
     def loaded(self) -> bool:
@@ -209,6 +212,7 @@ class Runner:
                 session.monitor.start()  # the peak window opens after the warm-up, which never counts
 
         generations = []
+        host_before = snapshot()
         for repeat in range(self.repeats_for(case)):
             request = self.request_for(case, repeat)
             try:
@@ -244,6 +248,7 @@ class Runner:
                     facts=facts,
                 )
             )
+        session.host_load = session.host_load.plus(host_before, snapshot())
         correct = sum(1 for generation in generations if generation.status == "correct")
         record = CaseRecord(
             model=model,
@@ -288,8 +293,22 @@ class Runner:
             metrics=session.model_metrics(),
             memory_source=session.monitor.source if session.monitor else _source_of(session),
             load_error=session.load_error,
-            details=dict(info.details) if info else {},
+            details={**(dict(info.details) if info else {}), **self._host_details(model)},
         )
+
+    def busy_reason(self, model: str) -> str | None:
+        """Why this model's timings were taken on a busy host; None when quiet, or when served elsewhere."""
+        session = self.sessions[model]
+        if not self.options.busy_guard or not session.cases or not self.in_process(model):
+            return None
+        return session.host_load.busy_reason()
+
+    def _host_details(self, model: str) -> dict[str, str]:
+        session = self.sessions[model]
+        if not session.cases:
+            return {}
+        busy = session.host_load.busy_reason() if self.in_process(model) else None
+        return {"host_load": session.host_load.describe(), "host_busy": busy or ""}
 
     def measures(self, model: str, metric: str) -> bool:
         """Whether this run measures ``metric`` for ``model`` at all (no TTFAT in-process, no VRAM on a CPU)."""

@@ -51,6 +51,7 @@ class Settings:
     html: Path | None
     strict: bool
     label: str | None = None
+    busy_guard: bool = True
 
 
 STATE = pytest.StashKey[GateState]()

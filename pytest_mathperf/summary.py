@@ -71,11 +71,16 @@ def summary_lines(run: RunRecord, card: str) -> list[str]:
     for record in run.models:
         if record.load_error:
             lines.append(f"NOT LOADED {record.model}: {record.load_error}")
+    for record in run.models:
+        busy = record.details.get("host_busy")
+        if busy:
+            lines.append(f"HOST BUSY while {record.model} was measured: {busy}")
     for budget in run.budgets:
-        if not budget.passed:
+        if budget.verdict != "passed":
             measured = "nothing measured" if budget.measured is None else format_value(budget.metric, budget.measured)
             bound = bound_text(budget.metric, budget.minimum, budget.maximum)
-            lines.append(f"FAILED budget {budget.nodeid}: {measured} (budget {bound}, {budget.samples} samples)")
+            why = f": {budget.reason}" if budget.reason else ""
+            lines.append(f"{budget.verdict.upper()} budget {budget.nodeid}: {measured} (budget {bound}, {budget.samples} samples){why}")
     for case in run.cases:
         if not case.passed:
             shown = next(g for g in case.generations if g.status != "correct")
@@ -116,9 +121,11 @@ def _accuracy(run: RunRecord, model: str, suite: str | None) -> str:
 
 
 def _budgets(run: RunRecord, model: str) -> str:
-    budgets = [budget for budget in run.budgets if budget.model == model]
-    failed = sum(1 for budget in budgets if not budget.passed)
-    return f"{len(budgets) - failed} passed, {failed} failed" if budgets else "–"
+    verdicts = [budget.verdict for budget in run.budgets if budget.model == model]
+    if not verdicts:
+        return "–"
+    text = f"{verdicts.count('passed')} passed, {verdicts.count('failed')} failed"
+    return text + (f", {verdicts.count('inconclusive')} inconclusive" if "inconclusive" in verdicts else "")
 
 
 def _table(rows: list[list[str]]) -> list[str]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from pytest_mathperf.compare import CompareSettings, Comparison, parse_comparisons, parse_settings
 from pytest_mathperf.metrics import (
     ACCURACY,
     GENERATION_METRICS,
@@ -108,6 +109,7 @@ class Thresholds:
     no_budget: NoBudgetPolicy
     cards: Mapping[str, Mapping[str, "ModelEntry"]]  # card pattern → model pattern → entry
     policy_key: str = "no_budget"  # as the file spells it (``unknown_card`` in older files)
+    compare_settings: CompareSettings = CompareSettings()
 
     def card_entries(self, card: str) -> list[str]:
         """Card patterns matching ``card``, most specific first."""
@@ -129,6 +131,18 @@ class Thresholds:
                 if budget.scope == "suite" and budget.suite not in suites:
                     continue
                 chosen.setdefault((budget.suite if budget.scope != "model" else None, budget.name), budget)
+        return list(chosen.values())
+
+    def comparisons_for(self, card: str, model: str, suites: Iterable[str]) -> list[Comparison]:
+        """The candidate's margins against its baseline, most specific entry first for each metric."""
+        chosen: dict[tuple[str | None, str], Comparison] = {}
+        suites = list(suites)
+        for card_pattern in self.card_entries(card):
+            for model_pattern in _ranked(model, self.cards[card_pattern]):
+                for comparison in self.cards[card_pattern][model_pattern].comparisons:
+                    if comparison.scope == "suite" and comparison.suite not in suites:
+                        continue
+                    chosen.setdefault((comparison.suite, comparison.name), comparison)
         return list(chosen.values())
 
     def why_no_budget(self, card: str, model: str, suites: Iterable[str]) -> str:
@@ -153,6 +167,7 @@ class Thresholds:
 class ModelEntry:
     budgets: tuple[Budget, ...]
     line: int = 0
+    comparisons: tuple[Comparison, ...] = ()
 
 
 def _did_you_mean(name: str, patterns: Iterable[str], describe: Any) -> str:
@@ -182,7 +197,7 @@ def load_thresholds(path: Path) -> Thresholds:
     """Parse and validate a thresholds file; every schema error names the key path and line."""
     document = load_yaml(path)
     top = expect_mapping(path, LocatedDict() if document is None else document, "a thresholds file", 1)
-    check_keys(path, top, ("version", "no_budget", "unknown_card", "cards"), "the thresholds file")
+    check_keys(path, top, ("version", "no_budget", "unknown_card", "compare_defaults", "cards"), "the thresholds file")
     if top.get("version", 1) != 1:
         raise SchemaError(path, top.line_of("version"), f"version: {top['version']!r} is not supported (use 1)")
     if "no_budget" in top and "unknown_card" in top:
@@ -199,19 +214,18 @@ def load_thresholds(path: Path) -> Thresholds:
         check_keys(path, card_entry, ("models",), where)
         models = expect_mapping(path, card_entry.get("models"), f"{where}.models", card_entry.line)
         cards[str(card_pattern)] = {
-            str(model_pattern): ModelEntry(
-                _entry_budgets(
-                    path,
-                    expect_mapping(path, raw, f"{where}.models.{model_pattern!r}", models.line_of(model_pattern)),
-                    f"{where}.models.{model_pattern!r}",
-                    str(card_pattern),
-                    str(model_pattern),
-                ),
-                models.line_of(model_pattern),
-            )
+            str(model_pattern): _model_entry(path, raw, f"{where}.models.{model_pattern!r}", models.line_of(model_pattern), str(card_pattern), str(model_pattern))
             for model_pattern, raw in models.items()
         }
-    return Thresholds(path=path, no_budget=policy, cards=cards, policy_key=policy_key)
+    settings = parse_settings(path, top["compare_defaults"], top.line_of("compare_defaults")) if "compare_defaults" in top else CompareSettings()
+    return Thresholds(path=path, no_budget=policy, cards=cards, policy_key=policy_key, compare_settings=settings)
+
+
+def _model_entry(path: Path, raw: Any, where: str, line: int, card: str, model: str) -> ModelEntry:
+    entry = expect_mapping(path, raw, where, line)
+    compare = entry.pop("compare", None)
+    comparisons = () if compare is None else parse_comparisons(path, expect_mapping(path, compare, f"{where}.compare", entry.line_of("compare")), f"{where}.compare")
+    return ModelEntry(_entry_budgets(path, entry, where, card, model), line, comparisons)
 
 
 def case_budgets(path: Path, budgets: LocatedDict, suite: str, case: str) -> tuple[Budget, ...]:

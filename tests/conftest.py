@@ -114,6 +114,7 @@ def run_scripted(heavy_modules: None, pytester: pytest.Pytester) -> Callable[...
         models: tuple[str, ...] = (DEMO_MODEL,),
         history: bool = False,
         cache: bool = False,
+        busy_guard: bool = False,
     ) -> GateRun:
         from scripted import conftest_source
 
@@ -123,6 +124,8 @@ def run_scripted(heavy_modules: None, pytester: pytest.Pytester) -> Callable[...
         options = ["--mathperf", f"--junitxml={junit_path}", "-o", "junit_family=xunit1"]
         options += [] if cache else ["-p", "no:cacheprovider"]
         options += ["--mathperf-backend=scripted", *(f"--mathperf-model={model}" for model in models)]
+        if not busy_guard:  # scripted timings are set by the test, whatever the host is doing
+            options.append("--mathperf-busy-guard=off")
         if not history:
             options.append("--mathperf-no-history")
         result = pytester.runpytest(*options, *args)

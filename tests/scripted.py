@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -39,6 +40,7 @@ class Script:
     timeouts: Mapping[str, float] = field(default_factory=dict)  # prompt substring → e2e_ms of a timed-out generation
     load_error: str | None = None
     in_process: bool = True
+    sleep: bool = False  # really wait e2e_ms, so the host's counters see the generation's time
 
 
 def arithmetic_answer(prompt: str) -> str:
@@ -82,6 +84,9 @@ class ScriptedBackend:
             if part in prompt:
                 raise BackendError(message)
         text = next((answer for part, answer in self.script.answers.items() if part in prompt), None)
+        e2e_ms = next(self._e2e)
+        if self.script.sleep:
+            time.sleep(e2e_ms / 1000)
         timeout = next((e2e for part, e2e in self.script.timeouts.items() if part in prompt), None)
         return Generation(
             text=arithmetic_answer(prompt) if text is None else text,
@@ -89,7 +94,7 @@ class ScriptedBackend:
             output_tokens=self.script.output_tokens,
             reasoning_tokens=3,
             ttft_ms=next(self._ttft),
-            e2e_ms=next(self._e2e) if timeout is None else timeout,
+            e2e_ms=e2e_ms if timeout is None else timeout,
             finish_reason="stop" if timeout is None else "timeout",
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -371,3 +372,26 @@ def test_a_failed_generation_is_counted_and_never_averaged_into_timing_budgets(p
     assert run.properties("mathperf-tiny::tokens_per_s.mean")["mathperf.measured"] == "240.0"
     assert run.properties("mathperf-tiny::tokens_per_s.mean")["mathperf.samples"] == "2"
     run.result.stdout.fnmatch_lines(["failed generations (not in timings)*1", "*sub-en*error*"])
+
+
+def test_a_busy_host_makes_a_failing_timing_budget_inconclusive_and_says_so(pytester, run_scripted) -> None:
+    write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE)
+    write(pytester, "thresholds.yaml", CPU_BUDGETS.format(budgets="ttft_ms: {p50: {max: 1}}\n        accuracy: {min: 0.9}"))
+    # a real competing CPU-bound process on every core, for the whole run
+    hogs = [subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 30\nwhile time.time() < end: pass"]) for _ in range(os.cpu_count() or 1)]
+    try:
+        run = run_scripted("-rs", scripts={"*": {"e2e_ms": [300.0], "sleep": True}}, busy_guard=True)
+    finally:
+        for hog in hogs:
+            hog.kill()
+    run.result.assert_outcomes(passed=4, skipped=1)
+    run.result.stdout.fnmatch_lines(
+        [
+            "HOST BUSY while mathperf-tiny was measured: other processes used *",
+            "INCONCLUSIVE budget thresholds.yaml::mathperf-tiny::ttft_ms.p50: *the host was busy*",
+            "SKIPPED * inconclusive: * against ≤ 1 ms: the host was busy: other processes used * cores while it was measured*",
+        ]
+    )
+    assert run.properties("mathperf-tiny::ttft_ms.p50")["mathperf.verdict"] == "inconclusive"
+    # memory and accuracy are judged as ever
+    assert run.properties("mathperf-tiny::accuracy")["mathperf.verdict"] == "passed"

@@ -1,0 +1,302 @@
+"""Candidate against baseline: did this model upgrade make things worse, with evidence?
+
+A ``compare:`` block in a thresholds.yaml model entry sets margins against the baseline
+(``ttft_ms: {p50: {max_ratio: 1.10}}``, ``accuracy: {max_drop: 0.02}``). Each comparison gets one
+of three verdicts from a confidence interval: **regression** (the whole interval lies beyond the
+margin), **within margin** (the whole interval lies inside it) or **inconclusive** (it straddles
+the margin: not enough evidence either way).
+
+- Timings: the ratio candidate/baseline of the named statistic, with a bootstrap percentile
+  interval (scipy.stats.bootstrap). Both models answer the same prompts with the same seeds, so
+  generations are paired by (suite, case, repeat) and resampled together; without pairs (another
+  suite against a stored run) the two samples are resampled independently. The p-value is a
+  one-sided Wilcoxon signed-rank test (Mann-Whitney U without pairs) of the log ratio against
+  the margin.
+- Accuracy: paired on the cases both models ran. The drop (baseline share − candidate share)
+  gets a paired bootstrap interval over cases; the p-value is the exact McNemar test on the
+  discordant cases (scipy.stats.binomtest).
+- Memory and other once-per-model values: one value each, so a plain ratio against the margin,
+  never inconclusive.
+
+The intervals of one candidate are Bonferroni-corrected over its comparisons (each at confidence
+1 − α/k), so the chance of any false "regression" among them stays at most α.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pytest_mathperf.metrics import ACCURACY, METRICS, STATISTICS, format_value
+from pytest_mathperf.yamlfile import LocatedDict, SchemaError, check_keys, expect_mapping
+
+InconclusivePolicy = Literal["pass", "fail", "more"]
+INCONCLUSIVE_POLICIES: tuple[str, ...] = ("pass", "fail", "more")
+Verdict = Literal["regression", "within_margin", "inconclusive", "cannot_judge"]
+BOOTSTRAP_RESAMPLES = 4999
+BOOTSTRAP_SEED = 20261201  # fixed, so the same samples always give the same interval
+
+
+@dataclass(frozen=True)
+class CompareSettings:
+    """File-wide ``compare_defaults:``."""
+
+    confidence: float = 0.95
+    inconclusive: InconclusivePolicy = "pass"
+    max_repeats: int | None = None
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One margin of a candidate against the baseline."""
+
+    metric: str
+    statistic: str | None
+    max_ratio: float | None
+    min_ratio: float | None
+    max_drop: float | None
+    scope: Literal["model", "suite"]
+    suite: str | None
+    source: Path
+    line: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.metric}.{self.statistic}" if self.statistic else self.metric
+
+    @property
+    def margin_text(self) -> str:
+        if self.max_drop is not None:
+            return f"drop ≤ {self.max_drop:.1%}"
+        if self.max_ratio is not None:
+            return f"ratio ≤ {self.max_ratio:g}"
+        return f"ratio ≥ {self.min_ratio:g}"
+
+
+def parse_settings(path: Path, raw: Any, line: int) -> CompareSettings:
+    block = expect_mapping(path, raw, "compare_defaults", line)
+    check_keys(path, block, ("confidence", "inconclusive", "max_repeats"), "compare_defaults")
+    confidence = block.get("confidence", 0.95)
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0.5 <= confidence < 1:
+        raise SchemaError(path, block.line_of("confidence"), "compare_defaults.confidence: a number in [0.5, 1), e.g. 0.95")
+    policy = block.get("inconclusive", "pass")
+    if policy not in INCONCLUSIVE_POLICIES:
+        raise SchemaError(path, block.line_of("inconclusive"), f"compare_defaults.inconclusive: one of {', '.join(INCONCLUSIVE_POLICIES)}")
+    repeats = block.get("max_repeats")
+    if repeats is not None and (isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1):
+        raise SchemaError(path, block.line_of("max_repeats"), "compare_defaults.max_repeats: a whole number ≥ 1")
+    return CompareSettings(float(confidence), policy, repeats)
+
+
+def parse_comparisons(path: Path, block: LocatedDict, where: str) -> tuple[Comparison, ...]:
+    """A model entry's ``compare:`` block; every error names the key path and line."""
+    found: list[Comparison] = []
+    for key, spec in block.items():
+        if key == "suites":
+            suites = expect_mapping(path, spec, f"{where}.suites", block.line_of(key))
+            for suite, suite_spec in suites.items():
+                suite_block = expect_mapping(path, suite_spec, f"{where}.suites.{suite}", suites.line_of(suite))
+                for metric, metric_spec in suite_block.items():
+                    found.extend(_metric(path, suite_block, str(metric), metric_spec, f"{where}.suites.{suite}.{metric}", str(suite)))
+        else:
+            found.extend(_metric(path, block, str(key), spec, f"{where}.{key}", None))
+    return tuple(found)
+
+
+def _metric(path: Path, parent: LocatedDict, metric: str, spec: Any, where: str, suite: str | None) -> list[Comparison]:
+    line = parent.line_of(metric)
+    if metric not in METRICS or METRICS[metric].kind == "load":
+        known = [name for name, found in METRICS.items() if found.kind != "load"]
+        raise SchemaError(path, line, f"{where}: cannot compare {metric!r}; comparable: {', '.join(known)}")
+    spec = expect_mapping(path, spec, where, line)
+    if suite is not None and METRICS[metric].kind == "model":
+        raise SchemaError(path, line, f"{where}: {metric} is measured per model, not per suite; move it up")
+    scope: Literal["model", "suite"] = "suite" if suite else "model"
+    if metric == ACCURACY:
+        check_keys(path, spec, ("max_drop",), where)
+        drop = _number(path, spec, "max_drop", where, required=True)
+        if drop is None or not 0 <= drop < 1:
+            raise SchemaError(path, spec.line_of("max_drop"), f"{where}.max_drop: a share in [0, 1), e.g. 0.02 for two points")
+        return [Comparison(metric, None, None, None, drop, scope, suite, path, line)]
+    if METRICS[metric].sampled:
+        comparisons = []
+        for statistic, bounds in spec.items():
+            if statistic not in STATISTICS:
+                raise SchemaError(path, spec.line_of(statistic), f"{where}.{statistic}: unknown statistic; use one of {', '.join(STATISTICS)}")
+            bounds = expect_mapping(path, bounds, f"{where}.{statistic}", spec.line_of(statistic))
+            comparisons.append(_ratio(path, bounds, metric, str(statistic), f"{where}.{statistic}", scope, suite))
+        return comparisons
+    return [_ratio(path, spec, metric, None, where, scope, suite)]
+
+
+def _ratio(path: Path, bounds: LocatedDict, metric: str, statistic: str | None, where: str, scope: Any, suite: str | None) -> Comparison:
+    check_keys(path, bounds, ("max_ratio", "min_ratio"), where)
+    high, low = _number(path, bounds, "max_ratio", where), _number(path, bounds, "min_ratio", where)
+    if (high is None) == (low is None):
+        raise SchemaError(path, bounds.line, f"{where}: give max_ratio (lower is better) or min_ratio (higher is better)")
+    return Comparison(metric, statistic, high, low, None, scope, suite, path, bounds.line)
+
+
+def _number(path: Path, spec: LocatedDict, key: str, where: str, required: bool = False) -> float | None:
+    value = spec.get(key)
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise SchemaError(path, spec.line_of(key), f"{where}.{key}: must be a number ≥ 0, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class ComparisonOutcome:
+    """A comparison's verdict with its evidence."""
+
+    comparison: Comparison
+    verdict: Verdict
+    estimate: float | None = None  # the ratio, or the accuracy drop
+    low: float | None = None
+    high: float | None = None
+    p_value: float | None = None
+    samples: int = 0
+    paired: bool = False
+    confidence: float = 0.95
+    reason: str = ""
+    candidate_value: float | None = None
+    baseline_value: float | None = None
+
+    @property
+    def estimate_text(self) -> str:
+        if self.estimate is None:
+            return "–"
+        interval = ""
+        if self.low is not None and self.high is not None:
+            interval = f" [{self._fmt(self.low)}, {self._fmt(self.high)}]"
+        return f"{self._fmt(self.estimate)}{interval}"
+
+    def _fmt(self, value: float) -> str:
+        return f"{value:+.1%}" if self.comparison.max_drop is not None else f"{value:.3g}×"
+
+    def value_text(self, value: float | None) -> str:
+        return "–" if value is None else format_value(self.comparison.metric, value)
+
+
+def _verdict(low: float, high: float, *, upper: float | None = None, lower: float | None = None) -> Verdict:
+    """Regression when the interval lies wholly beyond the margin, within when wholly inside."""
+    if upper is not None:
+        return "regression" if low > upper else "within_margin" if high <= upper else "inconclusive"
+    assert lower is not None
+    return "regression" if high < lower else "within_margin" if low >= lower else "inconclusive"
+
+
+def compare_samples(
+    comparison: Comparison,
+    candidate: Mapping[tuple[str, str, int], float],
+    baseline: Mapping[tuple[str, str, int], float],
+    confidence: float,
+) -> ComparisonOutcome:
+    """Ratio of a per-generation statistic, paired by (suite, case, repeat) where both have the key."""
+    import numpy
+    from scipy import stats
+
+    from pytest_mathperf.metrics import statistic as apply
+
+    keys = sorted(set(candidate) & set(baseline))
+    paired = len(keys) >= 2
+    cand = numpy.array([candidate[key] for key in keys] if paired else list(candidate.values()), dtype=float)
+    base = numpy.array([baseline[key] for key in keys] if paired else list(baseline.values()), dtype=float)
+    if len(cand) < 2 or len(base) < 2:
+        return ComparisonOutcome(comparison, "cannot_judge", samples=min(len(cand), len(base)), reason="fewer than 2 samples on a side")
+    if (cand <= 0).any() or (base <= 0).any():
+        return ComparisonOutcome(comparison, "cannot_judge", samples=len(cand), reason="a ratio needs positive values")
+    name = comparison.statistic or "mean"
+
+    def ratio(c: Any, b: Any, axis: int = -1) -> Any:
+        return _vector_statistic(c, name, axis) / _vector_statistic(b, name, axis)
+
+    estimate = apply(list(cand), name) / apply(list(base), name)
+    if numpy.allclose(cand, cand[0]) and numpy.allclose(base, base[0]):
+        low = high = estimate  # no spread: the bootstrap has nothing to resample
+    else:
+        interval = stats.bootstrap(
+            (cand, base), ratio, paired=paired, vectorized=True, confidence_level=confidence,
+            n_resamples=BOOTSTRAP_RESAMPLES, method="percentile", rng=numpy.random.default_rng(BOOTSTRAP_SEED),
+        ).confidence_interval
+        low, high = float(interval.low), float(interval.high)
+    margin = comparison.max_ratio if comparison.max_ratio is not None else comparison.min_ratio
+    assert margin is not None
+    shifted = numpy.log(cand) - numpy.log(margin)
+    alternative = "greater" if comparison.max_ratio is not None else "less"  # "worse than the margin"
+    if paired:
+        differences = shifted - numpy.log(base)
+        p_value = 1.0 if numpy.allclose(differences, 0) else float(stats.wilcoxon(differences, alternative=alternative).pvalue)
+    else:
+        p_value = float(stats.mannwhitneyu(shifted, numpy.log(base), alternative=alternative).pvalue)
+    verdict = _verdict(low, high, upper=comparison.max_ratio, lower=comparison.min_ratio)
+    return ComparisonOutcome(
+        comparison, verdict, estimate, low, high, p_value, len(cand), paired, confidence,
+        candidate_value=apply(list(cand), name), baseline_value=apply(list(base), name),
+    )
+
+
+def _vector_statistic(values: Any, name: str, axis: int) -> Any:
+    import numpy
+
+    if name == "mean":
+        return numpy.mean(values, axis=axis)
+    if name == "min":
+        return numpy.min(values, axis=axis)
+    if name == "max":
+        return numpy.max(values, axis=axis)
+    return numpy.percentile(values, float(name[1:]), axis=axis)
+
+
+def compare_accuracy(
+    comparison: Comparison, candidate: Mapping[tuple[str, str], bool], baseline: Mapping[tuple[str, str], bool], confidence: float
+) -> ComparisonOutcome:
+    """Accuracy drop on the cases both models ran: paired bootstrap interval, exact McNemar p-value."""
+    import numpy
+    from scipy import stats
+
+    keys = sorted(set(candidate) & set(baseline))
+    if len(keys) < 2:
+        return ComparisonOutcome(comparison, "cannot_judge", samples=len(keys), reason="fewer than 2 cases ran on both models")
+    cand = numpy.array([float(candidate[key]) for key in keys])
+    base = numpy.array([float(baseline[key]) for key in keys])
+    drop = float(base.mean() - cand.mean())
+    if numpy.array_equal(cand, base):
+        low = high = drop  # every case agrees: no discordant case to resample
+    else:
+        interval = stats.bootstrap(
+            (base, cand), lambda b, c, axis=-1: numpy.mean(b, axis=axis) - numpy.mean(c, axis=axis),
+            paired=True, vectorized=True, confidence_level=confidence, n_resamples=BOOTSTRAP_RESAMPLES,
+            method="percentile", rng=numpy.random.default_rng(BOOTSTRAP_SEED),
+        ).confidence_interval
+        low, high = float(interval.low), float(interval.high)
+    lost = int(((base == 1) & (cand == 0)).sum())  # baseline right, candidate wrong
+    gained = int(((base == 0) & (cand == 1)).sum())
+    p_value = float(stats.binomtest(lost, lost + gained, 0.5, alternative="greater").pvalue) if lost + gained else 1.0
+    assert comparison.max_drop is not None
+    verdict = _verdict(low, high, upper=comparison.max_drop)
+    return ComparisonOutcome(
+        comparison, verdict, drop, low, high, p_value, len(keys), True, confidence,
+        candidate_value=float(cand.mean()), baseline_value=float(base.mean()),
+    )
+
+
+def compare_values(comparison: Comparison, candidate: float | None, baseline: float | None) -> ComparisonOutcome:
+    """One value per model (memory, load time): a plain ratio against the margin."""
+    if candidate is None or baseline is None or baseline <= 0:
+        side = "candidate" if candidate is None else "baseline"
+        return ComparisonOutcome(comparison, "cannot_judge", reason=f"{comparison.metric} was not measured for the {side}")
+    ratio = candidate / baseline
+    worse = ratio > comparison.max_ratio if comparison.max_ratio is not None else ratio < (comparison.min_ratio or 0)
+    return ComparisonOutcome(
+        comparison, "regression" if worse else "within_margin", ratio, samples=1,
+        candidate_value=candidate, baseline_value=baseline,
+    )
+
+
+def family_confidence(confidence: float, comparisons: int) -> float:
+    """Bonferroni: each of k intervals at 1 − α/k keeps the family's false-regression rate ≤ α."""
+    return 1 - (1 - confidence) / max(1, comparisons)
