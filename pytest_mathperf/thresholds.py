@@ -96,7 +96,9 @@ class BudgetOutcome:
 
 def bound_text(metric: str, minimum: float | None, maximum: float | None) -> str:
     """``≥ 95 tok/s``, ``≤ 350 ms``, ``≥ 90.0%``: the one spelling of a bound in every output."""
-    parts = [f"{sign} {format_value(metric, value, unit=False)}" for sign, value in (("≥", minimum), ("≤", maximum)) if value is not None]
+    # a bound is shown as the user wrote it (1, not 1.00); a share as a percentage
+    shown = (lambda value: format_value(metric, value, unit=False)) if metric in SHARE_METRICS else (lambda value: f"{value:g}")
+    parts = [f"{sign} {shown(value)}" for sign, value in (("≥", minimum), ("≤", maximum)) if value is not None]
     unit = unit_of(metric)
     return " and ".join(parts) + (f" {unit}" if unit else "")
 
