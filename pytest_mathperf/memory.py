@@ -298,8 +298,8 @@ class MemoryMonitor:
         held = [device for device in self.devices if device in self._targets and torch.cuda.memory_reserved(device) > 0]
         if not held:
             return None
-        pid = os.getpid()
-        return any(pid in (nvml_processes(self._targets[device]) or {}) for device in held)
+        pid = os.getpid()  # listed without a figure (vGPU, WDDM) counts as not listed: there is nothing to read
+        return any((nvml_processes(self._targets[device]) or {}).get(pid) is not None for device in held)
 
     def _start_poller(self) -> None:
         try:

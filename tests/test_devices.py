@@ -429,3 +429,26 @@ def test_host_monitor_reports_the_load_peak_apart_from_the_run_peak() -> None:
     assert 40 * MIB <= figures.peak_bytes - figures.load_bytes < 90 * MIB  # the load's spike is not the run's
     assert set(figures.metrics()) == {"rss_load_gb", "rss_load_peak_gb", "rss_peak_gb"}
     assert figures.note == "" and not figures.several_cards
+
+
+def test_a_spread_model_names_every_card_it_uses() -> None:
+    from types import SimpleNamespace
+
+    from pytest_mathperf.backends import LoadInfo
+    from pytest_mathperf.backends.hf import _devices_holding
+
+    spread = SimpleNamespace(hf_device_map={"model.embed_tokens": 0, "model.layers.0": 0, "model.layers.1": 1, "lm_head": "1"})
+    assert _devices_holding(spread, "cuda:0") == ("cuda:0", "cuda:1")
+    offloaded = SimpleNamespace(hf_device_map={"model.embed_tokens": 0, "lm_head": "cpu", "model.norm": "disk"})
+    assert _devices_holding(offloaded, "cuda:0") == ("cuda:0", "cpu", "disk")
+    assert _devices_holding(SimpleNamespace(), "cuda:3") == ("cuda:3",)
+    info = LoadInfo("m", "", None, "bfloat16", "cuda:0", 1.0, {"devices": "cuda:0,cuda:1", "device_map": "auto"})
+    assert devices_of(info) == ("cuda:0", "cuda:1")
+    assert devices_of(LoadInfo("m", "", None, "float32", "cpu", 1.0)) == ("cpu",)
+    assert devices_of(LoadInfo("m", "http://x", None, "", None, 1.0)) == ()  # a served model: none here
+
+
+def test_the_monitor_is_still_importable_where_the_runner_looks_for_it() -> None:
+    from pytest_mathperf import devices
+
+    assert devices.MemoryMonitor is MemoryMonitor
