@@ -359,22 +359,28 @@ class MemoryMonitor:
             self.load_peak_bytes = _host_peak_bytes() if self._kernel_peak else None
             self.load_bytes = self.current_bytes()
             return
-        self.load_peak_bytes = self._torch_reserved(peak=True)  # exact for torch's pool; NVML's poll adds the rest
+        load_window = None
         if self._poller is not None:
             try:
-                self.load_peak_bytes = max(self.load_peak_bytes, self._from_poll(self._poller.reset()))
+                load_window = self._poller.reset()
             except PollerUnavailable as error:
                 self._poller = None
                 self.note = "; ".join(filter(None, (self.note, f"peaks read between cases only ({error})")))
+        if self.source == "nvml-process" and self._pid_listed() is False:
+            self.source, self.note = choose_cuda_source(
+                current_pid_namespace(), None, False, bool(self._baseline_used)
+            )
+        # torch's peak is exact for its own pool; NVML's poll adds the context and everything outside it
+        self.load_peak_bytes = self._torch_reserved(peak=True)
+        if load_window is not None and self.source != "torch-reserved":
+            self.load_peak_bytes = max(self.load_peak_bytes, self._from_poll(load_window))
         if used != self.devices and all(device in self.devices for device in used):
             self.devices = used  # the load figures were taken over every candidate card; the run's over the used ones
             if self._poller is not None:
                 self._poller.close()
                 self._start_poller()
-        if self.source == "nvml-process" and self._pid_listed() is False:
-            self.source, self.note = choose_cuda_source(
-                current_pid_namespace(), None, False, bool(self._baseline_used)
-            )
+        if self.source == "torch-reserved":
+            self.close()
         self.load_bytes = self.current_bytes()
         if self.load_peak_bytes is not None:
             self.load_peak_bytes = max(self.load_peak_bytes, self.load_bytes)
