@@ -209,6 +209,15 @@ def host_poller_check() -> tuple[bool | None, str]:
     return reading.peaks[0] - baseline >= 240 * 1024**2, f"saw +{(reading.peaks[0] - baseline) / GIB:.3f} GB in {reading.samples} samples"
 
 
+def poller_cost_check() -> tuple[bool | None, str]:
+    """The NVML poller child must cost the measured generations nothing measurable (at most 5 %)."""
+    from poller_overhead import measure  # benchmarks/, next to this script
+
+    what, medians = measure("cuda:0", rounds=5, generations=8)
+    child, thread = medians["poller child"] / medians["none"], medians["sampling thread"] / medians["none"]
+    return child <= 1.05, f"time per generation x{child:.3f} with the poller child, x{thread:.3f} with a thread ({what})"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=8, help="measured generations for the TTFT check")
@@ -227,6 +236,7 @@ def main() -> int:
     check("memory NVML vs torch", memory_check)
     check("bf16 support", bf16_check)
     check("several cards", several_cards_check)
+    check("poller cost", poller_cost_check)
     failed = [name for status, name, _ in RESULTS if status == "FAIL"]
     print(f"{len(RESULTS)} checks, {len(failed)} failed" + (f": {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0
