@@ -30,9 +30,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return write_report_from_history(args.history, args.output)
     if args.command == "card":
-        from pytest_mathperf.devices import detect_card
+        from pytest_mathperf.devices import describe_first_card
 
-        print(detect_card())
+        info = describe_first_card()
+        print(info.card)  # exactly as a thresholds.yaml key must spell it
+        if info.nvml_problem:
+            print(f"mathperf card: NVML not used ({info.nvml_problem}); the name is CUDA's", file=sys.stderr)
         return 0
     if args.command == "lint":
         from pytest_mathperf.lint import lint

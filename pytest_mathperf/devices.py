@@ -1,20 +1,30 @@
-"""Which card a run is on and how much memory this process holds on it.
+"""Which card a run is on, how thresholds.yaml names it, and what NVML can tell about it.
 
-GPU memory comes from NVML per-process accounting, matched to torch's device by PCI bus id so that
-``CUDA_VISIBLE_DEVICES`` reordering cannot make us read another card; where NVML cannot see the
-process (some containers), torch's reserved memory stands in and the source says so (SPEC 2.4).
+Cards are named as NVML names them ("NVIDIA GeForce RTX 3090"), matched to torch's device by PCI
+bus id so that ``CUDA_VISIBLE_DEVICES`` reordering cannot make us read another card. A MIG slice
+keeps its profile in the name ("NVIDIA A100-SXM4-40GB MIG 1g.10gb"), so budgets written for the
+whole card never judge a slice. Any NVML failure (no library, a driver older than nvidia-ml-py,
+a refused query) is one line in ``DeviceInfo.nvml_problem`` and the name comes from torch.
+
+Memory readings live in ``memory.py``; the NVML reads both share are in ``poller.py``.
 """
 
 from __future__ import annotations
 
+import difflib
+import fnmatch
 import os
 import platform
-import sys
+import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
+
+from pytest_mathperf.poller import compute_processes, handle_for_target, nvml_errors, nvml_problem_line
 
 GIB = 1024**3
-MemorySource = Literal["nvml-process", "torch-reserved", "rss"]
+
+#: The inode of the host's (initial) PID namespace, fixed by the kernel (PROC_PID_INIT_INO).
+HOST_PID_NAMESPACE_INODE = 0xEFFFFFFC
 
 
 @dataclass(frozen=True)
@@ -22,11 +32,14 @@ class DeviceInfo:
     """The card as thresholds.yaml spells it, with what a history entry needs to explain a change."""
 
     device: str  # "cpu" or "cuda:N" as torch sees it
-    card: str  # NVML's name ("NVIDIA GeForce RTX 3090"), or "cpu"
+    card: str  # NVML's name ("NVIDIA GeForce RTX 3090"), "… MIG 1g.10gb" for a slice, or "cpu"
     pci_bus_id: str | None = None
     driver: str | None = None
     cuda: str | None = None
     total_memory_gb: float | None = None
+    nvml_target: str | None = None  # what the memory poller watches: BUS_ID, or BUS_ID#migN for a slice
+    mig: bool = False
+    nvml_problem: str | None = None  # one line when NVML could not be used; the name then comes from torch
 
 
 def resolve_device(requested: str) -> str:
@@ -50,42 +63,59 @@ def resolve_device(requested: str) -> str:
     raise ValueError(f"--mathperf-device {requested!r}: use auto, cpu, cuda or cuda:N")
 
 
-def describe_device(device: str) -> DeviceInfo:
-    """Name the card behind a torch device (``cpu`` for the host)."""
-    if not device.startswith("cuda"):
-        return DeviceInfo(device="cpu", card="cpu")
-    import torch
+# --- NVML -----------------------------------------------------------------------------------
 
-    index = int(device.partition(":")[2] or 0)
-    properties = torch.cuda.get_device_properties(index)
-    bus_id = pci_bus_id(index)
-    card, driver = properties.name, None
-    handle = nvml_handle(bus_id)
-    if handle is not None:
-        import pynvml
-
-        card = _text(pynvml.nvmlDeviceGetName(handle))
-        driver = _text(pynvml.nvmlSystemGetDriverVersion())
-    return DeviceInfo(
-        device=device,
-        card=card,
-        pci_bus_id=bus_id,
-        driver=driver,
-        cuda=torch.version.cuda,
-        total_memory_gb=properties.total_memory / GIB,
-    )
+_nvml_state: dict[str, str | None] = {}
 
 
-def detect_card() -> str:
-    """The card this machine's first visible GPU would run on, or ``cpu`` (for ``mathperf card``)."""
+def nvml_init() -> str | None:
+    """Start NVML once per process; None when it works, else the one-line reason it does not."""
+    if "problem" not in _nvml_state:
+        try:
+            import pynvml
+        except ImportError:
+            _nvml_state["problem"] = "nvidia-ml-py is not installed"
+        else:
+            try:
+                pynvml.nvmlInit()
+                _nvml_state["problem"] = None
+            except nvml_errors() as error:
+                _nvml_state["problem"] = nvml_problem_line(error)
+    return _nvml_state["problem"]
+
+
+def nvml_handle(target: str) -> Any | None:
+    """NVML's handle for a card (``BUS_ID``) or slice (``BUS_ID#migN``), or None where NVML refuses."""
+    if nvml_init() is not None:
+        return None
     try:
-        import torch
+        return handle_for_target(target)
+    except nvml_errors():
+        return None
 
-        if torch.cuda.is_available():
-            return describe_device(f"cuda:{torch.cuda.current_device()}").card
-    except ImportError:
-        pass
-    return "cpu"
+
+def nvml_processes(target: str) -> dict[int, int | None] | None:
+    """PID → bytes on the card, PIDs as the host sees them; None where NVML cannot list them."""
+    handle = nvml_handle(target)
+    if handle is None:
+        return None
+    try:
+        return compute_processes(handle)
+    except nvml_errors():
+        return None
+
+
+def nvml_used_bytes(target: str) -> int | None:
+    """Memory in use on the whole card (or slice), by every process; None where NVML cannot say."""
+    handle = nvml_handle(target)
+    if handle is None:
+        return None
+    import pynvml
+
+    try:
+        return int(pynvml.nvmlDeviceGetMemoryInfo(handle).used)
+    except nvml_errors():
+        return None
 
 
 def pci_bus_id(index: int) -> str:
@@ -96,141 +126,228 @@ def pci_bus_id(index: int) -> str:
     return f"{properties.pci_domain_id:08x}:{properties.pci_bus_id:02x}:{properties.pci_device_id:02x}.0".upper()
 
 
-_nvml_ready: bool | None = None
+def card_name(nvml_name: str | None, torch_name: str, mig_enabled: bool, mig_name: str | None = None) -> str:
+    """The card's name for thresholds.yaml; a MIG slice always keeps ``MIG <profile>`` in it.
+
+    NVML's name for the whole card lacks the slice, CUDA's name for the slice has it
+    ("NVIDIA A100-SXM4-40GB MIG 1g.10gb"); where the slice cannot be told, " MIG" alone is added,
+    so that no budget written for the whole card applies.
+    """
+    for name in (mig_name, torch_name):
+        if name and " MIG " in f"{name} ":
+            if nvml_name and " MIG" not in nvml_name and not name.startswith(nvml_name):
+                return f"{nvml_name} MIG{name.split(' MIG', 1)[1]}"  # NVML's spelling of the card, CUDA's slice
+            return name
+    name = nvml_name or torch_name
+    return f"{name} MIG" if mig_enabled else name
 
 
-def nvml_handle(bus_id: str) -> Any | None:
-    """NVML's handle for the card at ``bus_id``, or None where NVML is missing or refuses."""
-    global _nvml_ready
-    try:
-        import pynvml
-    except ImportError:
-        return None
-    if _nvml_ready is None:
-        try:
-            pynvml.nvmlInit()
-            _nvml_ready = True
-        except pynvml.NVMLError:
-            _nvml_ready = False
-    if not _nvml_ready:
-        return None
-    try:
-        return pynvml.nvmlDeviceGetHandleByPciBusId(bus_id)
-    except pynvml.NVMLError:
-        return None
+def _uuid_key(uuid: str) -> str:
+    return uuid.strip().lower().removeprefix("gpu-").removeprefix("mig-")
 
 
-def nvml_process_memory(handle: Any, pid: int) -> int | None:
-    """Bytes this process holds on the card per NVML (CUDA context included), if NVML can see it."""
+def _mig_slice(parent: Any, torch_uuid: str | None) -> tuple[int | None, str | None]:
+    """Which MIG slice of ``parent`` torch's device is (index, NVML name), matched by UUID."""
     import pynvml
 
+    wanted = _uuid_key(torch_uuid or "")
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    if not wanted and visible.strip().upper().startswith("MIG-"):
+        wanted = _uuid_key(visible.split(",")[0])
+    if not wanted:
+        return None, None
+    for index in range(pynvml.nvmlDeviceGetMaxMigDeviceCount(parent)):
+        try:
+            handle = pynvml.nvmlDeviceGetMigDeviceHandleByIndex(parent, index)
+        except pynvml.NVMLError:
+            continue  # an empty slot
+        if _uuid_key(_text(pynvml.nvmlDeviceGetUUID(handle))) == wanted:
+            return index, _text(pynvml.nvmlDeviceGetName(handle))
+    return None, None
+
+
+def describe_device(device: str) -> DeviceInfo:
+    """Name the card behind a torch device (``cpu`` for the host)."""
+    if not device.startswith("cuda"):
+        return DeviceInfo(device="cpu", card="cpu")
+    import torch
+
+    index = int(device.partition(":")[2] or 0)
+    properties = torch.cuda.get_device_properties(index)
+    bus_id = pci_bus_id(index)
+    nvml_name = driver = target = None
+    mig_enabled = False
+    mig_name = None
+    problem = nvml_init()
+    if problem is None:
+        import pynvml
+
+        try:
+            parent = handle_for_target(bus_id)
+            nvml_name = _text(pynvml.nvmlDeviceGetName(parent))
+            driver = _text(pynvml.nvmlSystemGetDriverVersion())
+            target = bus_id
+            try:
+                mig_enabled = pynvml.nvmlDeviceGetMigMode(parent)[0] == pynvml.NVML_DEVICE_MIG_ENABLE
+            except pynvml.NVMLError:
+                mig_enabled = False  # a card without MIG answers "not supported"
+            if mig_enabled:
+                slice_index, mig_name = _mig_slice(parent, str(getattr(properties, "uuid", "") or ""))
+                target = None if slice_index is None else f"{bus_id}#mig{slice_index}"
+                if target is None:
+                    problem = "MIG is on and the slice this process uses could not be found: memory from torch"
+        except nvml_errors() as error:
+            problem = nvml_problem_line(error)
+    return DeviceInfo(
+        device=device,
+        card=card_name(nvml_name, properties.name, mig_enabled, mig_name),
+        pci_bus_id=bus_id,
+        driver=driver,
+        cuda=torch.version.cuda,
+        total_memory_gb=properties.total_memory / GIB,
+        nvml_target=target,
+        mig=mig_enabled or " MIG " in f"{properties.name} ",
+        nvml_problem=problem,
+    )
+
+
+def describe_first_card() -> DeviceInfo:
+    """The card this machine's first visible GPU would run on, or the host (for ``mathperf card``)."""
     try:
-        processes = pynvml.nvmlDeviceGetComputeRunningProcesses(handle)
-    except pynvml.NVMLError:
-        return None
-    for process in processes:
-        if process.pid == pid and process.usedGpuMemory is not None:
-            return int(process.usedGpuMemory)
-    return None
+        import torch
+    except ImportError:
+        return DeviceInfo(device="cpu", card="cpu")
+    if not torch.cuda.is_available():
+        return DeviceInfo(device="cpu", card="cpu")
+    return describe_device(f"cuda:{torch.cuda.current_device()}")
 
 
-def host_rss_bytes() -> int:
-    """Resident set size of this process right now."""
-    try:
-        with open(f"/proc/{os.getpid()}/statm", encoding="ascii") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except OSError:
-        import resource
-
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # the best a non-Linux host offers
-        return peak if sys.platform == "darwin" else peak * 1024
+def detect_card() -> str:
+    """The exact card name thresholds.yaml must use on this machine, or ``cpu``."""
+    return describe_first_card().card
 
 
-class MemoryMonitor:
-    """Reads this process's memory on one device and its peak between ``start`` and ``stop``.
+# --- PID namespaces -------------------------------------------------------------------------
 
-    No sampling thread: waking one up costs the generating thread the GIL (it measured about
-    +40 % generation time on the demo model), so peaks come from counters the system keeps:
-    - host: the kernel's high-water mark (``VmHWM``), reset at ``start`` through
-      ``/proc/self/clear_refs``; where that is not available, the peak of the readings taken;
-    - CUDA: torch's exact peak of reserved memory, plus what NVML sees beyond torch's pool
-      (the CUDA context, libraries' workspaces) at the moments it is read.
+
+@dataclass(frozen=True)
+class PidNamespace:
+    """Whether this process's PIDs are the host's, which NVML reports (the driver knows no namespaces)."""
+
+    nested: bool
+    reason: str = ""
+
+
+def read_pid_namespace(status_text: str | None, namespace_link: str | None) -> PidNamespace:
+    """Decide from ``/proc/self/status`` and the ``/proc/self/ns/pid`` link whether we are in a container's PID namespace.
+
+    ``NSpid`` lists this process's PID in every namespace it belongs to that ``/proc`` can see:
+    more than one entry means a nested namespace. Inside a container ``/proc`` is the container's
+    own and shows one entry, so the namespace link tells the rest: the host's has a fixed inode.
     """
-
-    def __init__(self, device: str) -> None:
-        self.device = device
-        self._handle = None
-        self.source: MemorySource = "rss"
-        if device.startswith("cuda"):
-            self._index = int(device.partition(":")[2] or 0)
-            self._handle = nvml_handle(pci_bus_id(self._index))
-            self.source = "torch-reserved"
-            if self._handle is not None and nvml_process_memory(self._handle, os.getpid()) is not None:
-                self.source = "nvml-process"
-        self._peak = 0
-        self._outside_pool = 0  # NVML's bytes beyond torch's reserved pool, at most
-        self._kernel_peak = False
-
-    @property
-    def kind(self) -> Literal["vram", "rss"]:
-        return "rss" if self.source == "rss" else "vram"
-
-    def current_bytes(self) -> int:
-        if self.source == "rss":
-            return host_rss_bytes()
-        import torch
-
-        reserved = int(torch.cuda.memory_reserved(self._index))
-        if self.source == "nvml-process":
-            value = nvml_process_memory(self._handle, os.getpid())
-            if value is not None:
-                self._outside_pool = max(self._outside_pool, value - reserved)
-                return value
-        return reserved
-
-    def start(self) -> None:
-        """Begin a peak window (the first generation of a model)."""
-        self._peak = self.current_bytes()
-        if self.source == "rss":
-            self._kernel_peak = _reset_host_peak()
-        else:
-            import torch
-
-            torch.cuda.reset_peak_memory_stats(self._index)
-
-    def peak_bytes(self) -> int:
-        """The peak so far in this window; cheap enough to read after every case."""
-        self._peak = max(self._peak, self.current_bytes())
-        if self.source == "rss":
-            return max(self._peak, _host_peak_bytes() if self._kernel_peak else 0)
-        import torch
-
-        return max(self._peak, int(torch.cuda.max_memory_reserved(self._index)) + self._outside_pool)
-
-    def stop(self) -> int:
-        """End the window and return its peak in bytes."""
-        return self.peak_bytes()
+    for line in (status_text or "").splitlines():
+        if line.startswith("NSpid:"):
+            pids = line.split()[1:]
+            if len(pids) > 1:
+                return PidNamespace(True, f"NSpid {' '.join(pids)}: this process is PID {pids[-1]} here, {pids[0]} outside")
+    match = re.fullmatch(r"pid:\[(\d+)\]", (namespace_link or "").strip())
+    if match and int(match.group(1)) != HOST_PID_NAMESPACE_INODE:
+        return PidNamespace(True, f"PID namespace {namespace_link.strip()} is not the host's")  # type: ignore[union-attr]
+    return PidNamespace(False)
 
 
-def _reset_host_peak() -> bool:
-    """Reset the kernel's peak RSS of this process (Linux ≥ 4.0); False where it cannot be."""
+def current_pid_namespace() -> PidNamespace:
+    """This process's PID namespace, read from ``/proc`` (not nested where ``/proc`` is missing)."""
     try:
-        with open("/proc/self/clear_refs", "w", encoding="ascii") as clear_refs:
-            clear_refs.write("5")
-        return _host_peak_bytes() > 0
+        with open("/proc/self/status", encoding="utf-8") as status:
+            status_text: str | None = status.read()
     except OSError:
+        status_text = None
+    try:
+        link: str | None = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        link = None
+    return read_pid_namespace(status_text, link)
+
+
+# --- matching card names --------------------------------------------------------------------
+
+
+def card_matches(pattern: str, card: str) -> bool:
+    """Whether a thresholds.yaml card key applies to ``card``.
+
+    Exact: the key is the card's name character for character, as ``mathperf card`` prints it.
+    Glob: a key with ``*``, ``?`` or ``[`` matches by ``fnmatch`` (case-sensitive), except that a
+    glob matches a MIG slice only if the key itself says ``MIG``: "NVIDIA A100*" judges whole
+    A100s, "NVIDIA A100* MIG 1g.*" the 1g slices.
+    """
+    if pattern == card:
+        return True
+    if not any(character in pattern for character in "*?["):
         return False
+    if " MIG" in card and "MIG" not in pattern:
+        return False
+    return fnmatch.fnmatchcase(card, pattern)
 
 
-def _host_peak_bytes() -> int:
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+def matching_card_patterns(card: str, patterns: Any) -> list[str]:
+    """Keys that apply to ``card``, most specific first: the exact one, then globs by literal length."""
+    exact = [pattern for pattern in patterns if pattern == card]
+    globs = [pattern for pattern in patterns if pattern != card and card_matches(pattern, card)]
+    globs.sort(key=lambda pattern: -len(re.sub(r"[*?\[\]]", "", pattern)))
+    return exact + globs
+
+
+def _comparable(name: str) -> str:
+    name = name.strip().lower()
+    name = re.sub(r"^nvidia\s+", "", name)
+    return re.sub(r"[^a-z0-9*?]+", "", name)
+
+
+def near_miss(name: str, candidates: Any) -> str | None:
+    """The candidate ``name`` was probably meant to be, for a "did you mean" (None if none is close).
+
+    Case, spacing, punctuation and NVML's "NVIDIA " prefix are ignored ("GeForce RTX 3090" →
+    "NVIDIA GeForce RTX 3090"); otherwise the spelling must be close (difflib ratio ≥ 0.85) with
+    the same digits, because "RTX 3080" or "Qwen2.5-7B" is another card or model, not a typo.
+    """
+    candidates = [str(candidate) for candidate in candidates]
+    if name in candidates:
+        return None
+    wanted = _comparable(name)
+    digits = re.sub(r"\D", "", name)
+    by_form: dict[str, str] = {}
+    for candidate in candidates:
+        form = _comparable(candidate)
+        if form == wanted or ("*" in form or "?" in form) and fnmatch.fnmatchcase(wanted, form):
+            return candidate
+        if re.sub(r"\D", "", candidate.replace("*", "")) == digits:
+            by_form.setdefault(form, candidate)
+    close = difflib.get_close_matches(wanted, list(by_form), n=1, cutoff=0.85)
+    return by_form[close[0]] if close else None
+
+
+# --- choices made before loading --------------------------------------------------------------
+
+
+def needs_several_cards(weights_bytes: int, free_bytes: int, headroom: float = 0.9) -> bool:
+    """Whether the weights would not fit in the free memory of one card (with room for activations)."""
+    return weights_bytes > free_bytes * headroom
+
+
+def bf16_problem(
+    requested: str, dtype: str, device: str, card: str, supported: bool, capability: tuple[int, int] | None
+) -> str | None:
+    """The error for bfloat16 weights on a card without bfloat16 (before Ampere), or None where it is fine.
+
+    ``requested`` is the ``--mathperf-dtype`` the user gave, ``dtype`` what it resolved to (``auto``
+    takes the checkpoint's); torch would otherwise emulate bfloat16 slowly, or fail mid-run.
+    """
+    if dtype != "bfloat16" or not device.startswith("cuda") or supported:
+        return None
+    where = f"{card} (compute capability {capability[0]}.{capability[1]})" if capability else card
+    because = "" if requested == "bfloat16" else " (the checkpoint's dtype)"
+    return f"--mathperf-dtype {requested}: bfloat16{because} on {where}, which has no bfloat16 support; use --mathperf-dtype float16"
 
 
 def host_description() -> dict[str, str]:
@@ -289,3 +406,12 @@ def _git_commit(paths: tuple[Any, ...]) -> str:
     except (OSError, subprocess.SubprocessError):
         return ""
     return f"{commit}+dirty" if commit and dirty else commit
+
+
+def __getattr__(name: str) -> Any:
+    """``MemoryMonitor`` moved to ``memory.py``; older imports from here keep working."""
+    if name == "MemoryMonitor":
+        from pytest_mathperf.memory import MemoryMonitor
+
+        return MemoryMonitor
+    raise AttributeError(f"module 'pytest_mathperf.devices' has no attribute {name!r}")

@@ -7,8 +7,10 @@ measurement does not slow what it measures (SPEC 2.4).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -78,7 +80,7 @@ class HFBackend:
 
     def load(self) -> LoadInfo:
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as transformers_logging
 
         from pytest_mathperf.devices import resolve_device
@@ -91,32 +93,47 @@ class HFBackend:
             raise ModelLoadError(str(error)) from None
         dtype_name = self._dtype_name()
         offline = os.environ.get("HF_HUB_OFFLINE", "1") not in ("0", "false", "False")
+        local_only = offline or local
         transformers_logging.disable_progress_bar()  # a bar per model would clutter every CI log
+        with _load_errors(model_id, source, local, self.device):
+            config = AutoConfig.from_pretrained(source, local_files_only=local_only)
+            dtype = _resolved_dtype(torch, dtype_name, config)
+            self._check_bf16(dtype_name, dtype)  # before any weight is read: the card decides, not the file
+            device_map = self._device_map(config, dtype)
         started = time.perf_counter()
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=offline or local)
+        with _load_errors(model_id, source, local, self.device):
+            self.tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
             self.model = AutoModelForCausalLM.from_pretrained(
                 source,
-                dtype=getattr(torch, dtype_name) if dtype_name != "auto" else "auto",
-                local_files_only=offline or local,
+                dtype=dtype if dtype_name != "auto" else "auto",
+                local_files_only=local_only,
+                **({"device_map": device_map} if device_map else {}),
             )
-            self.model.to(self.device)
+            if device_map is None:
+                self.model.to(self.device)
+            else:  # inputs go where the embeddings are; the rest follows accelerate's hooks
+                self.device = str(self.model.get_input_embeddings().weight.device)
             self.model.eval()
-            if self.device.startswith("cuda"):
-                torch.cuda.synchronize(self.device)
-        except (OSError, ValueError, KeyError) as error:
-            hint = (
-                ""
-                if local
-                else " (it is not a local folder and not in the Hugging Face cache; download it first with "
-                f"`hf download {model_id}`, or set HF_HUB_OFFLINE=0 to let transformers fetch it)"
+            devices = _devices_holding(self.model, self.device)
+            for device in devices:
+                if device.startswith("cuda"):
+                    torch.cuda.synchronize(device)
+        if any(not device.startswith("cuda") for device in devices) and device_map is not None:
+            self.close()
+            raise ModelLoadError(
+                f"--mathperf-model {model_id}: does not fit on the {torch.cuda.device_count()} visible cards "
+                f"(accelerate put part of it on {', '.join(d for d in devices if not d.startswith('cuda'))}, "
+                "which would make every figure a measure of offloading); use larger or more cards, or a smaller dtype"
             )
-            raise ModelLoadError(f"--mathperf-model {model_id}: cannot load from {source}{hint}: {_first_line(error)}") from None
-        except torch.OutOfMemoryError as error:
-            raise ModelLoadError(f"--mathperf-model {model_id}: out of memory while loading on {self.device}: {_first_line(error)}") from None
         load_s = time.perf_counter() - started
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
+        details = {
+            "architecture": ",".join(getattr(self.model.config, "architectures", None) or []),
+            "devices": ",".join(devices),
+        }
+        if device_map is not None:
+            details["device_map"] = device_map
         return LoadInfo(
             model=model_id,
             source=source,
@@ -124,8 +141,56 @@ class HFBackend:
             dtype=str(self.model.dtype).removeprefix("torch."),
             device=self.device,
             load_s=load_s,
-            details={"architecture": ",".join(getattr(self.model.config, "architectures", None) or [])},
+            details=details,
         )
+
+    def _check_bf16(self, requested: str, dtype: Any) -> None:
+        import torch
+
+        from pytest_mathperf.devices import bf16_problem
+
+        if not self.device.startswith("cuda") or dtype != torch.bfloat16:
+            return
+        index = int(self.device.partition(":")[2] or 0)
+        with torch.cuda.device(index):
+            try:
+                supported = torch.cuda.is_bf16_supported(including_emulation=False)
+            except TypeError:  # torch before the emulation flag
+                supported = torch.cuda.is_bf16_supported()
+        problem = bf16_problem(
+            requested, "bfloat16", self.device, torch.cuda.get_device_name(index), supported,
+            torch.cuda.get_device_capability(index),
+        )
+        if problem:
+            raise ModelLoadError(f"--mathperf-model {self.options.model}: {problem}")
+
+    def _device_map(self, config: Any, dtype: Any) -> str | None:
+        """``"auto"`` where ``--mathperf-device auto`` sees several cards and the model fits on none alone.
+
+        A model that fits on one card stays on it: spreading it would add a hop between cards to
+        every token.
+        """
+        import importlib.util
+
+        import torch
+
+        from pytest_mathperf.devices import GIB, needs_several_cards
+
+        if self.options.device.strip().lower() != "auto" or not self.device.startswith("cuda"):
+            return None
+        if torch.cuda.device_count() < 2:
+            return None
+        weights = weights_bytes(config, dtype)
+        free, _ = torch.cuda.mem_get_info(self.device)
+        if not needs_several_cards(weights, free):
+            return None
+        if importlib.util.find_spec("accelerate") is None:
+            raise ModelLoadError(
+                f"--mathperf-model {self.options.model}: {weights / GIB:.1f} GB of weights do not fit in the "
+                f"{free / GIB:.1f} GB free on {self.device}; spreading it over the {torch.cuda.device_count()} "
+                "visible cards needs accelerate (pip install accelerate)"
+            )
+        return "auto"
 
     def _dtype_name(self) -> str:
         requested = self.options.dtype
@@ -241,6 +306,60 @@ class HFBackend:
 
             torch.cuda.empty_cache()
 
+
+
+def weights_bytes(config: Any, dtype: Any) -> int:
+    """Bytes of a model's parameters and buffers in ``dtype``, from its config alone (on the meta device)."""
+    import itertools
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        empty = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    return sum(tensor.numel() * tensor.element_size() for tensor in itertools.chain(empty.parameters(), empty.buffers()))
+
+
+def _resolved_dtype(torch: Any, dtype_name: str, config: Any) -> Any:
+    """The torch dtype the weights will have: the one asked for, or the checkpoint's for ``auto``."""
+    if dtype_name != "auto":
+        return getattr(torch, dtype_name)
+    stored = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
+    if isinstance(stored, str):
+        stored = getattr(torch, stored.removeprefix("torch."), None)
+    return stored if isinstance(stored, torch.dtype) else torch.float32
+
+
+def _devices_holding(model: Any, device: str) -> tuple[str, ...]:
+    """Where the weights are: accelerate's map for a spread model, else the one device."""
+    placement = getattr(model, "hf_device_map", None)
+    if not placement:
+        return (device,)
+    devices = []
+    for where in placement.values():
+        name = f"cuda:{where}" if isinstance(where, int) or str(where).isdigit() else str(where)
+        if name not in devices:
+            devices.append(name)
+    return tuple(devices)
+
+
+@contextlib.contextmanager
+def _load_errors(model_id: str, source: str, local: bool, device: str) -> Iterator[None]:
+    """One line for what goes wrong while loading: a missing model, a bad file, no memory."""
+    import torch
+
+    try:
+        yield
+    except (OSError, ValueError, KeyError) as error:
+        hint = (
+            ""
+            if local
+            else " (it is not a local folder and not in the Hugging Face cache; download it first with "
+            f"`hf download {model_id}`, or set HF_HUB_OFFLINE=0 to let transformers fetch it)"
+        )
+        raise ModelLoadError(f"--mathperf-model {model_id}: cannot load from {source}{hint}: {_first_line(error)}") from None
+    except torch.OutOfMemoryError as error:
+        raise ModelLoadError(f"--mathperf-model {model_id}: out of memory while loading on {device}: {_first_line(error)}") from None
 
 def _first_line(error: BaseException) -> str:
     text = str(error).strip() or type(error).__name__
