@@ -22,7 +22,7 @@ from pytest_mathperf.backends import (
     ModelLoadError,
     create_backend,
 )
-from pytest_mathperf.backends.openai import ChatStream, OpenAIBackend, OpenAISettings
+from pytest_mathperf.backends.openai import ChatStream, EventDecoder, OpenAIBackend, OpenAISettings
 
 QUESTION = "What is 427 + 385?"
 SENTINEL_KEY = "sk-mathperf-SENTINEL-3f9c1e7a"
@@ -89,10 +89,10 @@ def test_greedy_answer_through_transformers_serve(served_backend: OpenAIBackend)
     assert "\\boxed{812}" in generation.text
     assert generation.text.rstrip().endswith("\\boxed{812}")
     assert generation.finish_reason == "stop"
-    assert generation.token_count_source == "usage"
+    assert generation.output_tokens_source == "usage"
     assert generation.ttft_ms is not None and 0 < generation.ttft_ms <= generation.e2e_ms
     # The answer comes after the scratchpad's </think>, so it arrives after the first token.
-    assert generation.ttft_ms <= generation.extra_metrics["ttfat_ms"] <= generation.e2e_ms
+    assert generation.ttft_ms <= generation.ttfat_ms <= generation.e2e_ms
     assert generation.output_tokens > 0 and generation.prompt_tokens > 0
     assert 0 < generation.reasoning_tokens < generation.output_tokens
 
@@ -100,7 +100,7 @@ def test_greedy_answer_through_transformers_serve(served_backend: OpenAIBackend)
 def test_usage_counts_and_length_finish_through_transformers_serve(served_backend: OpenAIBackend) -> None:
     generation = served_backend.generate(ask(max_new_tokens=5))
     assert generation.finish_reason == "length"
-    assert generation.token_count_source == "usage"
+    assert generation.output_tokens_source == "usage"
     assert generation.output_tokens == 5
     assert generation.ttft_ms is not None and generation.ttft_ms <= generation.e2e_ms
 
@@ -123,7 +123,7 @@ def test_reasoning_deltas_are_wrapped_in_think(scripted_server: ScriptedServer, 
     assert generation.text.startswith("<think>Add the units: 7+5=12.</think>427 + 385")
     assert generation.reasoning_tokens > 0
     assert generation.ttft_ms is not None
-    assert generation.ttft_ms <= generation.extra_metrics["ttfat_ms"] <= generation.e2e_ms
+    assert generation.ttft_ms <= generation.ttfat_ms <= generation.e2e_ms
 
 
 def test_time_to_first_answer_token_follows_inline_think(
@@ -135,14 +135,14 @@ def test_time_to_first_answer_token_follows_inline_think(
     assert generation.text == "<think>427+385</think>\\boxed{812}"
     assert generation.ttft_ms is not None
     # Three pieces (and their delays) separate the first token from the first answer token.
-    assert generation.extra_metrics["ttfat_ms"] - generation.ttft_ms >= 3 * 0.05 * 1000 * 0.8
+    assert generation.ttfat_ms - generation.ttft_ms >= 3 * 0.05 * 1000 * 0.8
 
 
 def test_no_ttfat_when_the_answer_never_left_think(scripted_server: ScriptedServer, scripted_backend: OpenAIBackend) -> None:
     scripted_server.script.pieces = ("<think>", "4", "2", "7", "+")
     generation = scripted_backend.generate(ask(max_new_tokens=4))
     assert generation.finish_reason == "length"
-    assert "ttfat_ms" not in generation.extra_metrics
+    assert generation.ttfat_ms is None and "ttfat_ms" not in generation.metrics()
 
 
 def test_request_carries_the_sampling_settings(scripted_server: ScriptedServer, scripted_backend: OpenAIBackend) -> None:
@@ -160,12 +160,12 @@ def test_without_usage_tokens_are_counted_per_chunk(scripted_server: ScriptedSer
     scripted_server.script.usage = False
     scripted_server.script.done_marker = False  # a finish_reason alone also ends a stream cleanly
     generation = scripted_backend.generate(ask())
-    assert generation.token_count_source == "chunks"
+    assert generation.output_tokens_source == "chunks"
     assert generation.output_tokens == len(scripted_server.script.pieces)
 
 
 def test_stream_reader_ignores_comments_and_reads_usage_only_chunks() -> None:
-    stream = ChatStream(started=0.0)
+    stream = ChatStream()
     lines = [
         ": keep-alive",
         "",
@@ -175,11 +175,39 @@ def test_stream_reader_ignores_comments_and_reads_usage_only_chunks() -> None:
         'data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}',
         "data: [DONE]",
     ]
-    done = [stream.feed_line(line, now=float(i)) for i, line in enumerate(lines)]
-    assert done == [False] * 6 + [True]
+    decoder = EventDecoder()
+    done = []
+    for i, line in enumerate(lines):
+        for data in decoder.feed(f"{line}\n\n".encode()):
+            done.append(stream.feed(data, now=float(i)))
+    assert done == [False] * 4 + [True]
     assert stream.text() == "<think>hmm</think>\\boxed{1}"
     assert stream.ttft_at() == 3.0 and stream.answer_started_at() == 4.0
     assert stream.usage == {"prompt_tokens": 3, "completion_tokens": 2}
+
+
+def test_event_decoder_joins_multi_line_data_across_reads() -> None:
+    """An event may span several ``data:`` lines and arrive cut anywhere, with any line ending."""
+    body = (
+        b": comment\r\n"
+        b"event: message\r\n"
+        b'data: {"choices":[{"index":0,\r\n'
+        b'data:  "delta":{"content":"4"}}]}\r\n'
+        b"\r\n"
+        b'data: {"choices":[{"index":0,"delta":{"content":"2"},"finish_reason":"stop"}]}\n\n'
+        b"data: [DONE]\r\r"
+    )
+    for cut in range(1, len(body)):
+        decoder = EventDecoder()
+        events = decoder.feed(body[:cut]) + decoder.feed(body[cut:])
+        assert events == [
+            b'{"choices":[{"index":0,\n "delta":{"content":"4"}}]}',
+            b'{"choices":[{"index":0,"delta":{"content":"2"},"finish_reason":"stop"}]}',
+            b"[DONE]",
+        ], cut
+    stream = ChatStream()
+    assert [stream.feed(data, now=0.0) for data in events] == [False, False, True]
+    assert stream.text() == "42"
 
 
 # ---- error paths on real sockets ---------------------------------------------------------------
@@ -227,9 +255,9 @@ def test_busy_server_is_retried_before_the_first_byte(
 ) -> None:
     scripted_server.script.mode = "flaky"
     scripted_server.script.failure_status = status
-    result = scripted_backend.stream(ask())
-    assert "\\boxed{812}" in result.generation.text
-    assert result.retries == 2 and scripted_server.chat_requests == 3
+    generation = scripted_backend.generate(ask())
+    assert "\\boxed{812}" in generation.text
+    assert generation.retries == 2 and scripted_server.chat_requests == 3
 
 
 def test_busy_server_gives_up_after_the_retries(scripted_server: ScriptedServer) -> None:
@@ -315,7 +343,7 @@ def test_api_key_is_sent_and_never_shown(
     shown += [str(excinfo.value), repr(unreachable), str(excinfo.getrepr(showlocals=True, style="long"))]
     backend.close()
 
-    assert all(SENTINEL_KEY not in text for text in shown)
+    assert all(SENTINEL_KEY not in text for text in shown), [t[max(0, t.find(SENTINEL_KEY) - 1500) : t.find(SENTINEL_KEY) + 100] for t in shown if SENTINEL_KEY in t][:1]
     assert all(SENTINEL_KEY[-8:] not in text for text in shown)  # not even the tail that some servers echo
 
 
