@@ -14,9 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pytest_mathperf.backends.openai.transport import one_line
-
-THINK_OPEN = "<think>"
-THINK_CLOSE = "</think>"
+from pytest_mathperf.backends.thinking import THINK_CLOSE, THINK_OPEN, answer_offset
 
 
 class EventDecoder:
@@ -178,25 +176,6 @@ class ChatStream:
             if offset > start:
                 return event.at
         return None
-
-
-def answer_offset(text: str, opened_in_prompt: bool = False) -> int | None:
-    """Index of the answer's first non-blank character in ``text``: after the last ``</think>``, or
-    at once when there is no reasoning; None when the text ends inside the reasoning or is blank.
-
-    ``opened_in_prompt``: the chat template already opened ``<think>``, so text without a
-    ``</think>`` is all reasoning. One definition for both backends' ``ttfat_ms``.
-    """
-    close = text.rfind(THINK_CLOSE)
-    if close >= 0:
-        start = close + len(THINK_CLOSE)
-    elif opened_in_prompt or text.lstrip().startswith(THINK_OPEN):
-        return None  # still inside <think> when the output ended
-    else:
-        start = 0
-    while start < len(text) and text[start].isspace():
-        start += 1
-    return start if start < len(text) else None
 
 
 def _text(data: bytes | str) -> str:

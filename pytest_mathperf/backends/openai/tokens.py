@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_mathperf.backends import Message, TokenCountSource
-from pytest_mathperf.backends.openai.sse import THINK_OPEN, ChatStream
+from pytest_mathperf.backends.openai.sse import ChatStream
+from pytest_mathperf.backends.thinking import THINK_OPEN
 
 
 @dataclass(frozen=True)
