@@ -10,7 +10,7 @@ import os
 import time
 
 import pytest
-from servers import SERVE_MODEL_VARIABLE, ScriptedServer, ServedModel
+from servers import BUNDLED_MODEL, SERVE_MODEL_VARIABLE, ScriptedServer, ServedModel
 
 from pytest_mathperf.backends import (
     Backend,
@@ -114,6 +114,28 @@ def test_wrong_model_name_names_what_is_served(served_model: ServedModel) -> Non
     assert f"it serves: {served_model.model}" in message
 
 
+def test_served_counts_and_first_chunk_match_the_in_process_backend(served_backend: OpenAIBackend) -> None:
+    """transformers serve sends no chunk for the <think> the demo model generates first: detected,
+    and its reasoning count, re-tokenized here, equals the in-process count from token ids."""
+    if os.environ.get(SERVE_MODEL_VARIABLE):
+        pytest.skip(f"{SERVE_MODEL_VARIABLE} serves another model than the bundled demo model")
+    from pytest_mathperf.backends.hf import HFBackend
+
+    served = served_backend.generate(ask(max_new_tokens=96))
+    local = HFBackend(BackendOptions(model="mathperf-tiny", device="cpu"))
+    local.load()
+    try:
+        in_process = local.generate(ask(max_new_tokens=96))
+    finally:
+        local.close()
+    assert in_process.text.startswith("<think>")  # the model's first token is the tag itself
+    assert served.first_chunk_late is True and in_process.first_chunk_late is False
+    assert served.text == in_process.text
+    assert (served.output_tokens, served.output_tokens_source) == (in_process.output_tokens, "usage")
+    assert (served.reasoning_tokens, served.reasoning_tokens_source) == (in_process.reasoning_tokens, "tokenizer")
+    assert not served.counts_are_estimates
+
+
 # ---- the stream reader -------------------------------------------------------------------------
 
 
@@ -210,6 +232,100 @@ def test_event_decoder_joins_multi_line_data_across_reads() -> None:
     assert stream.text() == "42"
 
 
+def test_multi_line_events_over_a_real_socket(scripted_server: ScriptedServer, scripted_backend: OpenAIBackend) -> None:
+    scripted_server.script.multiline = True
+    scripted_server.script.reasoning = ("Add: ", "7+5=12.")
+    generation = scripted_backend.generate(ask())
+    assert generation.text == "<think>Add: 7+5=12.</think>427 + 385 = 812. The answer is \\boxed{812}."
+    assert generation.output_tokens == 7 and generation.output_tokens_source == "usage"
+
+
+# ---- where each count came from ----------------------------------------------------------------
+
+
+def test_reasoning_count_from_usage_details(scripted_server: ScriptedServer, scripted_backend: OpenAIBackend) -> None:
+    scripted_server.script.reasoning = ("Add the units: ", "7+5=12.")
+    scripted_server.script.usage_reasoning_tokens = 5
+    generation = scripted_backend.generate(ask())
+    assert (generation.output_tokens, generation.output_tokens_source) == (7, "usage")
+    assert (generation.reasoning_tokens, generation.reasoning_tokens_source) == (5, "usage")
+    assert not generation.counts_are_estimates
+
+
+def test_reasoning_without_details_or_tokenizer_is_an_estimate(
+    scripted_server: ScriptedServer, scripted_backend: OpenAIBackend
+) -> None:
+    scripted_server.script.reasoning = ("Add the units: ", "7+5=12.")
+    generation = scripted_backend.generate(ask())
+    assert generation.output_tokens_source == "usage"
+    assert (generation.reasoning_tokens, generation.reasoning_tokens_source) == (2, "chunks")
+    assert generation.counts_are_estimates
+    assert generation.estimated_metrics() == frozenset({"reasoning_tokens"})
+
+
+def test_without_usage_or_tokenizer_every_token_metric_is_an_estimate(
+    scripted_server: ScriptedServer, scripted_backend: OpenAIBackend
+) -> None:
+    scripted_server.script.usage = False
+    generation = scripted_backend.generate(ask())
+    assert generation.output_tokens_source == "chunks" and generation.counts_are_estimates
+    assert {"tokens_per_s", "tpot_ms", "decode_tokens_per_s", "output_tokens"} <= generation.estimated_metrics()
+    assert generation.prompt_tokens == 0  # unknown, not guessed
+
+
+def test_without_usage_the_local_tokenizer_recounts_the_text(scripted_server: ScriptedServer) -> None:
+    """A model named by a local folder has its tokenizer here: the text is re-tokenized, not chunk-counted."""
+    from transformers import AutoTokenizer
+
+    model = str(BUNDLED_MODEL)
+    scripted_server.script.models = (model,)
+    scripted_server.script.usage = False
+    scripted_server.script.pieces = ("<think>", "427+385", "</think>", "\\boxed{812}")
+    backend = backend_for(scripted_server.base_url, model=model)
+    try:
+        generation = backend.generate(ask())
+    finally:
+        backend.close()
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    assert generation.output_tokens_source == generation.reasoning_tokens_source == "tokenizer"
+    assert generation.output_tokens == len(tokenizer.encode(generation.text, add_special_tokens=False))
+    assert generation.reasoning_tokens == len(tokenizer.encode("427+385", add_special_tokens=False))
+    assert generation.prompt_tokens == len(tokenizer.apply_chat_template(
+        [{"role": "user", "content": QUESTION}], add_generation_prompt=True, tokenize=True)["input_ids"])
+    assert generation.first_chunk_late is False  # the <think> tag came as the first chunk
+
+
+# ---- the first chunk may be the second token ---------------------------------------------------
+
+
+def test_first_chunk_is_the_first_token_when_think_streams_inline(
+    scripted_server: ScriptedServer, scripted_backend: OpenAIBackend
+) -> None:
+    scripted_server.script.pieces = ("<think>", "427+385", "</think>", "812")
+    assert scripted_backend.generate(ask()).first_chunk_late is False
+
+
+def test_first_chunk_late_when_a_reasoning_parser_swallowed_think(scripted_server: ScriptedServer) -> None:
+    """Reasoning streamed apart, and the demo template does not open <think>: the model generated
+    it and the server sent no chunk for it, so the first chunk is the second token."""
+    model = str(BUNDLED_MODEL)
+    scripted_server.script.models = (model,)
+    scripted_server.script.reasoning = ("427+385", "=812")
+    backend = backend_for(scripted_server.base_url, model=model)
+    try:
+        generation = backend.generate(ask())
+    finally:
+        backend.close()
+    assert generation.first_chunk_late is True
+
+
+def test_first_chunk_unknown_without_the_chat_template(
+    scripted_server: ScriptedServer, scripted_backend: OpenAIBackend
+) -> None:
+    scripted_server.script.reasoning = ("427+385", "=812")
+    assert scripted_backend.generate(ask()).first_chunk_late is None
+
+
 # ---- error paths on real sockets ---------------------------------------------------------------
 
 
@@ -258,6 +374,30 @@ def test_busy_server_is_retried_before_the_first_byte(
     generation = scripted_backend.generate(ask())
     assert "\\boxed{812}" in generation.text
     assert generation.retries == 2 and scripted_server.chat_requests == 3
+
+
+def test_retries_are_recorded_and_kept_out_of_the_latencies(
+    scripted_server: ScriptedServer, scripted_backend: OpenAIBackend
+) -> None:
+    """Two 429s with Retry-After: 0.2 cost at least 0.4 s; that time is retry_wait_ms, not TTFT."""
+    scripted_server.script.mode = "flaky"
+    scripted_server.script.retry_after = "0.2"
+    started = time.perf_counter()
+    generation = scripted_backend.generate(ask())
+    call_ms = (time.perf_counter() - started) * 1000.0
+    assert scripted_server.chat_requests == 3
+    assert generation.retries == 2 and generation.retry_wait_ms >= 2 * 200
+    assert generation.ttft_ms is not None
+    # The parts are disjoint: waiting, then the measured attempt, all inside the call.
+    assert generation.retry_wait_ms + generation.e2e_ms <= call_ms
+    metrics = generation.metrics()
+    assert metrics["retries"] == 2.0 and metrics["retry_wait_ms"] == generation.retry_wait_ms
+
+
+def test_no_retry_is_recorded_as_zero(scripted_server: ScriptedServer, scripted_backend: OpenAIBackend) -> None:
+    generation = scripted_backend.generate(ask())
+    assert (generation.retries, generation.retry_wait_ms) == (0, 0.0)
+    assert generation.metrics()["retries"] == 0.0
 
 
 def test_busy_server_gives_up_after_the_retries(scripted_server: ScriptedServer) -> None:
