@@ -43,6 +43,7 @@ from pytest_mathperf.backends.openai.transport import (
     describe_transport_error,
     display_endpoint,
     error_detail,
+    new_event_loop,
     new_session,
     retry_after_s,
     with_retries,
@@ -124,7 +125,7 @@ class OpenAIBackend:
             coroutine.close()
             raise RuntimeError("OpenAIBackend.generate() is synchronous; from async code, await astream()")
         if self._loop is None or self._loop.is_closed():
-            self._loop = asyncio.new_event_loop()
+            self._loop = new_event_loop()
         return self._loop.run_until_complete(coroutine)
 
     async def _gate_session(self) -> aiohttp.ClientSession:

@@ -10,8 +10,7 @@ server's usage. Neither touches a socket: the gate, load profiles, tests and ben
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pytest_mathperf.backends.openai.transport import one_line
 from pytest_mathperf.backends.thinking import THINK_CLOSE, THINK_OPEN, answer_offset
@@ -52,13 +51,15 @@ class EventDecoder:
         return events
 
 
-@dataclass(frozen=True)
-class StreamEvent:
-    """One delta that carried text, with the time it reached us."""
+class StreamEvent(NamedTuple):
+    """One delta that carried text, with the time it reached us (a tuple: one is made per token)."""
 
     at: float  # perf_counter seconds
     kind: Literal["content", "reasoning"]
     text: str
+
+
+_decode_json = json.JSONDecoder().decode
 
 
 class ChatStream:
@@ -91,12 +92,13 @@ class ChatStream:
         if self.first_event_at is None:
             self.first_event_at = now
         self.data_events += 1
-        if data == b"[DONE]" or data == "[DONE]":
+        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+        if text == "[DONE]":
             self.done = True
             self.completed_at = now
             return True
         try:
-            chunk = json.loads(data)
+            chunk = _decode_json(text)
         except ValueError:
             self.server_error = f"unparseable event: {one_line(_text(data), 120)}"
             return True

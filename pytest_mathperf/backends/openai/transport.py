@@ -1,10 +1,11 @@
 """HTTP for the ``openai`` backend: settings, the API key, error wording, the one retry helper,
-and the watchdog that bounds every wait of a stream.
+the event loop, and the watchdog that bounds every wait of a stream.
 
-aiohttp, not httpx: streaming from 32 users against a paced server, httpx cost 8.0 ms of client
-CPU per request and aiohttp 2.6 ms (``benchmarks/load_client_vs_locust.py`` keeps the comparison
-against locust); the load client shares its host with the server it measures, so its CPU matters.
-aiohttp is imported only when a backend talks to a server, never by the plugin.
+The stack was chosen by the client's CPU per request, because a load client shares its host with
+the server it measures (``benchmarks/load_client_vs_locust.py`` runs it beside locust and a bare
+httpx client): aiohttp instead of httpx cut it to about a third, uvloop instead of asyncio's own
+loop by another sixth (figures in docs/openai-backend.md). Both are imported only when a backend
+talks to a server, never by the plugin.
 """
 
 from __future__ import annotations
@@ -216,8 +217,18 @@ async def with_retries(
 
 
 # --------------------------------------------------------------------------------------------
-# Sessions and the watchdog
+# Event loop, sessions and the watchdog
 # --------------------------------------------------------------------------------------------
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop where it is installed (every platform but Windows), else asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
 
 
 def new_session(
