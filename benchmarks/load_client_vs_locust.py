@@ -7,6 +7,7 @@ what matters on a GPU runner, where the client shares the host with the server i
 
     pip install locust        # optional benchmark dependency: pip install '.[benchmark]'
     python benchmarks/load_client_vs_locust.py [--users 32] [--duration-s 25] [--max-tokens 48] [--rounds 1]
+                                               [--loops uvloop,asyncio] [--no-httpx]
 
 locust runs as its own process (``locust --headless``, the default ``HttpUser``, streaming the
 response with ``requests``); its locustfile notes ``time.process_time()`` at test start and stop.
@@ -31,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from servers import serve_model_dir, start_transformers_serve, stop_process  # noqa: E402
 
 from pytest_mathperf.backends import BackendOptions, GenerationRequest, Message  # noqa: E402
-from pytest_mathperf.backends.openai import OpenAIBackend  # noqa: E402
+from pytest_mathperf.backends.openai import OpenAIBackend, transport  # noqa: E402
 from pytest_mathperf.load import LoadProfile, run_load  # noqa: E402
 from pytest_mathperf.metrics import statistic  # noqa: E402
 
@@ -96,8 +97,17 @@ LOCUSTFILE = textwrap.dedent(
 )
 
 
-def ours(backend: OpenAIBackend, users: int, duration_s: float, requests: list[GenerationRequest]) -> dict[str, object]:
-    result = run_load(backend, LoadProfile(users=users, duration_s=duration_s), requests)
+def ours(
+    backend: OpenAIBackend, users: int, duration_s: float, requests: list[GenerationRequest], loop: str
+) -> dict[str, object]:
+    """``run_load`` as the gate runs it; ``loop="asyncio"`` swaps uvloop for asyncio's own loop."""
+    default_loop = transport.new_event_loop
+    if loop == "asyncio":
+        transport.new_event_loop = asyncio.new_event_loop
+    try:
+        result = run_load(backend, LoadProfile(users=users, duration_s=duration_s), requests)
+    finally:
+        transport.new_event_loop = default_loop
     ok = result.succeeded
     return {
         "ok": len(ok),
@@ -187,6 +197,7 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=48)
     parser.add_argument("--rounds", type=int, default=1, help="repeat the side-by-side runs, alternating")
     parser.add_argument("--no-httpx", action="store_true", help="skip the bare httpx client")
+    parser.add_argument("--loops", default="uvloop", help="event loops for our client: uvloop, asyncio or both")
     arguments = parser.parse_args()
 
     model_dir = serve_model_dir()
@@ -206,7 +217,9 @@ def main() -> None:
             print(f"  {'client':<22} {'reqs':>5} {'fail':>4} {'req/s':>7} {'CPU ms/req':>10} {'CPU':>6}"
                   f" {'TTFT p50':>9} {'TTFT p95':>9} {'e2e p50':>8} {'e2e p95':>8}")
             for _ in range(arguments.rounds):
-                print(line("mathperf (aiohttp)", ours(backend, arguments.users, arguments.duration_s, requests)), flush=True)
+                for loop in arguments.loops.split(","):
+                    state = ours(backend, arguments.users, arguments.duration_s, requests, loop)
+                    print(line(f"mathperf ({loop})", state), flush=True)
                 print(line("locust 2 (HttpUser)", locust(served.base_url, arguments.users, arguments.duration_s,
                                                           bodies, folder)), flush=True)
                 if not arguments.no_httpx:
