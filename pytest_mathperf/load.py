@@ -13,6 +13,7 @@ that the numbers are the server's and not the client's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections.abc import Sequence
@@ -229,7 +230,6 @@ def run_load(
     finally:
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
-    raise RuntimeError("run_load() is synchronous: call it from a thread without a running event loop")
 
 
 class _Issuer:
@@ -287,7 +287,9 @@ async def _run_load(
         await asyncio.gather(*(user(number) for number in range(profile.users)))
     finally:
         running = False
-        await watcher
+        watcher.cancel()  # not worth a last sleep
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
     wall_s = time.perf_counter() - started
     cpu_s = time.process_time() - cpu_started
     records.sort(key=lambda record: record.index)
