@@ -3,8 +3,9 @@
 * ``served_model``: ``transformers serve`` on 127.0.0.1 with the bundled demo model on CPU,
   started once per session and stopped at its end (skipped with the reason when it cannot start).
 * ``scripted_server``: a small OpenAI-compatible server (stdlib asyncio, a real socket) that
-  misbehaves on purpose: drops the stream, answers 429 then 200, 401 or 404, never sends the
-  first byte, stalls. ``python tests/servers.py --chunks 200`` runs its fast mode alone, for
+  misbehaves on purpose: drops the stream, answers 429 (with a chosen ``Retry-After``) then 200,
+  401 or 404, never sends the first byte, stalls; it can also stream reasoning apart, spread each
+  event over several ``data:`` lines, and report ``completion_tokens_details``. ``python tests/servers.py --chunks 200`` runs its fast mode alone, for
   benchmarks that need the server in another process.
 
 Loaded as a plugin from ``tests/conftest.py`` (``pytest_plugins = ["servers"]``).

@@ -49,8 +49,21 @@ def no_api_key_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
 
 
+_OPENED: list[OpenAIBackend] = []
+
+
 def backend_for(url: str, model: str = "scripted-model", settings: OpenAISettings = QUICK) -> OpenAIBackend:
-    return OpenAIBackend(BackendOptions(model=model, endpoint=url), settings)
+    backend = OpenAIBackend(BackendOptions(model=model, endpoint=url), settings)
+    _OPENED.append(backend)
+    return backend
+
+
+@pytest.fixture(autouse=True)
+def close_backends():
+    """Every backend a test opened is closed after it, so no session outlives its test."""
+    yield
+    while _OPENED:
+        _OPENED.pop().close()
 
 
 @pytest.fixture
