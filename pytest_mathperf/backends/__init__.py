@@ -83,7 +83,7 @@ class Generation:
     #: True when the first streamed chunk is known to carry the second token (the server sent no chunk
     #: for an opening ``<think>``), so ttft_ms is one decode step late; False when it carries the first
     #: token; None when the stream cannot tell.
-    first_chunk_late: bool | None = False
+    first_chunk_late: bool | None = None
     extra_metrics: Mapping[str, float] = field(default_factory=dict)  # a third-party backend's own metrics
 
     @property

@@ -206,7 +206,7 @@ class HFBackend:
             text=text,
             prompt_tokens=prompt_length,
             output_tokens=len(generated),
-            reasoning_tokens=reasoning.token_count(self._token_at(generated), len(generated)),
+            reasoning_tokens=reasoning.token_count(self._token_at(generated), len(generated) - int(stopped)),
             ttft_ms=None if clock.first_token_at is None else (clock.first_token_at - started) * 1000.0,
             e2e_ms=(finished - started) * 1000.0,
             finish_reason=finish_reason,
@@ -283,12 +283,13 @@ class _ThinkSpans:
     def answer_token(self, token_at: Any) -> int | None:
         return None if self.answer_at is None else token_at(self.answer_at)
 
-    def token_count(self, token_at: Any, total: int) -> int:
-        """Tokens strictly between ``<think>`` and ``</think>`` (to the end when it never closed)."""
+    def token_count(self, token_at: Any, end: int) -> int:
+        """Tokens strictly between ``<think>`` and ``</think>`` (up to ``end``, the output without its
+        stop token, when it never closed)."""
         if self.open_end is None:
             return 0
-        first = token_at(self.open_end) if self.open_end < len(self.raw) else total
-        last = token_at(self.close_at) if self.close_at >= self.open_end else total
+        first = token_at(self.open_end) if self.open_end < len(self.raw) else end
+        last = token_at(self.close_at) if self.close_at >= self.open_end else end
         return max(last - first, 0)
 
 

@@ -2,8 +2,8 @@
 
 Preference: the server's ``usage`` (it counted the ids it generated), else the streamed text
 re-tokenized with the model's tokenizer when it is on this machine, else one token per streamed
-chunk: an estimate (8.6 % low through ``transformers serve``, which sends no chunk for the tags
-its reasoning parser swallows) that token-derived budgets can refuse.
+chunk: an estimate (a server may put several tokens in one chunk, and reasoning parsers send no
+chunk for the tags they swallow) that token-derived budgets can refuse.
 """
 
 from __future__ import annotations
