@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import subprocess
 import sys
@@ -222,7 +223,9 @@ def main() -> None:
                     print(line(f"mathperf ({loop})", state), flush=True)
                 print(line("locust 2 (HttpUser)", locust(served.base_url, arguments.users, arguments.duration_s,
                                                           bodies, folder)), flush=True)
-                if not arguments.no_httpx:
+                if not arguments.no_httpx and importlib.util.find_spec("httpx") is None:
+                    print("  bare httpx + asyncio   skipped: httpx is not installed")
+                elif not arguments.no_httpx:
                     print(line("bare httpx + asyncio", bare_httpx(served.base_url, arguments.users,
                                                                    arguments.duration_s, bodies)), flush=True)
             backend.close()
