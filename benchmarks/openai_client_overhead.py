@@ -3,13 +3,13 @@
 Everything runs in one session, side by side, on this machine:
 
 1. **Per request** against a server that answers instantly (``tests/servers.py`` in a process of
-   its own, so its CPU is not ours): our reading and bookkeeping per stream and per chunk, and
-   the whole client process's CPU per chunk (httpx included).
+   its own, so its CPU is not ours): the whole client process's CPU per request and per chunk
+   (aiohttp, the event loop and our parsing together).
 2. **Concurrent streams** against the same server paced like a real one (``--delay-s`` between
    chunks): with N users, each stream should take chunks × delay; the ratio measured / ideal,
    the client's CPU share and the event loop's lag show how many streams one process sustains.
-3. **transformers serve** with the demo model (when it can start): the client's time per request
-   as a share of the request's e2e under 32 concurrent users.
+3. **transformers serve** with the demo model (when it can start): the client's CPU per request
+   under 32 concurrent users (``benchmarks/load_client_vs_locust.py`` puts locust beside it).
 
     python benchmarks/openai_client_overhead.py [--chunks 100] [--users 1,64,256,512] [--no-serve]
 """
@@ -79,22 +79,18 @@ def per_request(url: str, chunks: int, requests: int) -> None:
     backend = backend_for(url)
     for _ in range(5):  # warm the connection and the code paths
         backend.generate(REQUEST)
-    client_ms: list[float] = []
     e2e_ms: list[float] = []
     cpu_started = time.process_time()
     wall_started = time.perf_counter()
     for _ in range(requests):
-        result = backend.stream(REQUEST)
-        client_ms.append(result.client_ms)
-        e2e_ms.append(result.generation.e2e_ms)
+        e2e_ms.append(backend.generate(REQUEST).e2e_ms)
     cpu_s = time.process_time() - cpu_started
     wall_s = time.perf_counter() - wall_started
     backend.close()
-    ours = statistics.median(client_ms)
     print(f"  sequential, {requests} requests x {chunks} chunks, server answers instantly")
     print(f"    e2e per request (p50)            {statistics.median(e2e_ms):8.2f} ms")
-    print(f"    our reading + bookkeeping (p50)  {ours:8.3f} ms  = {ours * 1000 / chunks:5.1f} us per chunk")
-    print(f"    client process CPU per chunk     {cpu_s * 1e6 / (requests * chunks):8.1f} us  (httpx, asyncio, ours)")
+    print(f"    client process CPU per request   {cpu_s * 1000 / requests:8.3f} ms")
+    print(f"    client process CPU per chunk     {cpu_s * 1e6 / (requests * chunks):8.1f} us  (aiohttp, event loop, ours)")
     print(f"    client CPU share of wall time    {cpu_s / wall_s:8.0%}")
     print(f"    => one core reads about {requests * chunks / cpu_s:,.0f} chunks/s when they arrive back to back")
 
@@ -154,11 +150,11 @@ def transformers_serve(users: int, requests: int, max_new_tokens: int) -> None:
             stop_process(process)
     metrics = result.metrics()
     e2e = metrics["load.e2e_ms.p50"]
-    ours = metrics["load.client_overhead_ms.p50"]
+    cpu_ms = metrics["load.client_cpu_ms_per_request"]
     print(f"  transformers serve, demo model on CPU, {users} users, {requests} requests, max_tokens {max_new_tokens}")
     print(f"    success {result.success_rate:.0%}, {result.requests_per_s:.2f} req/s, {result.tokens_per_s:.1f} tok/s")
     print(f"    e2e p50 {e2e:.0f} ms, p95 {metrics['load.e2e_ms.p95']:.0f} ms; ttft p50 {metrics['load.ttft_ms.p50']:.0f} ms")
-    print(f"    our time per request p50 {ours:.3f} ms = {ours / e2e:.4%} of e2e;"
+    print(f"    client CPU per request {cpu_ms:.2f} ms (the whole process);"
           f" client CPU share {result.client_cpu_share:.1%}; loop lag p99 {metrics['load.loop_lag_ms.p99']:.1f} ms")
 
 

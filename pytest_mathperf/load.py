@@ -5,14 +5,15 @@ A suite's ``load:`` block (``users``, ``duration_s`` or ``requests``, ``ramp_s``
 loop, cycling through the suite's prompts, and returns a :class:`LoadResult` whose metrics
 budgets check (``load.success_rate: {min: 1.0}``, ``load.e2e_ms: {p95: {max: 890}}``).
 
-The client measures itself too: its own time per request (parsing and bookkeeping, not waiting on
-the socket), its CPU share and the event loop's lag, so a report can show that the numbers are
-the server's and not the client's.
+The client measures itself too: the CPU time this process spent per request (HTTP, event loop,
+parsing and bookkeeping together), its CPU share and the event loop's lag, so a report can show
+that the numbers are the server's and not the client's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections.abc import Sequence
@@ -20,32 +21,20 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pytest_mathperf.backends import BackendError, GenerationRequest
-from pytest_mathperf.metrics import statistic
+from pytest_mathperf.metrics import LOAD_METRICS, statistic
 
 if TYPE_CHECKING:
-    from pytest_mathperf.backends.openai import OpenAIBackend, StreamResult
+    from pytest_mathperf.backends import Generation
+    from pytest_mathperf.backends.openai import OpenAIBackend
 
 #: Metrics of a load profile, with their units; per-request ones keep their samples for budgets.
-LOAD_SAMPLE_METRICS: dict[str, str] = {
-    "load.e2e_ms": "ms",
-    "load.ttft_ms": "ms",
-    "load.client_overhead_ms": "ms",
-}
-LOAD_METRICS: dict[str, str] = {
-    "load.success_rate": "",
-    "load.requests": "",
-    "load.failed": "",
-    "load.requests_per_s": "req/s",
-    "load.tokens_per_s": "tok/s",
-    "load.client_cpu_share": "",
-    "load.loop_lag_ms": "ms",
-    **LOAD_SAMPLE_METRICS,
-}
 #: Statistics reported for each sampled metric (budgets may use any of metrics.STATISTICS).
 REPORTED_STATISTICS: tuple[str, ...] = ("mean", "p50", "p95", "p99")
 #: No profile issues more requests than this, whatever its duration.
 MAX_REQUESTS = 1_000_000
-LOOP_LAG_INTERVAL_S = 0.01
+#: How often the event loop's lag is sampled. Every 10 ms cost the idle client 8 ms of CPU per second;
+#: through a slow server each timer wake-up costs as much as a streamed chunk, so sample sparingly.
+LOOP_LAG_INTERVAL_S = 0.25
 #: Past these, the client may be what limits the measured latencies (see LoadResult.client_warning).
 CLIENT_BUSY_CPU_SHARE = 0.8
 CLIENT_BUSY_LAG_MS = 50.0
@@ -100,7 +89,7 @@ class LoadRecord:
     output_tokens: int
     finish_reason: str | None
     retries: int
-    client_ms: float  # our own reading and bookkeeping of this request's stream
+    retry_wait_ms: float  # failed attempts and back-off before the measured attempt
 
 
 @dataclass(frozen=True)
@@ -110,8 +99,8 @@ class LoadResult:
     profile: LoadProfile
     records: tuple[LoadRecord, ...]
     wall_s: float  # first request issued -> last one finished
-    client_cpu_s: float  # CPU time of this process during the run
-    loop_lag_ms: tuple[float, ...]  # how late a 10 ms timer fired: a busy client shows here first
+    client_cpu_s: float  # CPU time of this whole process during the run (HTTP, event loop, ours)
+    loop_lag_ms: tuple[float, ...]  # how late a 250 ms timer fired: a busy client shows here first
 
     @property
     def succeeded(self) -> tuple[LoadRecord, ...]:
@@ -139,13 +128,17 @@ class LoadResult:
         """CPU time of the client over the wall time: near 1.0 means one core is saturated."""
         return self.client_cpu_s / self.wall_s if self.wall_s > 0 else 0.0
 
+    @property
+    def client_cpu_ms_per_request(self) -> float:
+        """The client's whole CPU cost of one request: process CPU time over requests issued."""
+        return self.client_cpu_s * 1000.0 / len(self.records) if self.records else 0.0
+
     def samples(self) -> dict[str, list[float]]:
         """Per-request values, under the names budgets use; apply ``metrics.statistic`` to them."""
         ok = self.succeeded
         return {
             "load.e2e_ms": [record.e2e_ms for record in ok],
             "load.ttft_ms": [record.ttft_ms for record in ok if record.ttft_ms is not None],
-            "load.client_overhead_ms": [record.client_ms for record in ok],
             "load.loop_lag_ms": list(self.loop_lag_ms),
         }
 
@@ -168,6 +161,8 @@ class LoadResult:
             "load.requests_per_s": self.requests_per_s,
             "load.tokens_per_s": self.tokens_per_s,
             "load.client_cpu_share": self.client_cpu_share,
+            "load.client_cpu_ms_per_request": self.client_cpu_ms_per_request,
+            "load.retries": float(sum(record.retries for record in self.records)),
         }
         for name, samples in self.samples().items():
             if samples:
@@ -208,16 +203,17 @@ def run_load(
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(_run_load(backend, profile, tuple(requests)))
-    raise RuntimeError("run_load() is synchronous; from async code, await run_load_async()")
+        pass
+    else:
+        raise RuntimeError("run_load() is synchronous: call it from a thread without a running event loop")
+    from pytest_mathperf.backends.openai.transport import new_event_loop
 
-
-async def run_load_async(
-    backend: OpenAIBackend, profile: LoadProfile, requests: Sequence[GenerationRequest]
-) -> LoadResult:
-    if not requests:
-        raise ValueError("run_load needs at least one request to cycle through")
-    return await _run_load(backend, profile, tuple(requests))
+    loop = new_event_loop()
+    try:
+        return loop.run_until_complete(_run_load(backend, profile, tuple(requests)))
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
 
 
 class _Issuer:
@@ -240,16 +236,15 @@ async def _run_load(
 ) -> LoadResult:
     records: list[LoadRecord] = []
     lags: list[float] = []
-    stop_lag = asyncio.Event()
+    running = True
 
     async def watch_loop_lag() -> None:
         for _ in range(100_000_000):  # ends with the run; the bound only guards against a runaway
             expected = time.perf_counter() + LOOP_LAG_INTERVAL_S
-            try:
-                await asyncio.wait_for(stop_lag.wait(), timeout=LOOP_LAG_INTERVAL_S)
+            await asyncio.sleep(LOOP_LAG_INTERVAL_S)
+            if not running:
                 return
-            except asyncio.TimeoutError:
-                lags.append(max(0.0, (time.perf_counter() - expected) * 1000.0))
+            lags.append(max(0.0, (time.perf_counter() - expected) * 1000.0))
 
     started = time.perf_counter()
     cpu_started = time.process_time()
@@ -257,9 +252,8 @@ async def _run_load(
 
     async def user(number: int) -> None:
         await asyncio.sleep(profile.start_offset_s(number))
-        # One client per user, like real users: one shared pool of N connections costs O(N) per
-        # request in httpcore 1.0 (encode/httpcore#1035), which made the client the bottleneck.
-        async with backend.new_async_client(max_connections=1) as client:
+        # One session and connection per user, like real users: each keeps its connection alive.
+        async with backend.new_session(max_connections=1) as session:
             for _ in range(MAX_REQUESTS):
                 index = issuer.next()
                 if index is None:
@@ -267,7 +261,7 @@ async def _run_load(
                 prompt_index = index % len(requests)
                 issued_at = time.perf_counter()
                 try:
-                    result: StreamResult | BackendError = await backend.astream(requests[prompt_index], client)
+                    result: Generation | BackendError = await backend.astream(requests[prompt_index], session)
                 except BackendError as exc:
                     result = exc
                 records.append(_record(index, number, prompt_index, issued_at - started, issued_at, result))
@@ -276,8 +270,10 @@ async def _run_load(
     try:
         await asyncio.gather(*(user(number) for number in range(profile.users)))
     finally:
-        stop_lag.set()
-        await watcher
+        running = False
+        watcher.cancel()  # not worth a last sleep
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
     wall_s = time.perf_counter() - started
     cpu_s = time.process_time() - cpu_started
     records.sort(key=lambda record: record.index)
@@ -285,17 +281,16 @@ async def _run_load(
 
 
 def _record(
-    index: int, user: int, prompt_index: int, started_s: float, issued_at: float, result: StreamResult | BackendError
+    index: int, user: int, prompt_index: int, started_s: float, issued_at: float, result: Generation | BackendError
 ) -> LoadRecord:
     if isinstance(result, BackendError):
         return LoadRecord(
             index, user, prompt_index, started_s, ok=False, error=str(result),
             e2e_ms=(time.perf_counter() - issued_at) * 1000.0, ttft_ms=None, output_tokens=0, finish_reason=None,
-            retries=0, client_ms=0.0,
+            retries=0, retry_wait_ms=0.0,
         )  # fmt: skip
-    generation = result.generation
     return LoadRecord(
-        index, user, prompt_index, started_s, ok=True, error=None, e2e_ms=generation.e2e_ms,
-        ttft_ms=generation.ttft_ms, output_tokens=generation.output_tokens, finish_reason=generation.finish_reason,
-        retries=result.retries, client_ms=result.client_ms,
+        index, user, prompt_index, started_s, ok=True, error=None, e2e_ms=result.e2e_ms,
+        ttft_ms=result.ttft_ms, output_tokens=result.output_tokens, finish_reason=result.finish_reason,
+        retries=result.retries or 0, retry_wait_ms=result.retry_wait_ms,
     )  # fmt: skip

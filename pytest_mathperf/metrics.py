@@ -78,11 +78,13 @@ METRICS: dict[str, Metric] = {
         _generation("reasoning_tokens", "tok", "reasoning tokens"),
         _generation("retries", "", "retries"),
         _generation("retry_wait_ms", "ms", "retry wait"),
+        _generation("prepare_ms", "ms", "prepare (template + tokenize)"),
         _model("load_s", "s", "load"),
         _model("vram_load_gb", "GB", "VRAM after load"),
         _model("vram_load_peak_gb", "GB", "VRAM peak during load"),
         _model("vram_peak_gb", "GB", "VRAM peak"),
         _model("rss_load_gb", "GB", "RSS after load"),
+        _model("rss_load_peak_gb", "GB", "RSS peak during load"),
         _model("rss_peak_gb", "GB", "RSS peak"),
         Metric(ACCURACY, "", "accuracy", "share", "higher", share=True),
         _load("load.success_rate", "", "load: success rate", "higher", share=True),
@@ -92,10 +94,10 @@ METRICS: dict[str, Metric] = {
         _load("load.tokens_per_s", "tok/s", "load: tokens/s", "higher"),
         _load("load.client_cpu_share", "", "load: client CPU share", share=True),
         _load("load.client_cpu_ms_per_request", "ms", "load: client CPU per request"),
+        _load("load.retries", "", "load: retried requests"),
         _load("load.loop_lag_ms", "ms", "load: event-loop lag"),
         _load("load.e2e_ms", "ms", "load: end-to-end", sampled=True),
         _load("load.ttft_ms", "ms", "load: TTFT", sampled=True),
-        _load("load.client_overhead_ms", "ms", "load: client time per request", sampled=True),
     )
 }
 

@@ -21,9 +21,10 @@ from pytest_mathperf.backends import (
     create_backend,
     split_model_spec,
 )
-from pytest_mathperf.devices import GIB, DeviceInfo, MemoryMonitor, describe_device, detect_card, resolve_device
+from pytest_mathperf.devices import DeviceInfo, describe_device, detect_card, resolve_device
 from pytest_mathperf.hostload import HostLoad, snapshot
 from pytest_mathperf.load import LoadResult
+from pytest_mathperf.memory import MemoryFigures, MemoryMonitor, devices_of
 from pytest_mathperf.metrics import ACCURACY, GENERATION_METRICS, MODEL_METRICS
 from pytest_mathperf.results import CaseRecord, GenerationRecord, ModelRecord
 from pytest_mathperf.suite import Case, Suite
@@ -69,8 +70,8 @@ class ModelSession:
     load_info: LoadInfo | None = None
     load_error: str | None = None
     first_failure_reported: bool = False
-    monitor: MemoryMonitor | None = None
-    memory_metrics: dict[str, float] = field(default_factory=dict)
+    monitor: MemoryMonitor | None = None  # while loaded; its figures stay in ``memory`` after
+    memory: MemoryFigures | None = None
     warmed_up: bool = False
     cases: dict[tuple[str, str], CaseRecord] = field(default_factory=dict)
     load_results: dict[str, LoadResult] = field(default_factory=dict)  # suite → its load profile's result
@@ -80,12 +81,14 @@ class ModelSession:
     def loaded(self) -> bool:
         return self.backend is not None
 
+    def memory_figures(self) -> MemoryFigures | None:
+        return self.monitor.figures() if self.monitor is not None else self.memory
+
     def model_metrics(self) -> dict[str, float]:
-        values = dict(self.memory_metrics)
+        figures = self.memory_figures()
+        values = figures.metrics() if figures is not None else {}
         if self.load_info is not None:
             values["load_s"] = self.load_info.load_s
-        if self.monitor is not None:
-            values[f"{self.monitor.kind}_peak_gb"] = self.monitor.peak_bytes() / GIB
         for result in self.load_results.values():
             values.update(result.metrics())
         return values
@@ -148,26 +151,30 @@ class Runner:
             model=name, device=self.options.device, dtype=self.options.dtype, endpoint=self.options.endpoint
         )
         backend = None
+        # memory is watched from before the load, so the load's own peak is seen too
+        monitor = MemoryMonitor.before_load(self.options.device) if self.in_process(model) else None
         try:
             backend = create_backend(backend_name, options)
             load_info = backend.load()
         except Exception as error:  # any failure to load is one error for every case of the model
+            if monitor is not None:
+                monitor.close()
             if backend is not None:
                 backend.close()  # a half-loaded model must not hold memory the next one is measured with
             session.load_error = str(error) if isinstance(error, ModelLoadError) else f"{type(error).__name__}: {error}"
             raise ModelLoadError(session.load_error) from error
         session.backend, session.load_info = backend, load_info
-        if load_info.device is not None:
-            session.monitor = MemoryMonitor(load_info.device)
-            session.memory_metrics[f"{session.monitor.kind}_load_gb"] = session.monitor.current_bytes() / GIB
+        if monitor is not None:
+            monitor.after_load(devices_of(load_info))
+            session.monitor = monitor
         return session
 
     def _unload(self, session: ModelSession) -> None:
         if not session.loaded:
             return
         if session.monitor is not None:
-            session.memory_metrics[f"{session.monitor.kind}_peak_gb"] = session.monitor.stop() / GIB
-            session.monitor = None
+            session.monitor.stop()
+            session.memory, session.monitor = session.monitor.figures(), None
         assert session.backend is not None
         session.backend.close()
         session.backend = None
@@ -282,6 +289,7 @@ class Runner:
     def model_record(self, model: str) -> ModelRecord:
         session = self.sessions[model]
         info = session.load_info
+        memory = session.memory_figures()
         return ModelRecord(
             model=model,
             backend=self.backend_of(model),
@@ -291,9 +299,13 @@ class Runner:
             revision=info.revision if info else None,
             source=info.source if info else None,
             metrics=session.model_metrics(),
-            memory_source=session.monitor.source if session.monitor else _source_of(session),
+            memory_source=memory.label if memory is not None else None,
             load_error=session.load_error,
-            details={**(dict(info.details) if info else {}), **self._host_details(model)},
+            details={
+                **(dict(info.details) if info else {}),
+                **({"memory_note": memory.note} if memory is not None and memory.note else {}),
+                **self._host_details(model),
+            },
         )
 
     def busy_reason(self, model: str) -> str | None:
@@ -338,9 +350,3 @@ class Runner:
         if budget.scope == "load":
             return [value for result in session.load_results.values() for value in result.budget_samples(budget.metric)]
         return []
-
-
-def _source_of(session: ModelSession) -> str | None:
-    if not session.memory_metrics:
-        return None
-    return "rss" if any(name.startswith("rss") for name in session.memory_metrics) else "vram"

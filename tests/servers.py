@@ -3,8 +3,9 @@
 * ``served_model``: ``transformers serve`` on 127.0.0.1 with the bundled demo model on CPU,
   started once per session and stopped at its end (skipped with the reason when it cannot start).
 * ``scripted_server``: a small OpenAI-compatible server (stdlib asyncio, a real socket) that
-  misbehaves on purpose: drops the stream, answers 429 then 200, 401 or 404, never sends the
-  first byte, stalls. ``python tests/servers.py --chunks 200`` runs its fast mode alone, for
+  misbehaves on purpose: drops the stream, answers 429 (with a chosen ``Retry-After``) then 200,
+  401 or 404, never sends the first byte, stalls; it can also stream reasoning apart, spread each
+  event over several ``data:`` lines, and report ``completion_tokens_details``. ``python tests/servers.py --chunks 200`` runs its fast mode alone, for
   benchmarks that need the server in another process.
 
 Loaded as a plugin from ``tests/conftest.py`` (``pytest_plugins = ["servers"]``).
@@ -194,13 +195,16 @@ class Script:
     chunks: int = 0  # when > 0: send this many one-token pieces instead of `pieces` (benchmarks)
     failures: int = 2  # flaky: how many chat requests fail before one succeeds
     failure_status: int = 429
+    retry_after: str | None = "0"  # the Retry-After header of a flaky failure (None: no header)
     drop_after: int = 3  # drop/stall: events sent (the role chunk included) before the cut or the silence
     finish_reason: str = "stop"
     usage: bool = True
+    usage_reasoning_tokens: int | None = None  # sent as usage.completion_tokens_details.reasoning_tokens
     done_marker: bool = True
     models: tuple[str, ...] = ("scripted-model",)
     echo_key_in_errors: bool = True  # 401 bodies quote the key, as some real servers do
     delay_s: float = 0.0  # between chunks
+    multiline: bool = False  # spread each event's JSON over several `data:` lines, as the SSE format allows
 
 
 @dataclass
@@ -213,7 +217,7 @@ class Received:
     had_authorization: bool
 
 
-def _chunk_json(delta: dict[str, Any], finish_reason: str | None = None, usage: dict[str, int] | None = None) -> bytes:
+def _chunk_json(delta: dict[str, Any], finish_reason: str | None = None, usage: dict[str, Any] | None = None) -> bytes:
     payload: dict[str, Any] = {
         "id": "chatcmpl-scripted",
         "object": "chat.completion.chunk",
@@ -223,6 +227,13 @@ def _chunk_json(delta: dict[str, Any], finish_reason: str | None = None, usage: 
     if usage is not None:
         payload["usage"] = usage
     return b"data: " + json.dumps(payload).encode() + b"\n\n"
+
+
+def _spread_over_lines(event: bytes) -> bytes:
+    """The same event with its JSON pretty-printed, one ``data:`` line per JSON line."""
+    payload = json.loads(event.removeprefix(b"data: ").strip())
+    lines = json.dumps(payload, indent=1).splitlines()
+    return b"".join(b"data: " + line.encode() + b"\r\n" for line in lines) + b"\r\n"
 
 
 def _http_chunk(data: bytes) -> bytes:
@@ -359,9 +370,8 @@ class ScriptedServer:
             )
             return True
         if script.mode == "flaky" and self.chat_requests <= script.failures:
-            await self._send_json(
-                writer, script.failure_status, {"error": {"message": "busy, retry later"}}, "Retry-After: 0\r\n"
-            )
+            retry_after = f"Retry-After: {script.retry_after}\r\n" if script.retry_after is not None else ""
+            await self._send_json(writer, script.failure_status, {"error": {"message": "busy, retry later"}}, retry_after)
             return True
         if script.mode == "silent":
             assert self._stopping is not None
@@ -390,6 +400,8 @@ class ScriptedServer:
         events += [_chunk_json({"reasoning_content": text}) for text in script.reasoning]
         events += [_chunk_json({"content": text}) for text in pieces]
         events = events[: 1 + max_tokens]
+        if script.multiline:
+            events = [_spread_over_lines(event) for event in events]
         for sent, event in enumerate(events):
             if script.mode in ("drop", "stall") and sent >= script.drop_after:
                 await writer.drain()
@@ -406,7 +418,11 @@ class ScriptedServer:
                 await asyncio.sleep(script.delay_s)
         if script.mode != "no-finish":
             tokens = len(events) - 1
-            usage = {"prompt_tokens": 11, "completion_tokens": tokens, "total_tokens": 11 + tokens} if script.usage else None
+            usage: dict[str, Any] | None = None
+            if script.usage:
+                usage = {"prompt_tokens": 11, "completion_tokens": tokens, "total_tokens": 11 + tokens}
+                if script.usage_reasoning_tokens is not None:
+                    usage["completion_tokens_details"] = {"reasoning_tokens": script.usage_reasoning_tokens}
             writer.write(_http_chunk(_chunk_json({}, finish_reason=finish_reason, usage=usage)))
             if script.done_marker:
                 writer.write(_http_chunk(b"data: [DONE]\n\n"))

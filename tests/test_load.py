@@ -73,8 +73,10 @@ def test_request_count_profile_cycles_through_the_prompts(scripted_backend: Open
     assert result.budget_samples("load.e2e_ms") == samples["load.e2e_ms"]
     assert result.budget_samples("load.success_rate") == [1.0]
     assert len(samples["load.e2e_ms"]) == 300
-    # The client measured itself: its own time is a small part of each request.
-    assert all(0 < record.client_ms < record.e2e_ms for record in result.records)
+    # The client measured itself: its whole CPU time, spread over the requests it issued.
+    assert result.client_cpu_s > 0
+    assert metrics["load.client_cpu_ms_per_request"] == result.client_cpu_s * 1000 / 300
+    assert metrics["load.retries"] == 0
 
 
 def test_budgets_spelled_as_in_the_issue_evaluate_a_load_result(scripted_backend: OpenAIBackend, tmp_path: Path) -> None:
@@ -124,8 +126,7 @@ def test_failures_are_counted_with_their_messages(scripted_server: ScriptedServe
     assert metrics["load.failed"] == 8 and "load.e2e_ms.p95" not in metrics
     assert result.errors() == [
         f"8× stream from {scripted_server.base_url}/chat/completions cut off after 3 chunks: "
-        "server closed the connection (peer closed connection without sending complete message body "
-        "(incomplete chunked read))"
+        "the server closed the connection before the body was complete"
     ]
 
 
@@ -135,6 +136,8 @@ def test_busy_server_retries_show_in_the_records(scripted_server: ScriptedServer
     result = run_load(scripted_backend, LoadProfile(users=1, requests=3), prompts("a?"))
     assert result.success_rate == 1.0
     assert [record.retries for record in result.records] == [1, 0, 0]
+    assert result.records[0].retry_wait_ms > 0 and result.records[1].retry_wait_ms == 0
+    assert result.metrics()["load.retries"] == 1
 
 
 # ---- against transformers serve ----------------------------------------------------------------
@@ -153,5 +156,5 @@ def test_32_users_through_transformers_serve(served_model: ServedModel) -> None:
     assert all(record.ttft_ms is not None and record.ttft_ms <= record.e2e_ms for record in result.records)
     assert metrics["load.tokens_per_s"] > 0
     assert sum(record.output_tokens for record in result.records) > 32
-    # One server thread generates one request at a time: the client waits, it does not work.
-    assert metrics["load.client_overhead_ms.p50"] < 0.05 * metrics["load.e2e_ms.p50"]
+    # The client's CPU per request is reported (the benchmark compares it with locust's).
+    assert metrics["load.client_cpu_ms_per_request"] > 0

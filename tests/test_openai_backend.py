@@ -10,7 +10,7 @@ import os
 import time
 
 import pytest
-from servers import SERVE_MODEL_VARIABLE, ScriptedServer, ServedModel
+from servers import BUNDLED_MODEL, SERVE_MODEL_VARIABLE, ScriptedServer, ServedModel
 
 from pytest_mathperf.backends import (
     Backend,
@@ -22,7 +22,7 @@ from pytest_mathperf.backends import (
     ModelLoadError,
     create_backend,
 )
-from pytest_mathperf.backends.openai import ChatStream, OpenAIBackend, OpenAISettings
+from pytest_mathperf.backends.openai import ChatStream, EventDecoder, OpenAIBackend, OpenAISettings
 
 QUESTION = "What is 427 + 385?"
 SENTINEL_KEY = "sk-mathperf-SENTINEL-3f9c1e7a"
@@ -49,8 +49,21 @@ def no_api_key_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
 
 
+_OPENED: list[OpenAIBackend] = []
+
+
 def backend_for(url: str, model: str = "scripted-model", settings: OpenAISettings = QUICK) -> OpenAIBackend:
-    return OpenAIBackend(BackendOptions(model=model, endpoint=url), settings)
+    backend = OpenAIBackend(BackendOptions(model=model, endpoint=url), settings)
+    _OPENED.append(backend)
+    return backend
+
+
+@pytest.fixture(autouse=True)
+def close_backends():
+    """Every backend a test opened is closed after it, so no session outlives its test."""
+    yield
+    while _OPENED:
+        _OPENED.pop().close()
 
 
 @pytest.fixture
@@ -89,10 +102,10 @@ def test_greedy_answer_through_transformers_serve(served_backend: OpenAIBackend)
     assert "\\boxed{812}" in generation.text
     assert generation.text.rstrip().endswith("\\boxed{812}")
     assert generation.finish_reason == "stop"
-    assert generation.token_count_source == "usage"
+    assert generation.output_tokens_source == "usage"
     assert generation.ttft_ms is not None and 0 < generation.ttft_ms <= generation.e2e_ms
     # The answer comes after the scratchpad's </think>, so it arrives after the first token.
-    assert generation.ttft_ms <= generation.extra_metrics["ttfat_ms"] <= generation.e2e_ms
+    assert generation.ttft_ms <= generation.ttfat_ms <= generation.e2e_ms
     assert generation.output_tokens > 0 and generation.prompt_tokens > 0
     assert 0 < generation.reasoning_tokens < generation.output_tokens
 
@@ -100,7 +113,7 @@ def test_greedy_answer_through_transformers_serve(served_backend: OpenAIBackend)
 def test_usage_counts_and_length_finish_through_transformers_serve(served_backend: OpenAIBackend) -> None:
     generation = served_backend.generate(ask(max_new_tokens=5))
     assert generation.finish_reason == "length"
-    assert generation.token_count_source == "usage"
+    assert generation.output_tokens_source == "usage"
     assert generation.output_tokens == 5
     assert generation.ttft_ms is not None and generation.ttft_ms <= generation.e2e_ms
 
@@ -114,6 +127,28 @@ def test_wrong_model_name_names_what_is_served(served_model: ServedModel) -> Non
     assert f"it serves: {served_model.model}" in message
 
 
+def test_served_counts_and_first_chunk_match_the_in_process_backend(served_backend: OpenAIBackend) -> None:
+    """transformers serve sends no chunk for the <think> the demo model generates first: detected,
+    and its reasoning count, re-tokenized here, equals the in-process count from token ids."""
+    if os.environ.get(SERVE_MODEL_VARIABLE):
+        pytest.skip(f"{SERVE_MODEL_VARIABLE} serves another model than the bundled demo model")
+    from pytest_mathperf.backends.hf import HFBackend
+
+    served = served_backend.generate(ask(max_new_tokens=96))
+    local = HFBackend(BackendOptions(model="mathperf-tiny", device="cpu"))
+    local.load()
+    try:
+        in_process = local.generate(ask(max_new_tokens=96))
+    finally:
+        local.close()
+    assert in_process.text.startswith("<think>")  # the model's first token is the tag itself
+    assert served.first_chunk_late is True and in_process.first_chunk_late is False
+    assert served.text == in_process.text
+    assert (served.output_tokens, served.output_tokens_source) == (in_process.output_tokens, "usage")
+    assert (served.reasoning_tokens, served.reasoning_tokens_source) == (in_process.reasoning_tokens, "tokenizer")
+    assert not served.counts_are_estimates
+
+
 # ---- the stream reader -------------------------------------------------------------------------
 
 
@@ -123,7 +158,7 @@ def test_reasoning_deltas_are_wrapped_in_think(scripted_server: ScriptedServer, 
     assert generation.text.startswith("<think>Add the units: 7+5=12.</think>427 + 385")
     assert generation.reasoning_tokens > 0
     assert generation.ttft_ms is not None
-    assert generation.ttft_ms <= generation.extra_metrics["ttfat_ms"] <= generation.e2e_ms
+    assert generation.ttft_ms <= generation.ttfat_ms <= generation.e2e_ms
 
 
 def test_time_to_first_answer_token_follows_inline_think(
@@ -135,14 +170,14 @@ def test_time_to_first_answer_token_follows_inline_think(
     assert generation.text == "<think>427+385</think>\\boxed{812}"
     assert generation.ttft_ms is not None
     # Three pieces (and their delays) separate the first token from the first answer token.
-    assert generation.extra_metrics["ttfat_ms"] - generation.ttft_ms >= 3 * 0.05 * 1000 * 0.8
+    assert generation.ttfat_ms - generation.ttft_ms >= 3 * 0.05 * 1000 * 0.8
 
 
 def test_no_ttfat_when_the_answer_never_left_think(scripted_server: ScriptedServer, scripted_backend: OpenAIBackend) -> None:
     scripted_server.script.pieces = ("<think>", "4", "2", "7", "+")
     generation = scripted_backend.generate(ask(max_new_tokens=4))
     assert generation.finish_reason == "length"
-    assert "ttfat_ms" not in generation.extra_metrics
+    assert generation.ttfat_ms is None and "ttfat_ms" not in generation.metrics()
 
 
 def test_request_carries_the_sampling_settings(scripted_server: ScriptedServer, scripted_backend: OpenAIBackend) -> None:
@@ -160,12 +195,12 @@ def test_without_usage_tokens_are_counted_per_chunk(scripted_server: ScriptedSer
     scripted_server.script.usage = False
     scripted_server.script.done_marker = False  # a finish_reason alone also ends a stream cleanly
     generation = scripted_backend.generate(ask())
-    assert generation.token_count_source == "chunks"
+    assert generation.output_tokens_source == "chunks"
     assert generation.output_tokens == len(scripted_server.script.pieces)
 
 
 def test_stream_reader_ignores_comments_and_reads_usage_only_chunks() -> None:
-    stream = ChatStream(started=0.0)
+    stream = ChatStream()
     lines = [
         ": keep-alive",
         "",
@@ -175,11 +210,133 @@ def test_stream_reader_ignores_comments_and_reads_usage_only_chunks() -> None:
         'data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}',
         "data: [DONE]",
     ]
-    done = [stream.feed_line(line, now=float(i)) for i, line in enumerate(lines)]
-    assert done == [False] * 6 + [True]
+    decoder = EventDecoder()
+    done = []
+    for i, line in enumerate(lines):
+        for data in decoder.feed(f"{line}\n\n".encode()):
+            done.append(stream.feed(data, now=float(i)))
+    assert done == [False] * 4 + [True]
     assert stream.text() == "<think>hmm</think>\\boxed{1}"
     assert stream.ttft_at() == 3.0 and stream.answer_started_at() == 4.0
     assert stream.usage == {"prompt_tokens": 3, "completion_tokens": 2}
+
+
+def test_event_decoder_joins_multi_line_data_across_reads() -> None:
+    """An event may span several ``data:`` lines and arrive cut anywhere, with any line ending."""
+    body = (
+        b": comment\r\n"
+        b"event: message\r\n"
+        b'data: {"choices":[{"index":0,\r\n'
+        b'data:  "delta":{"content":"4"}}]}\r\n'
+        b"\r\n"
+        b'data: {"choices":[{"index":0,"delta":{"content":"2"},"finish_reason":"stop"}]}\n\n'
+        b"data: [DONE]\r\r"
+    )
+    for cut in range(1, len(body)):
+        decoder = EventDecoder()
+        events = decoder.feed(body[:cut]) + decoder.feed(body[cut:])
+        assert events == [
+            b'{"choices":[{"index":0,\n "delta":{"content":"4"}}]}',
+            b'{"choices":[{"index":0,"delta":{"content":"2"},"finish_reason":"stop"}]}',
+            b"[DONE]",
+        ], cut
+    stream = ChatStream()
+    assert [stream.feed(data, now=0.0) for data in events] == [False, False, True]
+    assert stream.text() == "42"
+
+
+def test_multi_line_events_over_a_real_socket(scripted_server: ScriptedServer, scripted_backend: OpenAIBackend) -> None:
+    scripted_server.script.multiline = True
+    scripted_server.script.reasoning = ("Add: ", "7+5=12.")
+    generation = scripted_backend.generate(ask())
+    assert generation.text == "<think>Add: 7+5=12.</think>427 + 385 = 812. The answer is \\boxed{812}."
+    assert generation.output_tokens == 7 and generation.output_tokens_source == "usage"
+
+
+# ---- where each count came from ----------------------------------------------------------------
+
+
+def test_reasoning_count_from_usage_details(scripted_server: ScriptedServer, scripted_backend: OpenAIBackend) -> None:
+    scripted_server.script.reasoning = ("Add the units: ", "7+5=12.")
+    scripted_server.script.usage_reasoning_tokens = 5
+    generation = scripted_backend.generate(ask())
+    assert (generation.output_tokens, generation.output_tokens_source) == (7, "usage")
+    assert (generation.reasoning_tokens, generation.reasoning_tokens_source) == (5, "usage")
+    assert not generation.counts_are_estimates
+
+
+def test_reasoning_without_details_or_tokenizer_is_an_estimate(
+    scripted_server: ScriptedServer, scripted_backend: OpenAIBackend
+) -> None:
+    scripted_server.script.reasoning = ("Add the units: ", "7+5=12.")
+    generation = scripted_backend.generate(ask())
+    assert generation.output_tokens_source == "usage"
+    assert (generation.reasoning_tokens, generation.reasoning_tokens_source) == (2, "chunks")
+    assert generation.counts_are_estimates
+    assert generation.estimated_metrics() == frozenset({"reasoning_tokens"})
+
+
+def test_without_usage_or_tokenizer_every_token_metric_is_an_estimate(
+    scripted_server: ScriptedServer, scripted_backend: OpenAIBackend
+) -> None:
+    scripted_server.script.usage = False
+    generation = scripted_backend.generate(ask())
+    assert generation.output_tokens_source == "chunks" and generation.counts_are_estimates
+    assert {"tokens_per_s", "tpot_ms", "decode_tokens_per_s", "output_tokens"} <= generation.estimated_metrics()
+    assert generation.prompt_tokens == 0  # unknown, not guessed
+
+
+def test_without_usage_the_local_tokenizer_recounts_the_text(scripted_server: ScriptedServer) -> None:
+    """A model named by a local folder has its tokenizer here: the text is re-tokenized, not chunk-counted."""
+    from transformers import AutoTokenizer
+
+    model = str(BUNDLED_MODEL)
+    scripted_server.script.models = (model,)
+    scripted_server.script.usage = False
+    scripted_server.script.pieces = ("<think>", "427+385", "</think>", "\\boxed{812}")
+    backend = backend_for(scripted_server.base_url, model=model)
+    try:
+        generation = backend.generate(ask())
+    finally:
+        backend.close()
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    assert generation.output_tokens_source == generation.reasoning_tokens_source == "tokenizer"
+    assert generation.output_tokens == len(tokenizer.encode(generation.text, add_special_tokens=False))
+    assert generation.reasoning_tokens == len(tokenizer.encode("427+385", add_special_tokens=False))
+    assert generation.prompt_tokens == len(tokenizer.apply_chat_template(
+        [{"role": "user", "content": QUESTION}], add_generation_prompt=True, tokenize=True)["input_ids"])
+    assert generation.first_chunk_late is False  # the <think> tag came as the first chunk
+
+
+# ---- the first chunk may be the second token ---------------------------------------------------
+
+
+def test_first_chunk_is_the_first_token_when_think_streams_inline(
+    scripted_server: ScriptedServer, scripted_backend: OpenAIBackend
+) -> None:
+    scripted_server.script.pieces = ("<think>", "427+385", "</think>", "812")
+    assert scripted_backend.generate(ask()).first_chunk_late is False
+
+
+def test_first_chunk_late_when_a_reasoning_parser_swallowed_think(scripted_server: ScriptedServer) -> None:
+    """Reasoning streamed apart, and the demo template does not open <think>: the model generated
+    it and the server sent no chunk for it, so the first chunk is the second token."""
+    model = str(BUNDLED_MODEL)
+    scripted_server.script.models = (model,)
+    scripted_server.script.reasoning = ("427+385", "=812")
+    backend = backend_for(scripted_server.base_url, model=model)
+    try:
+        generation = backend.generate(ask())
+    finally:
+        backend.close()
+    assert generation.first_chunk_late is True
+
+
+def test_first_chunk_unknown_without_the_chat_template(
+    scripted_server: ScriptedServer, scripted_backend: OpenAIBackend
+) -> None:
+    scripted_server.script.reasoning = ("427+385", "=812")
+    assert scripted_backend.generate(ask()).first_chunk_late is None
 
 
 # ---- error paths on real sockets ---------------------------------------------------------------
@@ -227,9 +384,33 @@ def test_busy_server_is_retried_before_the_first_byte(
 ) -> None:
     scripted_server.script.mode = "flaky"
     scripted_server.script.failure_status = status
-    result = scripted_backend.stream(ask())
-    assert "\\boxed{812}" in result.generation.text
-    assert result.retries == 2 and scripted_server.chat_requests == 3
+    generation = scripted_backend.generate(ask())
+    assert "\\boxed{812}" in generation.text
+    assert generation.retries == 2 and scripted_server.chat_requests == 3
+
+
+def test_retries_are_recorded_and_kept_out_of_the_latencies(
+    scripted_server: ScriptedServer, scripted_backend: OpenAIBackend
+) -> None:
+    """Two 429s with Retry-After: 0.2 cost at least 0.4 s; that time is retry_wait_ms, not TTFT."""
+    scripted_server.script.mode = "flaky"
+    scripted_server.script.retry_after = "0.2"
+    started = time.perf_counter()
+    generation = scripted_backend.generate(ask())
+    call_ms = (time.perf_counter() - started) * 1000.0
+    assert scripted_server.chat_requests == 3
+    assert generation.retries == 2 and generation.retry_wait_ms >= 2 * 200
+    assert generation.ttft_ms is not None
+    # The parts are disjoint: waiting, then the measured attempt, all inside the call.
+    assert generation.retry_wait_ms + generation.e2e_ms <= call_ms
+    metrics = generation.metrics()
+    assert metrics["retries"] == 2.0 and metrics["retry_wait_ms"] == generation.retry_wait_ms
+
+
+def test_no_retry_is_recorded_as_zero(scripted_server: ScriptedServer, scripted_backend: OpenAIBackend) -> None:
+    generation = scripted_backend.generate(ask())
+    assert (generation.retries, generation.retry_wait_ms) == (0, 0.0)
+    assert generation.metrics()["retries"] == 0.0
 
 
 def test_busy_server_gives_up_after_the_retries(scripted_server: ScriptedServer) -> None:
@@ -315,7 +496,7 @@ def test_api_key_is_sent_and_never_shown(
     shown += [str(excinfo.value), repr(unreachable), str(excinfo.getrepr(showlocals=True, style="long"))]
     backend.close()
 
-    assert all(SENTINEL_KEY not in text for text in shown)
+    assert all(SENTINEL_KEY not in text for text in shown), [t[max(0, t.find(SENTINEL_KEY) - 1500) : t.find(SENTINEL_KEY) + 100] for t in shown if SENTINEL_KEY in t][:1]
     assert all(SENTINEL_KEY[-8:] not in text for text in shown)  # not even the tail that some servers echo
 
 

@@ -47,9 +47,26 @@ class GenerationRequest:
         return self.temperature <= 0.0
 
 
+#: Where a token count came from. ``token_ids``: the generated ids, in-process; ``usage``: the
+#: server's own count; ``tokenizer``: the streamed text re-tokenized with the model's tokenizer;
+#: ``chunks``: one token per streamed chunk, an estimate (servers may put several tokens in a chunk,
+#: or send none for a tag their reasoning parser swallows).
+TokenCountSource = Literal["token_ids", "usage", "tokenizer", "chunks"]
+ESTIMATED_SOURCES: frozenset[str] = frozenset({"chunks"})
+#: Metrics whose value rests on the output token count (and so on its source).
+OUTPUT_COUNT_METRICS: tuple[str, ...] = ("tpot_ms", "tokens_per_s", "decode_tokens_per_s", "output_tokens")
+
+
 @dataclass(frozen=True)
 class Generation:
-    """What one generation produced and how long it took (the README's metric table defines every field)."""
+    """What one generation produced and how long it took.
+
+    Both clocks start when the backend begins work on the request, before the chat template is
+    applied (in-process by us, over HTTP by the server), and stop when a token is on this host:
+    ``ttft_ms`` at the first generated token, ``ttfat_ms`` at the first answer token after the
+    reasoning, ``e2e_ms`` at the last. Over HTTP they start at the attempt that succeeded; time
+    lost to earlier attempts and back-off is ``retry_wait_ms``, not latency.
+    """
 
     text: str
     prompt_tokens: int
@@ -58,8 +75,17 @@ class Generation:
     ttft_ms: float | None  # None when not a single token arrived
     e2e_ms: float
     finish_reason: FinishReason
-    token_count_source: Literal["tokenizer", "usage", "chunks"] = "tokenizer"  # chunks: an estimate, one per streamed chunk
-    extra_metrics: Mapping[str, float] = field(default_factory=dict)  # e.g. ttfat_ms over HTTP
+    output_tokens_source: TokenCountSource = "token_ids"
+    reasoning_tokens_source: TokenCountSource = "token_ids"
+    ttfat_ms: float | None = None  # None when the answer never started (still inside <think>)
+    prepare_ms: float | None = None  # in-process: templating + tokenization, inside ttft_ms; None over HTTP
+    retries: int | None = None  # attempts that failed before the one measured; None where nothing is retried
+    retry_wait_ms: float = 0.0  # first attempt sent -> the measured attempt sent (failed attempts + back-off)
+    #: True when the first streamed chunk is known to carry the second token (the server sent no chunk
+    #: for an opening ``<think>``), so ttft_ms is one decode step late; False when it carries the first
+    #: token; None when the stream cannot tell.
+    first_chunk_late: bool | None = None
+    extra_metrics: Mapping[str, float] = field(default_factory=dict)  # a third-party backend's own metrics
 
     @property
     def tpot_ms(self) -> float | None:
@@ -77,10 +103,25 @@ class Generation:
             return None
         return (self.output_tokens - 1) / ((self.e2e_ms - self.ttft_ms) / 1000.0)
 
+    @property
+    def counts_are_estimates(self) -> bool:
+        """Whether any token count here is an estimate, so token-derived budgets may refuse it."""
+        return bool({self.output_tokens_source, self.reasoning_tokens_source} & ESTIMATED_SOURCES)
+
+    def estimated_metrics(self) -> frozenset[str]:
+        """Names in :meth:`metrics` whose value rests on an estimated token count."""
+        names: set[str] = set()
+        if self.output_tokens_source in ESTIMATED_SOURCES:
+            names.update(OUTPUT_COUNT_METRICS)
+        if self.reasoning_tokens_source in ESTIMATED_SOURCES:
+            names.add("reasoning_tokens")
+        return frozenset(names)
+
     def metrics(self) -> dict[str, float]:
-        """Every per-generation metric that has a value, under its registered name (see metrics.py)."""
+        """Every per-generation metric that has a value, by its metric name."""
         values: dict[str, float | None] = {
             "ttft_ms": self.ttft_ms,
+            "ttfat_ms": self.ttfat_ms,
             "tpot_ms": self.tpot_ms,
             "e2e_ms": self.e2e_ms,
             "tokens_per_s": self.tokens_per_s,
@@ -88,13 +129,22 @@ class Generation:
             "output_tokens": float(self.output_tokens),
             "prompt_tokens": float(self.prompt_tokens),
             "reasoning_tokens": float(self.reasoning_tokens),
+            "prepare_ms": self.prepare_ms,
+            "retries": None if self.retries is None else float(self.retries),
+            "retry_wait_ms": None if self.retries is None else self.retry_wait_ms,
             **self.extra_metrics,
         }
         return {name: float(value) for name, value in values.items() if value is not None}
 
     def facts(self) -> dict[str, str]:
         """What is known about how the numbers were taken, kept beside them in every record."""
-        return {"token_count_source": self.token_count_source}
+        facts = {"output_tokens_source": self.output_tokens_source, "reasoning_tokens_source": self.reasoning_tokens_source}
+        if self.first_chunk_late is not None:
+            facts["first_chunk_late"] = "yes" if self.first_chunk_late else "no"
+        estimated = self.estimated_metrics()
+        if estimated:
+            facts["estimated_metrics"] = ",".join(sorted(estimated))
+        return facts
 
 
 @dataclass(frozen=True)

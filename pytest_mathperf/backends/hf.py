@@ -1,8 +1,10 @@
 """In-process transformers backend: the model under test runs in this very process.
 
-TTFT is taken when the first generated token reaches the host; the streamer's first ``put`` is
-the prompt and is ignored, and on CUDA the stream is synchronised at that one point only, so the
-measurement does not slow what it measures (SPEC 2.4).
+The clock starts before the chat template is applied, as a server's does over HTTP, so
+``ttft_ms`` means the same in both backends; ``prepare_ms`` shows the templating and tokenization
+part of it. A streamer notes when each generated token reaches the host (its first ``put`` is the
+prompt and is ignored); on CUDA the stream is synchronised at the first token only, so the
+measurement does not slow what it measures.
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ from pytest_mathperf.backends import (
     ModelLoadError,
     OutOfMemory,
 )
+from pytest_mathperf.backends.thinking import THINK_CLOSE, THINK_OPEN, answer_offset
 
 BUNDLED_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 DTYPES = ("auto", "float16", "bfloat16", "float32")
 
 
@@ -42,25 +44,33 @@ def resolve_model_source(model: str) -> tuple[str, bool]:
     return model, False
 
 
-class _FirstTokenClock:
-    """A generate() streamer that notes when the first generated token is on the host."""
+class _TokenClock:
+    """A generate() streamer that notes when each generated token is on the host.
+
+    One ``perf_counter`` and one list append per token: the first token's time is TTFT, the first
+    answer token's (after ``</think>``) is TTFAT.
+    """
 
     def __init__(self, device: str) -> None:
         self._device = device
         self._synchronize = device.startswith("cuda")
         self._prompt_seen = False
-        self.first_token_at: float | None = None
+        self.arrivals: list[float] = []  # perf_counter per generated token, in order
+
+    @property
+    def first_token_at(self) -> float | None:
+        return self.arrivals[0] if self.arrivals else None
 
     def put(self, value: Any) -> None:
         if not self._prompt_seen:  # the first put carries the prompt, not a generated token
             self._prompt_seen = True
             return
-        if self.first_token_at is None:
-            if self._synchronize:  # generate() hands us a host copy; make sure the device is done too
-                import torch
+        if not self.arrivals and self._synchronize:  # generate() hands us a host copy; make sure the device is done too
+            import torch
 
-                torch.cuda.synchronize(self._device)
-            self.first_token_at = time.perf_counter()
+            torch.cuda.synchronize(self._device)
+        now = time.perf_counter()
+        self.arrivals.extend([now] * max(int(value.numel()), 1))  # assisted decoding may put several
 
     def end(self) -> None:
         pass
@@ -207,10 +217,11 @@ class HFBackend:
     def generate(self, request: GenerationRequest) -> Generation:
         import torch
 
+        started = time.perf_counter()  # before templating: a server's clock includes it too
         prompt = self.render_prompt(request)
         inputs = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.device)
         prompt_length = inputs["input_ids"].shape[1]
-        clock = _FirstTokenClock(self.device)
+        clock = _TokenClock(self.device)
         settings: dict[str, Any] = {
             "max_new_tokens": request.max_new_tokens,
             "do_sample": not request.greedy,
@@ -226,7 +237,7 @@ class HFBackend:
         if request.timeout_s is not None:
             settings["max_time"] = request.timeout_s
         torch.manual_seed(request.seed)
-        started = time.perf_counter()
+        prepared = time.perf_counter()
         try:
             with torch.inference_mode():
                 output = self.model.generate(**inputs, **settings)
@@ -243,27 +254,50 @@ class HFBackend:
         generated = output[0, prompt_length:].tolist()
         eos_ids = self._eos_ids()
         stopped = bool(generated) and generated[-1] in eos_ids
-        elapsed_s = finished - started
         if stopped:
             finish_reason = "stop"
         elif len(generated) >= request.max_new_tokens:
             finish_reason = "length"
-        elif request.timeout_s is not None and elapsed_s >= request.timeout_s:
+        elif request.timeout_s is not None and finished - prepared >= request.timeout_s:
             finish_reason = "timeout"
         else:
             finish_reason = "stop"
-        text = self.tokenizer.decode(generated, skip_special_tokens=True)
-        if prompt.rstrip().endswith(THINK_OPEN) and THINK_OPEN not in text:
-            text = f"{THINK_OPEN}\n{text}"  # R1-style templates open the think block in the prompt
+        raw = self.tokenizer.decode(generated, skip_special_tokens=True)
+        opened_in_prompt = prompt.rstrip().endswith(THINK_OPEN)
+        reasoning = _ThinkSpans(raw, opened_in_prompt)
+        answer_index = reasoning.answer_token(self._token_at(generated))
+        ttfat_at = clock.arrivals[answer_index] if answer_index is not None and answer_index < len(clock.arrivals) else None
+        text = f"{THINK_OPEN}\n{raw}" if opened_in_prompt and THINK_OPEN not in raw else raw  # R1-style templates open it
         return Generation(
             text=text,
             prompt_tokens=prompt_length,
             output_tokens=len(generated),
-            reasoning_tokens=self._reasoning_tokens(text),
+            reasoning_tokens=reasoning.token_count(self._token_at(generated), len(generated) - int(stopped)),
             ttft_ms=None if clock.first_token_at is None else (clock.first_token_at - started) * 1000.0,
-            e2e_ms=elapsed_s * 1000.0,
+            e2e_ms=(finished - started) * 1000.0,
             finish_reason=finish_reason,
+            output_tokens_source="token_ids",
+            reasoning_tokens_source="token_ids",
+            ttfat_ms=None if ttfat_at is None else (ttfat_at - started) * 1000.0,
+            prepare_ms=(prepared - started) * 1000.0,
+            first_chunk_late=False,  # the streamer sees every generated token, tags included
         )
+
+    def _token_at(self, generated: list[int]) -> Any:
+        """A function: character offset in the decoded output -> index of the token that produced it."""
+        decode = self.tokenizer.decode
+
+        def token_at(offset: int) -> int:
+            low, high = 1, len(generated)
+            while low < high:  # the shortest prefix whose text reaches past ``offset``
+                middle = (low + high) // 2
+                if len(decode(generated[:middle], skip_special_tokens=True)) > offset:
+                    high = middle
+                else:
+                    low = middle + 1
+            return low - 1
+
+        return token_at
 
     def _eos_ids(self) -> set[int]:
         ids: set[int] = set()
@@ -273,12 +307,6 @@ class HFBackend:
             elif source:
                 ids.update(source)
         return ids
-
-    def _reasoning_tokens(self, text: str) -> int:
-        if THINK_OPEN not in text:
-            return 0
-        reasoning = text.split(THINK_OPEN, 1)[1].split(THINK_CLOSE, 1)[0]
-        return len(self.tokenizer(reasoning, add_special_tokens=False)["input_ids"])
 
     def _out_of_memory_message(self, error: BaseException) -> str:
         import torch
@@ -360,6 +388,31 @@ def _load_errors(model_id: str, source: str, local: bool, device: str) -> Iterat
         raise ModelLoadError(f"--mathperf-model {model_id}: cannot load from {source}{hint}: {_first_line(error)}") from None
     except torch.OutOfMemoryError as error:
         raise ModelLoadError(f"--mathperf-model {model_id}: out of memory while loading on {device}: {_first_line(error)}") from None
+
+
+class _ThinkSpans:
+    """Where the reasoning and the answer sit in one decoded output, by the definition the HTTP
+    backend uses too (``thinking.answer_offset``), mapped back to token indices."""
+
+    def __init__(self, raw: str, opened_in_prompt: bool) -> None:
+        self.raw = raw
+        open_at = raw.find(THINK_OPEN)
+        self.open_end = 0 if opened_in_prompt else (open_at + len(THINK_OPEN) if open_at >= 0 else None)
+        self.close_at = raw.rfind(THINK_CLOSE)
+        self.answer_at = answer_offset(raw, opened_in_prompt)
+
+    def answer_token(self, token_at: Any) -> int | None:
+        return None if self.answer_at is None else token_at(self.answer_at)
+
+    def token_count(self, token_at: Any, end: int) -> int:
+        """Tokens strictly between ``<think>`` and ``</think>`` (up to ``end``, the output without its
+        stop token, when it never closed)."""
+        if self.open_end is None:
+            return 0
+        first = token_at(self.open_end) if self.open_end < len(self.raw) else end
+        last = token_at(self.close_at) if self.close_at >= self.open_end else end
+        return max(last - first, 0)
+
 
 def _first_line(error: BaseException) -> str:
     text = str(error).strip() or type(error).__name__
