@@ -97,7 +97,11 @@ class BudgetOutcome:
 def bound_text(metric: str, minimum: float | None, maximum: float | None) -> str:
     """``≥ 95 tok/s``, ``≤ 350 ms``, ``≥ 90.0%``: the one spelling of a bound in every output."""
     # a bound is shown as the user wrote it (1, not 1.00); a share as a percentage
-    shown = (lambda value: format_value(metric, value, unit=False)) if metric in SHARE_METRICS else (lambda value: f"{value:g}")
+    def shown(value: float) -> str:
+        if metric in SHARE_METRICS:
+            return format_value(metric, value, unit=False)
+        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else f"{value:g}"
+
     parts = [f"{sign} {shown(value)}" for sign, value in (("≥", minimum), ("≤", maximum)) if value is not None]
     unit = unit_of(metric)
     return " and ".join(parts) + (f" {unit}" if unit else "")
