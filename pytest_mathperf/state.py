@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from pytest_mathperf.history import HistoryLocation
     from pytest_mathperf.results import BudgetRecord, CaseRecord, ModelRecord
     from pytest_mathperf.runner import Runner
     from pytest_mathperf.thresholds import Budget, Thresholds
@@ -49,7 +50,7 @@ class Settings:
     repeats: int | None
     warmup: int
     card: str | None
-    history: Path | None
+    history: HistoryLocation | None  # an SQLite file or a postgresql:// URL
     html: Path | None
     strict: bool
 
