@@ -260,11 +260,26 @@ def _check(db: Database) -> CheckReport:
     version = schema_version(db)
     if version is None:
         return CheckReport(location, None, 0, (), (f"{location} is empty: not a pytest-mathperf history yet",))
-    problems = list(db.storage_problems(quick=False))
+    problems: list[str] = []
+
+    def count(query: str, what: str) -> int:
+        """One query's count; a store too damaged to answer it is one more problem, not the end of the check."""
+        try:
+            with db.errors():
+                return int(db.execute(query)[0][0])
+        except HistoryError as error:
+            problems.append(f"{what} cannot be read: {error}")
+            return 0
+
+    try:
+        with db.errors():
+            problems.extend(db.storage_problems(quick=False))
+    except HistoryError as error:
+        problems.append(f"the integrity check could not finish: {error}")
     if version > SCHEMA_VERSION:
         problems.append(f"schema {version} is newer than this pytest-mathperf reads ({SCHEMA_VERSION}): upgrade it")
         return CheckReport(location, version, 0, (), tuple(problems))
-    runs = int(db.execute("SELECT COUNT(*) FROM runs")[0][0])
+    runs = count("SELECT COUNT(*) FROM runs", "the runs")
     incomplete: tuple[int, ...] = ()
     if "complete" in db.columns("runs"):
         incomplete = tuple(int(row[0]) for row in db.execute("SELECT id FROM runs WHERE complete = 0 ORDER BY id"))
@@ -277,7 +292,7 @@ def _check(db: Database) -> CheckReport:
     if "metric_stats" in db.tables():
         orphans["statistics without their run"] = "SELECT COUNT(*) FROM metric_stats WHERE run_id NOT IN (SELECT id FROM runs)"
     for what, query in orphans.items():
-        count = int(db.execute(query)[0][0])
-        if count:
-            problems.append(f"{count} {what}")
+        found = count(query, what.split(" ")[0])
+        if found:
+            problems.append(f"{found} {what}")
     return CheckReport(location, version, runs, incomplete, tuple(problems))
