@@ -4,6 +4,12 @@ The store above this module writes one SQL text for both: ``?`` placeholders (tu
 ``%s`` for psycopg), plain types, ``INSERT`` then the new id. What truly differs between the two
 (how a write transaction waits for another, the auto-increment column, the float type,
 integrity checks) is answered here, so the schema and its migrations are one list for both.
+
+Why no SQLAlchemy and Alembic: the schema is seven plain tables that both databases read with
+the same SQL; the stdlib's sqlite3 and psycopg 3 are both DB-API drivers, and a versioned list of
+migration functions (``schema.py``) gives what Alembic would (create on first use, upgrade in
+place, one path for both) without two more dependencies and their version pins for every user,
+most of whom only ever open the SQLite file.
 """
 
 from __future__ import annotations
