@@ -77,6 +77,9 @@ def pytest_runtest_logreport(report):
     if report.when == "call" and report.nodeid.endswith("::add[mathperf-tiny]"):
         with psycopg.connect({admin!r}, autocommit=True) as connection:
             connection.execute("ALTER DATABASE {database} ALLOW_CONNECTIONS false")
+            connection.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'"
+            )
 """
 
 

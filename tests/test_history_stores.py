@@ -93,6 +93,9 @@ def test_import_between_stores_is_idempotent(store: str, tmp_path: Path) -> None
         assert [fleet.run(run_id) for run_id in ids[1:4]] == runs
         assert fleet.incomplete_run_ids() == [ids[4]]
         assert fleet.integrity_check() == "ok"
+    with History(tmp_path / "back.db") as back:  # and the other way: the store into a new file
+        assert len(import_history(store, back).added) == 5
+        assert [back.run(run_id) for run_id in back.run_ids()[1:4]] == runs
 
 
 def test_a_side_file_completes_the_incomplete_copy_of_its_run(store: str, tmp_path: Path) -> None:
