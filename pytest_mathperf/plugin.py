@@ -351,6 +351,8 @@ class GateRecorder:
         """
         state = self.state
         if not state.models:
+            if self.recorder is not None:
+                self.recorder.close()  # a run begun but with nothing measured stays marked incomplete
             return
         run = self.run_record()
         if self.recorder is not None:

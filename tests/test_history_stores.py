@@ -264,6 +264,24 @@ def test_salvage_a_damaged_file_by_importing_what_still_reads(tmp_path: Path, ca
     assert 1 <= len(kept) < 4 and all(run in runs for run in kept)
 
 
+def test_the_commands_refuse_a_url_with_a_password(capsys: pytest.CaptureFixture[str]) -> None:
+    url = "postgresql://fleet:hunter2-secret@127.0.0.1:9/mathperf"
+    assert main(["report", "--history", url]) == 2
+    assert main(["history", "check", "--history", url]) == 2
+    assert main(["history", "import", "old.db", "--history", url]) == 2
+    err = capsys.readouterr().err
+    assert "hunter2-secret" not in err
+    assert err.splitlines() == [
+        "mathperf report: --history: postgresql://fleet@127.0.0.1:9/mathperf: the URL holds a password, which would be "
+        "written to logs and process lists; remove it from the URL and set PGPASSWORD or a ~/.pgpass line instead",
+        *(
+            f"mathperf history {command}: postgresql://fleet@127.0.0.1:9/mathperf: the URL holds a password, which would "
+            "be written to logs and process lists; remove it from the URL and set PGPASSWORD or a ~/.pgpass line instead"
+            for command in ("check", "import")
+        ),
+    ]
+
+
 def test_a_url_with_a_password_is_refused_without_echoing_it() -> None:
     with pytest.raises(HistoryError) as error:
         parse_location("postgresql://fleet:hunter2-secret@db.example:5433/mathperf")
