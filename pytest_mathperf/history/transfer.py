@@ -10,7 +10,7 @@ the runs that do not are named.
 from __future__ import annotations
 
 import json
-import sqlite3
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -54,12 +54,20 @@ def _source_runs(source: str | Path, result: ImportResult) -> Iterator[StoredRun
             yield read_side_file(location.path)
             return
     with _readable_copy(location) as copy:
-        with History(copy) as history:
-            for run_id in history.run_ids():
-                try:
-                    yield history.stored_run(run_id)
-                except HistoryError as error:
-                    result.unreadable.append(f"run {run_id}: {error}")
+
+        def named(error: HistoryError) -> str:
+            """The message about the private copy, naming the file the user gave instead."""
+            return str(error).replace(str(copy), str(location))
+
+        try:
+            with History(copy) as history:
+                for run_id in history.run_ids():
+                    try:
+                        yield history.stored_run(run_id)
+                    except HistoryError as error:
+                        result.unreadable.append(f"run {run_id}: {named(error)}")
+        except HistoryError as error:
+            raise HistoryError(named(error)) from error
 
 
 @contextmanager
@@ -69,19 +77,16 @@ def _readable_copy(location: HistoryLocation) -> Iterator[HistoryLocation]:
         yield location
         return
     with tempfile.TemporaryDirectory(prefix="mathperf-import-") as folder:
+        # A plain file copy: even a read-only SQLite connection would leave -wal and -shm files
+        # beside the source. The source's WAL, where a writer's last commits may still be, comes along.
         copy = Path(folder) / "source.db"
         try:
-            source = sqlite3.connect(f"file:{location.path}?mode=ro", uri=True)
-            try:
-                target = sqlite3.connect(copy)
-                try:
-                    source.backup(target)
-                finally:
-                    target.close()
-            finally:
-                source.close()
-        except sqlite3.DatabaseError as exc:
-            raise HistoryError(f"{location.path} cannot be read as an SQLite history: {exc}") from exc
+            shutil.copyfile(location.path, copy)
+            wal = location.path.with_name(location.path.name + "-wal")
+            if wal.exists():
+                shutil.copyfile(wal, copy.with_name(copy.name + "-wal"))
+        except OSError as exc:
+            raise HistoryError(f"{location.path} cannot be read: {exc.strerror or exc}") from exc
         yield HistoryLocation(path=copy)
 
 
