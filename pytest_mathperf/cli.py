@@ -8,6 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 DEFAULT_HISTORY = Path(".mathperf/history.db")
+HISTORY_HELP = (
+    "history file, or postgresql://user@host/database (password from PGPASSWORD or ~/.pgpass); default: %(default)s"
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -15,7 +18,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
 
     report = commands.add_parser("report", help="render the HTML trend report from the run history")
-    report.add_argument("--history", type=Path, default=DEFAULT_HISTORY, help="history file (default: %(default)s)")
+    report.add_argument("--history", default=str(DEFAULT_HISTORY), help=HISTORY_HELP)
     report.add_argument("-o", "--output", type=Path, default=Path("report.html"), help="HTML file to write")
 
     commands.add_parser("card", help="print this machine's card name as thresholds.yaml should spell it")
@@ -24,10 +27,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     lint.add_argument("paths", nargs="*", type=Path, help="suite files or folders (default: suites)")
     lint.add_argument("--thresholds", type=Path, default=Path("thresholds.yaml"), help="budgets file")
 
+    history = commands.add_parser("history", help="check the run history, or import runs into it")
+    history_commands = history.add_subparsers(dest="history_command", required=True)
+    check = history_commands.add_parser("check", help="integrity, schema version and runs; exit 1 on problems")
+    check.add_argument("--history", default=str(DEFAULT_HISTORY), help=HISTORY_HELP)
+    imports = history_commands.add_parser("import", help="add the runs of another history or of a side file, once")
+    imports.add_argument("source", help="an SQLite history, a postgresql:// URL, or a run file the gate saved")
+    imports.add_argument("--history", default=str(DEFAULT_HISTORY), help=HISTORY_HELP)
+
     args = parser.parse_args(argv)
+    if args.command == "history":
+        from pytest_mathperf.history.commands import check_command, import_command
+
+        if args.history_command == "check":
+            return check_command(args.history)
+        return import_command(args.source, args.history)
     if args.command == "report":
+        from pytest_mathperf.history import HistoryError, parse_location
         from pytest_mathperf.report.html import write_report_from_history
 
+        try:
+            parse_location(args.history)
+        except HistoryError as error:
+            print(f"mathperf report: --history: {error}", file=sys.stderr)
+            return 2
         return write_report_from_history(args.history, args.output)
     if args.command == "card":
         from pytest_mathperf.devices import describe_first_card

@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_mathperf.items import MathperfItem, SuiteFile, arrange_items
+from pytest_mathperf.items import CaseItem, LoadItem, MathperfItem, SuiteFile, arrange_items
 from pytest_mathperf.state import STATE, GateState, Settings
 
 if TYPE_CHECKING:
+    from pytest_mathperf.history import HistoryLocation
     from pytest_mathperf.results import RunRecord
 
 DEFAULT_THRESHOLDS = "thresholds.yaml"
@@ -145,12 +146,22 @@ def _read_settings(config: pytest.Config) -> Settings:
         repeats=integer("mathperf_repeats", 1),
         warmup=integer("mathperf_warmup", 0) or 0,
         card=value("mathperf_card")[0] or None,
-        history=None if config.getoption("mathperf_no_history") else history_base / history,
+        history=None if config.getoption("mathperf_no_history") else _history_location(history, history_base),
         html=html_base / html if html else None,
         strict=bool(strict),
         label=value("mathperf_label")[0] or None,
         busy_guard=choice("mathperf_busy_guard", "on | off", value("mathperf_busy_guard")[0] in ("on", "off")) == "on",
     )
+
+
+def _history_location(value: str, base: Path) -> HistoryLocation:
+    """A file path (relative to ``base``) or a ``postgresql://`` URL, refused when the URL holds a password."""
+    from pytest_mathperf.history import HistoryError, parse_location
+
+    try:
+        return parse_location(str(value), base)
+    except HistoryError as error:
+        raise pytest.UsageError(f"--mathperf-history: {error}") from None
 
 
 @pytest.hookimpl(trylast=True)
@@ -201,7 +212,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STATE] = state
     config.pluginmanager.register(ItemArranger(state), "mathperf-arranger")
     if not hasattr(config, "workerinput"):
-        config.pluginmanager.register(GateRecorder(state), "mathperf-recorder")
+        recorder = GateRecorder(state)
+        recorder.check_outputs()  # before any time is spent: the run must have somewhere to go
+        config.pluginmanager.register(recorder, "mathperf-recorder")
     # A broken suite is one collection error; the other suites still run.
     config.option.continue_on_collection_errors = True
     if config.args_source != pytest.Config.ArgsSource.ARGS:  # no paths given: collect the suites
@@ -305,15 +318,57 @@ def _last_failed(config: pytest.Config) -> set[str]:
 
 
 class GateRecorder:
-    """Collects what the reports carry and, at the end, records and shows the run.
+    """Collects what the reports carry, records the run as it goes and, at the end, records and shows it.
 
     Runs on the controller (or the only process): under xdist, workers measure and the records
     reach this object through the reports, so history and HTML are written exactly once.
     """
 
     def __init__(self, state: GateState) -> None:
+        from pytest_mathperf.history.recording import RunRecorder
+
         self.state = state
+        self.recorder = RunRecorder(state.settings.history) if state.settings.history is not None else None
         self._environment: dict[str, str] | None = None
+
+    def check_outputs(self) -> None:
+        """Refuse to start when the history or the report cannot be written, before any GPU time is spent."""
+        from pytest_mathperf.history import HistoryError
+        from pytest_mathperf.history.recording import ensure_writable_file
+
+        if self.recorder is not None:
+            try:
+                self.recorder.ensure_writable()
+            except HistoryError as error:
+                raise pytest.UsageError(f"--mathperf-history: {error}") from None
+        html = self.state.settings.html
+        if html is not None:
+            try:
+                ensure_writable_file(html)
+            except OSError as error:
+                raise pytest.UsageError(f"--mathperf-html: {html} cannot be written: {error.strerror or error}") from None
+
+    def environment(self) -> dict[str, str]:
+        """Where and from what the run came; read once (it runs git), when the items are known."""
+        if self._environment is None:
+            from pytest_mathperf.context import run_context
+            from pytest_mathperf.devices import environment_fingerprint
+
+            state, settings = self.state, self.state.settings
+            environment = environment_fingerprint(state.runner.device_info, settings.backend, settings.suites)
+            environment.update(run_context(settings.label, settings.suites[0] if settings.suites else Path.cwd()))
+            for name, (fingerprint, _) in sorted(state.suite_fingerprints.items()):
+                environment[f"suite_fingerprint.{name}"] = fingerprint
+            if state.xdist_workers:
+                environment["timings_comparable"] = f"no: {state.xdist_workers} pytest-xdist workers shared the device"
+            self._environment = environment
+        return self._environment
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """Begin the run's record once the items are known, so a run killed while loading leaves a trace."""
+        if self.recorder is not None and not session.config.option.collectonly:
+            if any(isinstance(item, (CaseItem, LoadItem)) for item in session.items):
+                self.recorder.begin(self.state.started_at, self.environment)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         payload = getattr(report, "mathperf", None)
@@ -323,55 +378,54 @@ class GateRecorder:
 
         model = ModelRecord.from_dict(payload["model"])
         self.state.models[model.model] = model
+        if self.recorder is not None:
+            self.recorder.begin(self.state.started_at, self.environment)  # under xdist nothing was collected here
         if "case" in payload:
-            self.state.cases[report.nodeid] = CaseRecord.from_dict(payload["case"])
+            case = self.state.cases[report.nodeid] = CaseRecord.from_dict(payload["case"])
+            if self.recorder is not None:
+                self.recorder.case(case, model)
         if "budget" in payload:
-            self.state.budget_records[report.nodeid] = BudgetRecord.from_dict(payload["budget"])
+            budget = self.state.budget_records[report.nodeid] = BudgetRecord.from_dict(payload["budget"])
+            if self.recorder is not None:
+                self.recorder.budget(budget)
+
+    def final_environment(self) -> dict[str, str]:
+        """The environment with what only the end knows: whether the host was busy while measuring."""
+        busy = [f"{record.model}: {record.details['host_busy']}" for record in self.state.models.values() if record.details.get("host_busy")]
+        return {**self.environment(), **({"host_busy": "; ".join(busy)} if busy else {})}
 
     def run_record(self) -> RunRecord:
-        """The run as recorded and shown; its environment is read once (it runs git)."""
-        from pytest_mathperf.context import run_context
-        from pytest_mathperf.devices import environment_fingerprint
         from pytest_mathperf.results import RunRecord
 
         state = self.state
-        if self._environment is None:
-            settings = state.settings
-            environment = environment_fingerprint(state.runner.device_info, settings.backend, settings.suites)
-            environment.update(run_context(settings.label, settings.suites[0] if settings.suites else Path.cwd()))
-            for name, (fingerprint, cases) in sorted(state.suite_fingerprints.items()):
-                environment[f"suite:{name}"] = f"{fingerprint} ({cases} cases)"
-            if state.xdist_workers:
-                environment["timings_comparable"] = f"no: {state.xdist_workers} pytest-xdist workers shared the device"
-            self._environment = environment
         order = {model: index for index, model in enumerate(state.settings.models)}
         return RunRecord(
             started_at=state.started_at,
             finished_at=time.time(),
-            environment=self._environment,
+            environment=self.final_environment(),
             models=tuple(sorted(state.models.values(), key=lambda record: order.get(record.model, 0))),
             cases=tuple(state.cases.values()),
             budgets=tuple(state.budget_records.values()),
         )
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        """Record the run and write the report, whatever happened to the session."""
+        """Record the run and write the report, whatever happened to the session.
+
+        A run the history did not take fails the session (exit status 6 where it would have
+        passed); the run is then in a side file for ``mathperf history import``.
+        """
         state = self.state
         if not state.models:
+            if self.recorder is not None:
+                self.recorder.close()  # a run begun but with nothing measured stays marked incomplete
             return
         run = self.run_record()
-        if state.settings.history is not None:
-            from pytest_mathperf.history import History, HistoryError
+        if self.recorder is not None:
+            from pytest_mathperf.history.recording import EXIT_RUN_NOT_RECORDED
 
-            try:
-                history = History(state.settings.history)
-                try:
-                    run_id = history.append(run)
-                finally:
-                    history.close()
-                state.messages.append(f"mathperf: recorded run {run_id} in {state.settings.history}")
-            except HistoryError as error:
-                state.messages.append(f"mathperf: run NOT recorded: {error}")
+            state.messages.extend(self.recorder.finish(run, complete=session.exitstatus != pytest.ExitCode.INTERRUPTED))
+            if not self.recorder.recorded and session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = EXIT_RUN_NOT_RECORDED
         if state.settings.html is not None:
             from pytest_mathperf.history import History
             from pytest_mathperf.report.html import write_report

@@ -12,6 +12,7 @@ import pytest
 from pytest_mathperf.judge import BudgetPlan
 
 if TYPE_CHECKING:
+    from pytest_mathperf.history import HistoryLocation
     from pytest_mathperf.results import BudgetRecord, CaseRecord, ModelRecord
     from pytest_mathperf.runner import Runner
     from pytest_mathperf.thresholds import Thresholds
@@ -47,7 +48,7 @@ class Settings:
     repeats: int | None
     warmup: int
     card: str | None
-    history: Path | None
+    history: HistoryLocation | None  # an SQLite file or a postgresql:// URL
     html: Path | None
     strict: bool
     label: str | None = None

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["servers"]  # real servers on loopback for the HTTP backend (tests/servers.py)
+pytest_plugins = ["servers", "pg"]  # real servers on loopback: HTTP backend (tests/servers.py), PostgreSQL (tests/pg.py)
 
 DEMO_MODEL = "mathperf-tiny"
 MODEL_DIR = Path(__file__).resolve().parent.parent / "pytest_mathperf" / "models" / DEMO_MODEL

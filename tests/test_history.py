@@ -159,7 +159,7 @@ def test_schema_1_file_is_migrated(tmp_path: Path) -> None:
         assert history.run_ids() == [1, new_id]
         assert history.integrity_check() == "ok"
     with sqlite3.connect(path) as connection:
-        assert connection.execute("SELECT value FROM mathperf_meta WHERE key = 'schema_version'").fetchone() == ("2",)
+        assert connection.execute("SELECT value FROM mathperf_meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
     connection.close()
 
 
@@ -168,11 +168,11 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     with History(path) as history:
         history.append(make_run("a"))
     with sqlite3.connect(path) as connection:
-        connection.execute("UPDATE mathperf_meta SET value = '3' WHERE key = 'schema_version'")
+        connection.execute("UPDATE mathperf_meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),))
     connection.close()
     with pytest.raises(HistoryError) as error:
         History(path).latest_run()
-    assert str(error.value).startswith(f"{path} was written by a newer pytest-mathperf (schema 3 > 2)")
+    assert str(error.value).startswith(f"{path} was written by a newer pytest-mathperf (schema {SCHEMA_VERSION + 1} > {SCHEMA_VERSION})")
 
 
 def test_random_bytes_are_a_clear_error(tmp_path: Path) -> None:

@@ -276,13 +276,13 @@ def test_runs_are_recorded_and_the_report_is_written(pytester, run_scripted) -> 
     assert "mathperf-tiny" in html and "<svg" in html
 
 
-def test_a_corrupt_history_loses_nothing_else(pytester, run_scripted) -> None:
+def test_a_corrupt_history_is_refused_before_the_run(pytester, run_scripted) -> None:
     write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE)
     (pytester.path / "history.db").write_bytes(b"this is not sqlite" * 100)
     run = run_scripted("--mathperf-history", "history.db", history=True)
-    run.result.assert_outcomes(passed=3)
-    run.result.stdout.fnmatch_lines(["accuracy arithmetic *100% (3/3*", "mathperf: run NOT recorded: *history.db is corrupt or not an SQLite file*"])
-    assert run.properties("add[mathperf-tiny]")["mathperf.verdict"] == "correct"
+    assert run.result.ret == pytest.ExitCode.USAGE_ERROR
+    run.result.stderr.fnmatch_lines(["ERROR: --mathperf-history: *history.db is corrupt or not an SQLite file: file is not a database"])
+    assert (pytester.path / "history.db").read_bytes() == b"this is not sqlite" * 100
 
 
 def test_lf_reruns_a_failed_budget_with_every_case_it_judges(pytester, run_scripted) -> None:

@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 DEMO_MODEL = REPO / "pytest_mathperf" / "models" / "mathperf-tiny"
 DEMO_SUITE = REPO / "suites" / "demo" / "arithmetic.yaml"
 EXTRA_LAYER_FACTOR = 3  # layers after: 3x the trained ones
-NOISE_SCALES = (0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.09, 0.1, 0.12, 0.14, 0.16, 0.2)
+NOISE_SEARCH_STEPS = 8  # bisection steps over the noise scale, each one greedy pass over the demo suite
 
 
 def copy_model(destination: Path) -> Path:
@@ -98,16 +98,20 @@ def suite_accuracy(model: Path) -> float:
 
 
 def make_noisy(destination: Path, seed: int, low: float, high: float) -> tuple[Path, float, float]:
-    """The smallest noise scale whose accuracy lands in [low, high]; (folder, scale, accuracy)."""
+    """A noise scale whose accuracy lands in [low, high], by bisection; (folder, scale, accuracy).
+
+    More noise means fewer right answers (not strictly, but closely enough to bisect on).
+    """
     copy_model(destination)
-    for scale in NOISE_SCALES:
+    quiet, loud = 0.0, 1.0  # accuracy above the range at ``quiet``, below it at ``loud``
+    for _ in range(NOISE_SEARCH_STEPS):
+        scale = round((quiet + loud) / 2, 4)
         add_noise(destination, scale, seed)
         accuracy = suite_accuracy(destination)
         print(f"noise scale {scale:g}: demo-suite accuracy {accuracy:.1%}", file=sys.stderr)
         if low <= accuracy <= high:
             return destination, scale, accuracy
-        if accuracy < low:
-            break
+        quiet, loud = (scale, loud) if accuracy > high else (quiet, scale)
     raise SystemExit(f"no noise scale with seed {seed} gives accuracy in [{low:.0%}, {high:.0%}]; try another --seed")
 
 

@@ -825,17 +825,17 @@ def write_report(history: History | None, output: Path, *, current: RunRecord | 
     _write(output, page)
 
 
-def write_report_from_history(history_path: Path, output: Path) -> int:
+def write_report_from_history(history_path: Path | str, output: Path) -> int:
     """``mathperf report``: one line on success or on error, and the exit code."""
-    history_path, output = Path(history_path), Path(output)
-    if not history_path.exists():
-        print(f"mathperf report: {history_path} does not exist (record runs with `pytest --mathperf` or pass --history PATH)", file=sys.stderr)
+    output = Path(output)
+    history = History(history_path)  # a file, or a postgresql:// URL
+    if not history.exists():
+        print(f"mathperf report: {history.path} does not exist (record runs with `pytest --mathperf` or pass --history PATH)", file=sys.stderr)
         return 1
-    history = History(history_path)
     try:
         summaries = history.summaries()
         latest = history.latest_run()
-        page = render(build_report(summaries, latest, source=str(history_path)))
+        page = render(build_report(summaries, latest, source=str(history.path)))
     except HistoryError as error:
         print(f"mathperf report: {error}", file=sys.stderr)
         return 1

@@ -1,0 +1,298 @@
+"""The run history: every run in one store (an SQLite file, or a PostgreSQL database for a fleet of runners).
+
+Guarantees: a run's final write is one transaction, so a writer killed mid-transaction
+(Ctrl-C, a crash, ``kill -9``) leaves every earlier run readable and nothing half-written; many
+processes appending at once all land (SQLite: ``BEGIN IMMEDIATE`` and a busy timeout make the
+others wait; PostgreSQL: plain row inserts, and an advisory lock around schema changes); a
+corrupt or foreign store raises :class:`HistoryError`, one line naming it, and is never modified.
+
+While the gate runs, the run is recorded as it goes: a run row marked incomplete at the start,
+each case in its own short transaction as it is reported, then the whole run rewritten and
+marked complete at the end. A run killed mid-way therefore leaves what it measured, marked
+incomplete; trends and "latest run" read complete runs only.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from pytest_mathperf.history import rows
+from pytest_mathperf.history.database import Database, HistoryError, HistoryLocation, open_database, parse_location
+from pytest_mathperf.history.schema import SCHEMA_VERSION, prepare, schema_version
+from pytest_mathperf.history.summaries import FleetEntry, RunSummary, latest_per_card_and_model
+from pytest_mathperf.results import BudgetRecord, CaseRecord, ModelRecord, RunRecord
+
+
+def new_run_uid() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """A run as a store holds it: the record, its identity across stores and whether it finished."""
+
+    run_id: int
+    uid: str
+    complete: bool
+    record: RunRecord
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """What ``mathperf history check`` found: schema version, run counts and every problem."""
+
+    location: str
+    schema_version: int | None
+    runs: int
+    incomplete_runs: tuple[int, ...]
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+class History:
+    """A history store. Opens lazily; an SQLite file and its folders are created on first write."""
+
+    def __init__(self, location: str | Path | HistoryLocation) -> None:
+        self.location = parse_location(location)
+        self._db: Database | None = None
+
+    @property
+    def path(self) -> Path | str:
+        """The SQLite file, or the URL of a PostgreSQL history (what a message should name)."""
+        return self.location.path if self.location.path is not None else str(self.location)
+
+    def exists(self) -> bool:
+        """Whether there is anything to read: an SQLite file that exists, or any PostgreSQL database."""
+        return self.location.is_postgres or bool(self.location.path and self.location.path.exists())
+
+    # -- opening --------------------------------------------------------------------------------
+
+    @contextmanager
+    def _open(self, *, create: bool) -> Iterator[Database | None]:
+        """The open, checked and migrated store, with its errors as HistoryErrors; None when missing."""
+        if self._db is None:
+            db = open_database(self.location, create=create)
+            if db is None:
+                yield None
+                return
+            try:
+                with db.errors():
+                    prepare(db)
+            except BaseException:
+                db.close()
+                raise
+            self._db = db
+        with self._db.errors():
+            yield self._db
+
+    @contextmanager
+    def _writing(self) -> Iterator[Database]:
+        with self._open(create=True) as db:
+            assert db is not None
+            with db.transaction():
+                yield db
+
+    def close(self) -> None:
+        if self._db is not None:
+            try:
+                self._db.close()
+            finally:
+                self._db = None
+
+    def __enter__(self) -> History:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def ensure_writable(self) -> None:
+        """Create or migrate the store and prove a write goes through, before a run spends any time."""
+        with self._open(create=True) as db:
+            assert db is not None
+            problems = db.storage_problems(quick=True)
+            if problems:
+                raise HistoryError(f"{self.location} is corrupt: {problems[0]}")
+            with db.transaction():
+                db.execute("UPDATE mathperf_meta SET value = value WHERE key = 'schema_version'")
+
+    def append(self, run: RunRecord, uid: str | None = None) -> int:
+        """Record a whole run in one transaction and return its id."""
+        return self.finish_run(uid or new_run_uid(), run)
+
+    def begin_run(self, uid: str, started_at: float, environment: dict[str, str]) -> int:
+        """The run's row, marked incomplete, so a run killed before its end leaves a trace."""
+        with self._writing() as db:
+            return rows.insert_run_row(db, uid, started_at, started_at, environment, complete=False)
+
+    def record_case(self, uid: str, case: CaseRecord, model: ModelRecord) -> None:
+        """Add one reported case (and its model, the first time) to a begun run, in its own transaction."""
+        with self._writing() as db:
+            run_id = self._begun(db, uid)
+            if not db.execute("SELECT 1 FROM models WHERE run_id = ? AND model = ?", (run_id, model.model)):
+                rows.insert_models(db, run_id, [model], first_position=rows.next_position(db, "models", run_id))
+            rows.insert_case(db, run_id, rows.next_position(db, "cases", run_id), case)
+            db.execute("UPDATE runs SET finished_at = ? WHERE id = ?", (time.time(), run_id))
+
+    def record_budget(self, uid: str, budget: BudgetRecord) -> None:
+        """Add one judged budget to a begun run, in its own transaction."""
+        with self._writing() as db:
+            run_id = self._begun(db, uid)
+            rows.insert_budgets(db, run_id, rows.next_position(db, "budgets", run_id), [budget])
+
+    def finish_run(self, uid: str, run: RunRecord, *, complete: bool = True) -> int:
+        """Write the whole run in one transaction (replacing what was recorded on the way) and return its id."""
+        with self._writing() as db:
+            found = rows.run_row(db, uid)
+            if found is None:
+                run_id = rows.insert_run_row(db, uid, run.started_at, run.finished_at, run.environment, complete)
+            else:
+                run_id = found[0]
+            rows.write_whole_run(db, run_id, run, complete)
+        return run_id
+
+    def import_run(self, stored: StoredRun) -> str:
+        """Add a run from another store in one transaction: ``added``, ``replaced`` (an incomplete copy) or ``present``."""
+        with self._writing() as db:
+            found = rows.run_row(db, stored.uid)
+            if found is not None and (found[1] or not stored.complete):
+                return "present"
+            run = stored.record
+            if found is None:
+                run_id = rows.insert_run_row(db, stored.uid, run.started_at, run.finished_at, run.environment, stored.complete)
+            else:
+                run_id = found[0]
+            rows.write_whole_run(db, run_id, run, stored.complete)
+        return "added" if found is None else "replaced"
+
+    def _begun(self, db: Database, uid: str) -> int:
+        found = rows.run_row(db, uid)
+        if found is None:
+            raise HistoryError(f"{self.location} has no run {uid} to add to")
+        return found[0]
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def run(self, run_id: int) -> RunRecord:
+        """One run exactly as it was appended."""
+        with self._open(create=False) as db:
+            if db is None:
+                raise HistoryError(f"{self.location} does not exist")
+            record = rows.read_run(db, run_id)
+        if record is None:
+            raise HistoryError(f"{self.location} has no run {run_id}")
+        return record
+
+    def stored_run(self, run_id: int) -> StoredRun:
+        """A run with its uid and completeness, as ``mathperf history import`` copies it."""
+        record = self.run(run_id)
+        with self._open(create=False) as db:
+            assert db is not None
+            [(uid, complete)] = db.execute("SELECT uid, complete FROM runs WHERE id = ?", (run_id,))
+        return StoredRun(run_id, uid, bool(complete), record)
+
+    def latest_run(self) -> RunRecord | None:
+        """The most recently appended complete run, or None for an empty or missing history."""
+        run_id = self.latest_run_id()
+        return None if run_id is None else self.run(run_id)
+
+    def latest_run_id(self) -> int | None:
+        with self._open(create=False) as db:
+            if db is None:
+                return None
+            value = db.execute("SELECT MAX(id) FROM runs WHERE complete = 1")[0][0]
+        return None if value is None else int(value)
+
+    def run_ids(self, *, include_incomplete: bool = True) -> list[int]:
+        """Ids of the recorded runs, oldest first."""
+        where = "" if include_incomplete else " WHERE complete = 1"
+        with self._open(create=False) as db:
+            if db is None:
+                return []
+            return [int(row[0]) for row in db.execute(f"SELECT id FROM runs{where} ORDER BY id")]
+
+    def incomplete_run_ids(self) -> list[int]:
+        """Runs killed mid-way (or still being recorded by another process)."""
+        with self._open(create=False) as db:
+            if db is None:
+                return []
+            return [int(row[0]) for row in db.execute("SELECT id FROM runs WHERE complete = 0 ORDER BY id")]
+
+    def summaries(self, *, include_incomplete: bool = False) -> list[RunSummary]:
+        """Every complete run's summary, oldest first (with ``include_incomplete``, killed runs too)."""
+        with self._open(create=False) as db:
+            if db is None:
+                return []
+            return rows.read_summaries(db, include_incomplete=include_incomplete)
+
+    def latest_per_card_and_model(self) -> dict[tuple[str, str], FleetEntry]:
+        """For a fleet matrix: the newest complete run of every (card, model), keyed and sorted by (card, model)."""
+        return latest_per_card_and_model(self.summaries())
+
+    def integrity_check(self) -> str:
+        """The store's verdict on itself: ``ok`` when sound, else the problems joined by ``; ``."""
+        report = self.check()
+        return "ok" if report.ok else "; ".join(report.problems)
+
+    def check(self) -> CheckReport:
+        """Schema version, runs and every problem found, without changing the store (no migration either)."""
+        db = open_database(self.location, create=False)
+        if db is None:
+            raise HistoryError(f"{self.location} does not exist")
+        try:
+            with db.errors():
+                return _check(db)
+        finally:
+            db.close()
+
+
+def _check(db: Database) -> CheckReport:
+    location = str(db.location)
+    version = schema_version(db)
+    if version is None:
+        return CheckReport(location, None, 0, (), (f"{location} is empty: not a pytest-mathperf history yet",))
+    problems: list[str] = []
+
+    def count(query: str, what: str) -> int:
+        """One query's count; a store too damaged to answer it is one more problem, not the end of the check."""
+        try:
+            with db.errors():
+                return int(db.execute(query)[0][0])
+        except HistoryError as error:
+            problems.append(f"{what} cannot be read: {error}")
+            return 0
+
+    try:
+        with db.errors():
+            problems.extend(db.storage_problems(quick=False))
+    except HistoryError as error:
+        problems.append(f"the integrity check could not finish: {error}")
+    if version > SCHEMA_VERSION:
+        problems.append(f"schema {version} is newer than this pytest-mathperf reads ({SCHEMA_VERSION}): upgrade it")
+        return CheckReport(location, version, 0, (), tuple(problems))
+    runs = count("SELECT COUNT(*) FROM runs", "the runs")
+    incomplete: tuple[int, ...] = ()
+    if "complete" in db.columns("runs"):
+        incomplete = tuple(int(row[0]) for row in db.execute("SELECT id FROM runs WHERE complete = 0 ORDER BY id"))
+    orphans = {
+        "cases without their run": "SELECT COUNT(*) FROM cases WHERE run_id NOT IN (SELECT id FROM runs)",
+        "generations without their case": "SELECT COUNT(*) FROM generations WHERE case_row NOT IN (SELECT id FROM cases)",
+        "models without their run": "SELECT COUNT(*) FROM models WHERE run_id NOT IN (SELECT id FROM runs)",
+        "budgets without their run": "SELECT COUNT(*) FROM budgets WHERE run_id NOT IN (SELECT id FROM runs)",
+    }
+    if "metric_stats" in db.tables():
+        orphans["statistics without their run"] = "SELECT COUNT(*) FROM metric_stats WHERE run_id NOT IN (SELECT id FROM runs)"
+    for what, query in orphans.items():
+        found = count(query, what.split(" ")[0])
+        if found:
+            problems.append(f"{found} {what}")
+    return CheckReport(location, version, runs, incomplete, tuple(problems))
