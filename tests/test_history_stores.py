@@ -123,7 +123,8 @@ def test_the_previous_release_history_imports_once(store: str, tmp_path: Path) -
         runs = [fleet.run(run_id) for run_id in fleet.run_ids()]
         cells = fleet.latest_per_card_and_model()
     assert PREVIOUS_RELEASE.read_bytes() == before  # the source is read through a copy, never migrated in place
-    assert sorted(path.name for path in PREVIOUS_RELEASE.parent.iterdir()) == [PREVIOUS_RELEASE.name]
+    # and no -wal/-shm/-journal file was left beside it
+    assert sorted(path.name for path in PREVIOUS_RELEASE.parent.glob(PREVIOUS_RELEASE.name + "*")) == [PREVIOUS_RELEASE.name]
     assert [run.models[0].card for run in runs] == ["cpu", "NVIDIA GeForce RTX 3090"]
     assert all({case.case for case in run.cases} == {"add", "sub"} for run in runs)
     assert all(run.budgets and run.cases[0].generations[0].metrics["ttft_ms"] > 0 for run in runs)
