@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pytest_mathperf.cli import main as mathperf  # noqa: E402
 from pytest_mathperf.history import History  # noqa: E402
-from pytest_mathperf.report.html import write_report_from_history  # noqa: E402
 from pytest_mathperf.results import (  # noqa: E402
     BudgetRecord,
     CaseRecord,
@@ -139,7 +139,7 @@ def main() -> int:
                 for index in range(3):
                     history.append(synthetic_run(index, rng))
         html = args.html or Path(folder) / "report.html"
-        code = write_report_from_history(history_path, html)
+        code = mathperf(["report", "--history", str(history_path), "-o", str(html)])
         if code:
             return code
         args.output.parent.mkdir(parents=True, exist_ok=True)
