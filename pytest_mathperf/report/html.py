@@ -62,7 +62,7 @@ def render_report(history: History, *, current: RunRecord | None = None) -> str:
     latest = current if current is not None else history.latest_run()
     if current is not None and not _recorded(summaries, current):
         summaries.append(summarise(current))
-    return render(build_report(summaries, latest, source=str(history.path)))
+    return render(build_report(summaries, latest, source=str(history.path), load_run=history.run))
 
 
 def write_report(history: History | None, output: Path, *, current: RunRecord | None = None) -> None:
@@ -98,7 +98,7 @@ def page_from_history(history_path: Path) -> PageFromHistory:
     with History(history_path) as history:
         summaries = history.summaries()
         latest = history.latest_run()
-        page = render(build_report(summaries, latest, source=str(history_path)))
+        page = render(build_report(summaries, latest, source=str(history_path), load_run=history.run))
     models = {model.model.model for summary in summaries for model in summary.models}
     return PageFromHistory(page=page, runs=len(summaries), models=len(models))
 
