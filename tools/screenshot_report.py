@@ -3,8 +3,9 @@
     python tools/screenshot_report.py --history .mathperf/history.db -o docs/report.png
 
 ``--synthetic`` records three runs shaped like the seed write-up (two 1.5B models on an RTX
-3090, a torch upgrade, then a driver change with a TTFT regression) into a fresh history
-first, for when no real runs are at hand. The README's screenshot should come from real runs.
+3090, a torch upgrade, then a driver change and new weights for one model with a TTFT
+regression) into a fresh history first, for when no real runs are at hand. The README's
+screenshot should come from real runs.
 """
 
 from __future__ import annotations
@@ -50,7 +51,9 @@ def synthetic_run(index: int, rng: random.Random) -> RunRecord:
         "card": CARD, "device": "cuda:0", "driver": "550.54.14" if index < 2 else "555.42.02",
         "cuda": "12.4", "backend": "hf", "host": "gpu-runner-1", "python": "3.11.7",
         "torch": "2.4.1" if index < 1 else "2.5.1", "transformers": "4.51.3",
-        "pytest-mathperf": "0.1.0", "suites_commit": f"{index + 1:07x}3c9e2a1f",
+        "pytest-mathperf": "0.1.0", "suites_commit": "3c9e2a1f0b7d4e6a8c5b2d1f0e9a8b7c6d5e4f3a",
+        "label": ("baseline", "torch 2.5", "driver 555")[index], "git_commit": f"{index + 1:07x}e1d2c3b4a5968778695a4b3c2d1e0f9a8b7c6",
+        "git_branch": "main", "ci_run_id": str(8100 + index),
     }
     models, cases, budgets = [], [], []
     for model, (ttft, speed, vram_load, vram_peak, p_correct) in SEED_MODELS.items():

@@ -30,8 +30,9 @@ from pytest_mathperf.report.formatting import (
 #: Above this many runs a chart shows each point as a group of consecutive runs (median, with
 #: the group's min–max as a whisker), so the page stays small without leaving any run out.
 MAX_POINTS = 100
-#: A budget more than this many times above the data's top is an edge label, not a line.
-BUDGET_REACH = 1.5
+#: A budget more than this many times above the data's top is an edge label, not a line: drawn
+#: to scale, it would leave the data less than a third of the plot's height.
+BUDGET_REACH = 3.0
 #: Up to this many points, every run gets its name under the x-axis; above, the first and last.
 MAX_NAMED_TICKS = 6
 MAX_TICK_CHARS = 10
@@ -320,7 +321,7 @@ def _edge_labels(samples: Sequence[ChartSample], domain: Domain, unit: str) -> t
                 continue
             above = bound > domain.data_top
             text = f"{'↑' if above else '↓'} budget {sign} {number(bound)} {unit} (off scale)".replace("  ", " ")
-            labels.setdefault(text, EdgeLabel(PLOT_TOP + 9 if above else PLOT_BOTTOM - 4, text))
+            labels.setdefault(text, EdgeLabel(PLOT_TOP - 5 if above else PLOT_BOTTOM - 4, text))
     return tuple(labels.values())
 
 

@@ -21,6 +21,9 @@ IDENTITY_KEYS: tuple[str, ...] = ("label", "git_commit", "git_branch", "ci_run_i
 SUITES_KEYS: tuple[str, ...] = ("suites_fingerprint", "suites_commit")
 #: Prefix of one suite's content fingerprint in the environment (``suite_fingerprint.algebra``).
 SUITE_FINGERPRINT_PREFIX = "suite_fingerprint."
+#: The weights' revision in the environment (``model_revision.NAME`` per model, or one for all),
+#: read when the model's record has none.
+MODEL_REVISION = "model_revision"
 #: A reason string (or ``yes``) when the host was busy with something else during the run.
 HOST_BUSY = "host_busy"
 #: Model fields that belong to its environment (the weights' revision is content, not environment).
@@ -96,7 +99,7 @@ def _content_changes(
 ) -> list[Change]:
     (old_run, old_model), (new_run, new_model) = before, after
     found: list[Change] = []
-    old_revision, new_revision = old_model.model.revision, new_model.model.revision
+    old_revision, new_revision = _revision(old_run, old_model), _revision(new_run, new_model)
     if old_revision and new_revision and old_revision != new_revision:
         found.append(Change("content", "revision", old_revision, new_revision,
                             f"model weights changed: {_short(old_revision)} → {_short(new_revision)}"))
@@ -151,7 +154,7 @@ def environment_of(summary: RunSummary, model: ModelSummary) -> dict[str, str]:
         key: _text(value)
         for key, value in summary.environment.items()
         if key != "card" and key not in IDENTITY_KEYS and key not in SUITES_KEYS
-        and not key.startswith(SUITE_FINGERPRINT_PREFIX) and key != "model_revision"
+        and not key.startswith(SUITE_FINGERPRINT_PREFIX) and not key.startswith(MODEL_REVISION)
     }
     environment = {key: value for key, value in environment.items() if key != HOST_BUSY or value.lower() not in _FALSE}
     for key in MODEL_ENVIRONMENT_FIELDS:
@@ -164,6 +167,13 @@ def environment_of(summary: RunSummary, model: ModelSummary) -> dict[str, str]:
 def ordered(keys: set[str]) -> list[str]:
     known = [key for key in ENVIRONMENT_ORDER if key in keys]
     return known + sorted(keys - set(known))
+
+
+def _revision(summary: RunSummary, model: ModelSummary) -> str:
+    environment = summary.environment
+    return _text(
+        model.model.revision or environment.get(f"{MODEL_REVISION}.{model.model.model}") or environment.get(MODEL_REVISION)
+    )
 
 
 def _case_counts(model: ModelSummary) -> dict[str, int]:
