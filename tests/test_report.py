@@ -473,27 +473,21 @@ def test_page_in_a_real_browser(tmp_path: Path) -> None:
     with History(history_path) as history:
         history.append(make_run(1, torch="2.4.1"))
         history.append(make_run(2, ttft=402.0, text=INJECTED + INJECTED_IMG))
+        history.append(make_run(3, ttft=402.0, text=INJECTED + INJECTED_IMG, wrong=2))  # flips with injected outputs
     output = tmp_path / "report.html"
     with History(history_path) as history:
         write_report(history, output)
-    assert CHROMIUM is not None
-    result = subprocess.run(
-        [
-            CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", output.as_uri(),
-        ],
-        capture_output=True, text=True, timeout=60,
-    )
-    dom = result.stdout
-    assert result.returncode == 0 and "pytest-mathperf report" in dom, result.stderr[-2000:]
+    dom = browser_dom(output, tmp_path / "profile")
     assert re.search(r'<html[^>]* data-script="ran"', dom)  # scripts do run here: the page's own did
     assert not re.search(r"<body[^>]* data-pwned", dom)  # the injected ones did not
     assert "&lt;script&gt;document.body.setAttribute" in dom  # they show as text
     charts = re.findall(r'<svg class="chart"[^>]*data-metric="([^"]+)"[^>]*>(.*?)</svg>', dom, re.S)
-    # Run 2's model names carry the injection, so they are models of their own: 4 panels of 7 charts.
+    # Runs 2 and 3's model names carry the injection, so they are models of their own: 4 panels of 7 charts.
     assert len(charts) == 28
-    assert all(body.count("<circle") == 1 for _, body in charts)
+    assert [body.count("<circle") for _, body in charts] == [1] * 14 + [2] * 14
+    flips = re.findall(r'<details class="flip (\w+)">\s*<summary><span class="verdict \w+">([^<]+)</span> ([^<]+?) <', dom)
+    assert [(kind, direction) for kind, direction, _ in flips] == [("regressed", "right → wrong"), ("fixed", "wrong → right")] * 2
+    assert all(case.startswith("algebra&lt;script&gt;") or case.startswith("geometry&lt;script&gt;") for _, _, case in flips)
 
 
 TWO_CARD_BUDGETS = """
