@@ -5,7 +5,20 @@
 ``--synthetic`` records three runs shaped like the seed write-up (two 1.5B models on an RTX
 3090, a torch upgrade, then a driver change and new weights for one model with a TTFT
 regression) into a fresh history first, for when no real runs are at hand. The README's
-screenshot should come from real runs.
+screenshot should come from real runs. docs/report.png was made from six runs of the demo gate
+into one history, each pinned to one CPU core (``taskset -c 0``) so every run had the same
+conditions on a shared machine, with ``thresholds.yaml``'s cpu budgets copied to cards cpu-a and
+cpu-b:
+
+    gate() { taskset -c 0 pytest --mathperf --mathperf-model mathperf-tiny --mathperf-suites suites \
+             --mathperf-history demo.db "$@"; }
+    gate --mathperf-card cpu-a; gate --mathperf-card cpu-b     # suites: a copy of suites/demo
+    # add one case to suites/arithmetic.yaml
+    gate --mathperf-card cpu-a; gate --mathperf-card cpu-b
+    taskset -c 0 python -c "while True: pass" &                 # a busy loop on the same core
+    gate --mathperf-card cpu-a; kill %1                          # a real slower run
+    gate --mathperf-card cpu-b --mathperf-dtype bfloat16         # an environment change
+    python tools/screenshot_report.py --history demo.db -o docs/report.png --size 1400,2250
 """
 
 from __future__ import annotations
