@@ -43,15 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return check_command(args.history)
         return import_command(args.source, args.history)
     if args.command == "report":
-        from pytest_mathperf.history import HistoryError, parse_location
-        from pytest_mathperf.report.html import write_report_from_history
-
-        try:
-            parse_location(args.history)
-        except HistoryError as error:
-            print(f"mathperf report: --history: {error}", file=sys.stderr)
-            return 2
-        return write_report_from_history(args.history, args.output)
+        return _report(args.history, args.output)
     if args.command == "card":
         from pytest_mathperf.devices import describe_first_card
 
@@ -66,6 +58,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         return lint(args.paths or [Path("suites")], args.thresholds)
     parser.error(f"unknown command {args.command}")
     return 2
+
+
+def _report(history: str, output: Path) -> int:
+    """``mathperf report``: one line on success or on error, and the exit code."""
+    from pytest_mathperf.history import HistoryError, parse_location
+    from pytest_mathperf.report.html import page_from_history, write_page
+
+    try:
+        parse_location(history)
+    except HistoryError as error:
+        print(f"mathperf report: --history: {error}", file=sys.stderr)
+        return 2
+    try:
+        rendered = page_from_history(history)
+    except HistoryError as error:
+        print(f"mathperf report: {error}", file=sys.stderr)
+        return 1
+    try:
+        write_page(output, rendered.page)
+    except OSError as error:
+        print(f"mathperf report: cannot write {output}: {error.strerror or error}", file=sys.stderr)
+        return 1
+    print(f"wrote {output} ({rendered.runs} runs, {rendered.models} models)")
+    return 0
 
 
 if __name__ == "__main__":

@@ -3,8 +3,22 @@
     python tools/screenshot_report.py --history .mathperf/history.db -o docs/report.png
 
 ``--synthetic`` records three runs shaped like the seed write-up (two 1.5B models on an RTX
-3090, a torch upgrade, then a driver change with a TTFT regression) into a fresh history
-first, for when no real runs are at hand. The README's screenshot should come from real runs.
+3090, a torch upgrade, then a driver change and new weights for one model with a TTFT
+regression) into a fresh history first, for when no real runs are at hand. The README's
+screenshot should come from real runs. docs/report.png was made from six runs of the demo gate
+into one history, each pinned to one CPU core (``taskset -c 0``) so every run had the same
+conditions on a shared machine, with ``thresholds.yaml``'s cpu budgets copied to cards cpu-a and
+cpu-b:
+
+    gate() { taskset -c 0 pytest --mathperf --mathperf-model mathperf-tiny --mathperf-suites suites \
+             --mathperf-history demo.db "$@"; }
+    gate --mathperf-card cpu-a; gate --mathperf-card cpu-b     # suites: a copy of suites/demo
+    # add one case to suites/arithmetic.yaml
+    gate --mathperf-card cpu-a; gate --mathperf-card cpu-b
+    taskset -c 0 python -c "while True: pass" &                 # a busy loop on the same core
+    gate --mathperf-card cpu-a; kill %1                          # a real slower run
+    gate --mathperf-card cpu-b --mathperf-dtype bfloat16         # an environment change
+    python tools/screenshot_report.py --history demo.db -o docs/report.png --size 1400,2250
 """
 
 from __future__ import annotations
@@ -19,8 +33,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pytest_mathperf.cli import main as mathperf  # noqa: E402
 from pytest_mathperf.history import History  # noqa: E402
-from pytest_mathperf.report.html import write_report_from_history  # noqa: E402
 from pytest_mathperf.results import (  # noqa: E402
     BudgetRecord,
     CaseRecord,
@@ -50,7 +64,9 @@ def synthetic_run(index: int, rng: random.Random) -> RunRecord:
         "card": CARD, "device": "cuda:0", "driver": "550.54.14" if index < 2 else "555.42.02",
         "cuda": "12.4", "backend": "hf", "host": "gpu-runner-1", "python": "3.11.7",
         "torch": "2.4.1" if index < 1 else "2.5.1", "transformers": "4.51.3",
-        "pytest-mathperf": "0.1.0", "suites_commit": f"{index + 1:07x}3c9e2a1f",
+        "pytest-mathperf": "0.1.0", "suites_commit": "3c9e2a1f0b7d4e6a8c5b2d1f0e9a8b7c6d5e4f3a",
+        "label": ("baseline", "torch 2.5", "driver 555")[index], "git_commit": f"{index + 1:07x}e1d2c3b4a5968778695a4b3c2d1e0f9a8b7c6",
+        "git_branch": "main", "ci_run_id": str(8100 + index),
     }
     models, cases, budgets = [], [], []
     for model, (ttft, speed, vram_load, vram_peak, p_correct) in SEED_MODELS.items():
@@ -139,7 +155,7 @@ def main() -> int:
                 for index in range(3):
                     history.append(synthetic_run(index, rng))
         html = args.html or Path(folder) / "report.html"
-        code = write_report_from_history(history_path, html)
+        code = mathperf(["report", "--history", str(history_path), "-o", str(html)])
         if code:
             return code
         args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -1,1 +1,1 @@
-"""The HTML trend report: a data model built in Python (``html.build_report``) and its jinja2 renderer."""
+"""The HTML trend report: a view model (``model``) with SVG charts placed in Python (``charts``), drawn by jinja2 (``html``)."""
