@@ -146,6 +146,37 @@ class BudgetRecord:
 
 
 @dataclass(frozen=True)
+class ComparisonRecord:
+    """One candidate-against-baseline comparison, as it was shown to the user."""
+
+    model: str  # the candidate
+    baseline: str  # a model of this run, or "blessed run N"
+    name: str  # e.g. "ttft_ms.p50" or "accuracy"
+    metric: str
+    statistic: str | None
+    suite: str | None
+    margin: str  # e.g. "ratio ≤ 1.25" or "drop ≤ 5.0%"
+    verdict: str  # regression | within_margin | inconclusive
+    estimate: float | None  # the ratio, or the accuracy drop
+    low: float | None
+    high: float | None
+    p_value: float | None
+    samples: int
+    candidate_value: float | None
+    baseline_value: float | None
+    reason: str
+    card: str
+    nodeid: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ComparisonRecord:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
 class RunRecord:
     """A whole run: the environment it ran in and everything it measured and decided."""
 
@@ -155,6 +186,7 @@ class RunRecord:
     models: tuple[ModelRecord, ...]
     cases: tuple[CaseRecord, ...]
     budgets: tuple[BudgetRecord, ...]
+    comparisons: tuple[ComparisonRecord, ...] = ()
 
     def cases_of(self, model: str) -> list[CaseRecord]:
         return [case for case in self.cases if case.model == model]
@@ -171,6 +203,7 @@ class RunRecord:
             models=tuple(ModelRecord.from_dict(m) for m in data["models"]),
             cases=tuple(CaseRecord.from_dict(c) for c in data["cases"]),
             budgets=tuple(BudgetRecord.from_dict(b) for b in data["budgets"]),
+            comparisons=tuple(ComparisonRecord.from_dict(c) for c in data.get("comparisons", ())),
         )
 
 
