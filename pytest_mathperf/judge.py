@@ -12,6 +12,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
+from pytest_mathperf.compare import (
+    CompareSettings,
+    Comparison,
+    ComparisonOutcome,
+    compare_accuracy,
+    compare_samples,
+    compare_values,
+    family_confidence,
+)
 from pytest_mathperf.metrics import ACCURACY, METRICS, MODEL_METRICS
 from pytest_mathperf.thresholds import Budget, BudgetOutcome, Thresholds, evaluate
 
@@ -30,6 +39,8 @@ class ModelPlan:
     model: str
     budgets: tuple[Budget, ...] = ()
     no_budget_reason: str | None = None  # set when thresholds.yaml has no entry for this card and model
+    comparisons: tuple[Comparison, ...] = ()  # margins against the baseline, for a candidate
+    baseline: str | None = None  # the model of this run it is compared with
 
     def accuracy_budget_applies(self, suite: str) -> bool:
         return any(
@@ -43,6 +54,7 @@ class BudgetPlan:
 
     models: Mapping[str, ModelPlan] = field(default_factory=dict)
     policy: str = "skip"  # what a model with nothing to judge it by gets: skip | fail | record
+    compare: CompareSettings = field(default_factory=CompareSettings)
 
     def for_model(self, model: str) -> ModelPlan:
         return self.models.get(model, ModelPlan(model))
@@ -58,22 +70,34 @@ class SelectedModel:
     case_budgets: tuple[Budget, ...] = ()
 
 
-def plan_budgets(thresholds: Thresholds | None, card: str, selected: Iterable[SelectedModel]) -> BudgetPlan:
+def plan_budgets(
+    thresholds: Thresholds | None, card: str, selected: Iterable[SelectedModel], baseline: str | None = None
+) -> BudgetPlan:
     """The budget plan for the models that have selected cases.
 
     A model that nothing judges (no entry for this card and model, or an entry whose budgets are
-    all for suites this run does not have) gets the file's ``no_budget`` policy and the reason,
-    so a gate never passes silently having judged nothing.
+    all for suites this run does not have, and no comparison) gets the file's ``no_budget``
+    policy and the reason, so a gate never passes silently having judged nothing. Every model but
+    the ``baseline`` is a candidate, judged against it by its entry's ``compare:`` margins.
     """
     plans: dict[str, ModelPlan] = {}
+    selected = list(selected)
+    in_run = {model.model for model in selected}
     for model in selected:
         if thresholds is None:
             plans[model.model] = ModelPlan(model.model, model.case_budgets)
             continue
         budgets = (*(thresholds.budgets_for(card, model.name, model.suites) or ()), *model.case_budgets)
-        reason = None if budgets else thresholds.why_no_budget(card, model.name, model.suites)
-        plans[model.model] = ModelPlan(model.model, budgets, no_budget_reason=reason)
-    return BudgetPlan(plans, thresholds.no_budget if thresholds is not None else "skip")
+        comparisons: tuple[Comparison, ...] = ()
+        if baseline is not None and baseline != model.model and baseline in in_run:
+            comparisons = tuple(thresholds.comparisons_for(card, model.name, model.suites))
+        reason = None if budgets or comparisons else thresholds.why_no_budget(card, model.name, model.suites)
+        plans[model.model] = ModelPlan(
+            model.model, budgets, no_budget_reason=reason, comparisons=comparisons, baseline=baseline if comparisons else None
+        )
+    if thresholds is None:
+        return BudgetPlan(plans)
+    return BudgetPlan(plans, thresholds.no_budget, thresholds.compare_settings)
 
 
 CaseStatus = Literal["passed", "failed", "left_to_budget"]
@@ -129,3 +153,59 @@ def judge_budget(runner: Runner, model: str, budget: Budget) -> BudgetOutcome:
                 notes.append(f"client   : {warning}")
         outcome = outcome.with_notes(notes)
     return outcome
+
+
+def judge_comparison(runner: Runner, plan: BudgetPlan, candidate: str, comparison: Comparison) -> ComparisonOutcome:
+    """Judge one margin of ``candidate`` against its baseline in this run, or say why it cannot.
+
+    The confidence of each interval is corrected for the candidate's number of comparisons; a
+    timing compared while the host was busy (for either model) is inconclusive, whatever it shows.
+    """
+    model_plan = plan.for_model(candidate)
+    baseline = model_plan.baseline
+    assert baseline is not None
+    for model in (candidate, baseline):
+        if runner.sessions[model].load_error is not None:
+            return ComparisonOutcome(comparison, "cannot_judge", reason=f"{model} did not load")
+    confidence = family_confidence(plan.compare.confidence, len(model_plan.comparisons))
+    candidate_cases = _cases_in_scope(runner, candidate, comparison)
+    baseline_cases = _cases_in_scope(runner, baseline, comparison)
+    if comparison.metric == ACCURACY:
+        outcome = compare_accuracy(
+            comparison,
+            {(case.suite, case.case): case.passed for case in candidate_cases},
+            {(case.suite, case.case): case.passed for case in baseline_cases},
+            confidence,
+        )
+    elif METRICS[comparison.metric].kind == "model":
+        outcome = compare_values(
+            comparison,
+            runner.sessions[candidate].model_metrics().get(comparison.metric),
+            runner.sessions[baseline].model_metrics().get(comparison.metric),
+        )
+    else:
+        outcome = compare_samples(
+            comparison, _keyed_samples(candidate_cases, comparison.metric), _keyed_samples(baseline_cases, comparison.metric), confidence
+        )
+    busy = [f"{model}: {reason}" for model in (candidate, baseline) if (reason := runner.busy_reason(model))]
+    if busy and METRICS[comparison.metric].timing and outcome.verdict in ("regression", "within_margin"):
+        return replace(outcome, verdict="inconclusive", reason="the host was busy: " + "; ".join(busy))
+    return outcome
+
+
+def _cases_in_scope(runner: Runner, model: str, comparison: Comparison) -> list[CaseRecord]:
+    return [
+        record
+        for (suite, _), record in runner.sessions[model].cases.items()
+        if comparison.scope == "model" or suite == comparison.suite
+    ]
+
+
+def _keyed_samples(cases: Iterable[CaseRecord], metric: str) -> dict[tuple[str, str, int], float]:
+    """Per-generation values keyed by (suite, case, repeat), so both models' generations pair up."""
+    return {
+        (case.suite, case.case, generation.repeat): generation.metrics[metric]
+        for case in cases
+        for generation in case.generations
+        if generation.status != "error" and metric in generation.metrics
+    }
