@@ -24,6 +24,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     lint.add_argument("paths", nargs="*", type=Path, help="suite files or folders (default: suites)")
     lint.add_argument("--thresholds", type=Path, default=Path("thresholds.yaml"), help="budgets file")
 
+    init = commands.add_parser("init", help="start a project: suites, thresholds.yaml, pytest options, a CI gate workflow")
+    init.add_argument("directory", nargs="?", type=Path, default=Path("."), help="project folder (default: here)")
+    init.add_argument("--force", action="store_true", help="overwrite existing suites, thresholds.yaml and workflow")
+
     args = parser.parse_args(argv)
     if args.command == "report":
         from pytest_mathperf.report.html import write_report_from_history
@@ -38,6 +42,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from pytest_mathperf.lint import lint
 
         return lint(args.paths or [Path("suites")], args.thresholds)
+    if args.command == "init":
+        from pytest_mathperf.scaffold import run_init
+
+        return run_init(args.directory, args.force)
     parser.error(f"unknown command {args.command}")
     return 2
 
