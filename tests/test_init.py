@@ -140,10 +140,14 @@ def test_the_demo_gate_runs_in_a_new_project(tmp_path: Path) -> None:
     output = gate.stdout + gate.stderr
     cases = list(ElementTree.parse(project / "junit.xml").iter("testcase"))
     outcome = {
-        f"{case.get('classname')}::{case.get('name')}": next((child.tag for child in case), "passed") for case in cases
+        f"{case.get('classname')}.{case.get('name')}": next(
+            (child.tag for child in case if child.tag in ("failure", "error", "skipped")), "passed"
+        )
+        for case in cases
     }
     suite_cases = {name: result for name, result in outcome.items() if name.startswith("suites.demo.arithmetic")}
-    budgets = {name.rsplit("::", 1)[1]: result for name, result in outcome.items() if "thresholds" in name}
+    prefix = "thresholds.yaml.mathperf-tiny."
+    budgets = {name.removeprefix(prefix): result for name, result in outcome.items() if name.startswith(prefix)}
     assert len(suite_cases) == 48 and set(suite_cases.values()) == {"passed"}, output[-3000:]
     assert budgets["arithmetic.accuracy"] == "passed"
     assert "skipped" not in budgets.values() and len(budgets) == 6, budgets  # every budget judged
