@@ -67,6 +67,8 @@ def _new_project_workflow() -> str:
 
 def plan(project: Path, force: bool = False) -> list[PlannedFile]:
     """What ``init`` would write into ``project``; raises InitError naming every file in the way."""
+    if project.exists() and not project.is_dir():
+        raise InitError(f"mathperf init: {project} is a file, not a folder")
     planned = [PlannedFile(Path("suites") / name, (CURATED_SUITES / name).read_text("utf-8")) for name in STARTER_SUITES]
     planned.append(PlannedFile(Path("thresholds.yaml"), (TEMPLATES / "thresholds.yaml").read_text("utf-8")))
     planned.append(PlannedFile(GATE_WORKFLOW, _new_project_workflow()))

@@ -77,6 +77,11 @@ def test_files_in_the_way_are_each_named_and_nothing_is_written(
     assert (tmp_path / "thresholds.yaml").read_text("utf-8") == "mine\n"
 
 
+def test_a_file_is_not_a_project_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "notes.txt").write_text("mine\n", "utf-8")
+    assert init(capsys, str(tmp_path / "notes.txt")) == (1, f"mathperf init: {tmp_path / 'notes.txt'} is a file, not a folder\n")
+
+
 def test_force_overwrites_the_starter_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "thresholds.yaml").write_text("mine\n", "utf-8")
     code, _ = init(capsys, str(tmp_path), "--force")
