@@ -35,6 +35,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     imports.add_argument("source", help="an SQLite history, a postgresql:// URL, or a run file the gate saved")
     imports.add_argument("--history", default=str(DEFAULT_HISTORY), help=HISTORY_HELP)
 
+    init = commands.add_parser("init", help="start a project: suites, thresholds.yaml, pytest options, a CI gate workflow")
+    init.add_argument("directory", nargs="?", type=Path, default=Path("."), help="project folder (default: here)")
+    init.add_argument("--force", action="store_true", help="overwrite existing suites, thresholds.yaml and workflow")
+
     args = parser.parse_args(argv)
     if args.command == "history":
         from pytest_mathperf.history.commands import check_command, import_command
@@ -56,6 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from pytest_mathperf.lint import lint
 
         return lint(args.paths or [Path("suites")], args.thresholds)
+    if args.command == "init":
+        from pytest_mathperf.scaffold import run_init
+
+        return run_init(args.directory, args.force)
     parser.error(f"unknown command {args.command}")
     return 2
 
