@@ -92,6 +92,8 @@ def plan_budgets(
         if baseline is not None and baseline != model.model and baseline in in_run:
             comparisons = tuple(thresholds.comparisons_for(card, model.name, model.suites))
         reason = None if budgets or comparisons else thresholds.why_no_budget(card, model.name, model.suites)
+        if reason and model.model == baseline and thresholds.comparisons_for(card, model.name, model.suites):
+            reason = f"{model.name} is the baseline the other models are compared with, and has no budget of its own"
         plans[model.model] = ModelPlan(
             model.model, budgets, no_budget_reason=reason, comparisons=comparisons, baseline=baseline if comparisons else None
         )

@@ -61,6 +61,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("mathperf_history", "--mathperf-history", f"SQLite run history (default {DEFAULT_HISTORY})", default=DEFAULT_HISTORY, metavar="PATH"),
     Option("mathperf_no_history", "--mathperf-no-history", "do not record this run", "bool", False, action="store_true", ini=False),
     Option("mathperf_html", "--mathperf-html", "write the HTML trend report here at the end of the session", metavar="PATH"),
+    Option("mathperf_baseline", "--mathperf-baseline", "the model the others are compared with (default: the first --mathperf-model)", metavar="MODEL"),
     Option("mathperf_label", "--mathperf-label", "a label for this run in the history and the report (e.g. the candidate's name)", metavar="TEXT"),
     Option("mathperf_busy_guard", "--mathperf-busy-guard", "on (default): a timing verdict that would fail on a busy host is inconclusive instead; off: judge it anyway", default="on", metavar="on|off", choices=("on", "off")),
     Option("mathperf_strict", "--mathperf-strict", "every wrong answer fails its case, even where an accuracy budget applies", "bool", False, action="store_true"),
@@ -84,6 +85,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         group.addoption(option.flag, dest=option.name, default=None, help=option.help, **extra)
         if option.ini:
             parser.addini(option.name, option.help, type=option.ini_type, default=option.default)  # type: ignore[arg-type]
+
+
+def _baseline(given: str | None, models: list[str]) -> str:
+    """The baseline model: the one named, which must be under test, or the first model."""
+    if not given:
+        return models[0]
+    if given not in models:
+        raise pytest.UsageError(f"--mathperf-baseline {given!r} is not one of the models under test: {', '.join(models)}")
+    return given
 
 
 def _enabled(config: pytest.Config) -> bool:
@@ -150,6 +160,7 @@ def _read_settings(config: pytest.Config) -> Settings:
         html=html_base / html if html else None,
         strict=bool(strict),
         label=value("mathperf_label")[0] or None,
+        baseline=_baseline(value("mathperf_baseline")[0], models),
         busy_guard=choice("mathperf_busy_guard", "on | off", value("mathperf_busy_guard")[0] in ("on", "off")) == "on",
     )
 
@@ -374,7 +385,7 @@ class GateRecorder:
         payload = getattr(report, "mathperf", None)
         if payload is None or report.when != "call":
             return
-        from pytest_mathperf.results import BudgetRecord, CaseRecord, ModelRecord
+        from pytest_mathperf.results import BudgetRecord, CaseRecord, ComparisonRecord, ModelRecord
 
         model = ModelRecord.from_dict(payload["model"])
         self.state.models[model.model] = model
@@ -384,6 +395,8 @@ class GateRecorder:
             case = self.state.cases[report.nodeid] = CaseRecord.from_dict(payload["case"])
             if self.recorder is not None:
                 self.recorder.case(case, model)
+        if "comparison" in payload:
+            self.state.comparisons[report.nodeid] = ComparisonRecord.from_dict(payload["comparison"])
         if "budget" in payload:
             budget = self.state.budget_records[report.nodeid] = BudgetRecord.from_dict(payload["budget"])
             if self.recorder is not None:
@@ -406,6 +419,7 @@ class GateRecorder:
             models=tuple(sorted(state.models.values(), key=lambda record: order.get(record.model, 0))),
             cases=tuple(state.cases.values()),
             budgets=tuple(state.budget_records.values()),
+            comparisons=tuple(state.comparisons.values()),
         )
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:

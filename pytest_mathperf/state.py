@@ -13,7 +13,7 @@ from pytest_mathperf.judge import BudgetPlan
 
 if TYPE_CHECKING:
     from pytest_mathperf.history import HistoryLocation
-    from pytest_mathperf.results import BudgetRecord, CaseRecord, ModelRecord
+    from pytest_mathperf.results import BudgetRecord, CaseRecord, ComparisonRecord, ModelRecord
     from pytest_mathperf.runner import Runner
     from pytest_mathperf.thresholds import Thresholds
 
@@ -31,6 +31,7 @@ class GateState:
     started_at: float = field(default_factory=time.time)
     cases: dict[str, CaseRecord] = field(default_factory=dict)  # nodeid → record (controller side)
     budget_records: dict[str, BudgetRecord] = field(default_factory=dict)
+    comparisons: dict[str, ComparisonRecord] = field(default_factory=dict)
     models: dict[str, ModelRecord] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)  # shown in the terminal summary
 
@@ -53,6 +54,7 @@ class Settings:
     strict: bool
     label: str | None = None
     busy_guard: bool = True
+    baseline: str | None = None
 
 
 STATE = pytest.StashKey[GateState]()

@@ -81,6 +81,8 @@ def summary_lines(run: RunRecord, card: str) -> list[str]:
             bound = bound_text(budget.metric, budget.minimum, budget.maximum)
             why = f": {budget.reason}" if budget.reason else ""
             lines.append(f"{budget.verdict.upper()} budget {budget.nodeid}: {measured} (budget {bound}, {budget.samples} samples){why}")
+    if run.comparisons:
+        lines.extend(comparison_lines(run))
     for case in run.cases:
         if not case.passed:
             shown = next(g for g in case.generations if g.status != "correct")
@@ -88,6 +90,24 @@ def summary_lines(run: RunRecord, card: str) -> list[str]:
                 f"{case.verdict.upper()} {case.nodeid}: expected {case.expected}, "
                 f"extracted {shown.extracted or 'nothing'} ({case.correct_count}/{len(case.generations)} correct)"
             )
+    return lines
+
+
+def comparison_lines(run: RunRecord) -> list[str]:
+    """The comparison block: metric, baseline, candidate, ratio (or drop) with its interval, verdict."""
+    from pytest_mathperf.reporting import estimate_text, value_text
+
+    rows = [["comparison", "candidate", "baseline", "value", "baseline value", "ratio / drop [interval]", "margin", "verdict"]]
+    for record in run.comparisons:
+        name = f"{record.suite}::{record.name}" if record.suite else record.name
+        rows.append(
+            [
+                name, record.model, record.baseline, value_text(record, record.candidate_value),
+                value_text(record, record.baseline_value), estimate_text(record), record.margin, record.verdict.upper().replace("_", " "),
+            ]
+        )
+    lines = [""] + _table(rows)
+    lines += [f"  {record.name} of {record.model}: {record.reason}" for record in run.comparisons if record.reason]
     return lines
 
 

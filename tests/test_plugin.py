@@ -397,3 +397,58 @@ def test_a_busy_host_makes_a_failing_timing_budget_inconclusive_and_says_so(pyte
     assert run.properties("mathperf-tiny::ttft_ms.p50")["mathperf.verdict"] == "inconclusive"
     # memory and accuracy are judged as ever
     assert run.properties("mathperf-tiny::accuracy")["mathperf.verdict"] == "passed"
+
+
+COMPARE = """
+version: 1
+cards:
+  cpu:
+    models:
+      "*":
+        compare:
+          ttft_ms: {p50: {max_ratio: 1.25}}
+          tokens_per_s: {mean: {min_ratio: 0.8}}
+          accuracy: {max_drop: 0.05}
+"""
+TWELVE_CASES = "suite: arithmetic\ncases:\n" + "".join(
+    f"  - id: c{i}\n    prompt: \"What is {100 + i} + {7 * i}?\"\n    answer: {100 + 8 * i}\n" for i in range(12)
+)
+
+
+def test_a_slower_candidate_is_a_regression_on_timing_and_within_margin_on_accuracy(pytester, run_scripted) -> None:
+    write(pytester, "suites/arithmetic.yaml", TWELVE_CASES)
+    write(pytester, "thresholds.yaml", COMPARE)
+    jitter = [5.0, 5.5, 4.8, 5.2, 5.1, 4.9]
+    scripts = {
+        "base": {"ttft_ms": jitter, "e2e_ms": [50.0, 52.0, 49.0]},
+        "slow": {"ttft_ms": [3 * t for t in jitter], "e2e_ms": [150.0, 156.0, 147.0]},
+    }
+    run = run_scripted("-rs", scripts=scripts, models=("base", "slow"))
+    run.result.assert_outcomes(passed=24 + 1, failed=2, skipped=1)
+    ttft = run.properties("slow::compare::ttft_ms.p50")
+    assert ttft["mathperf.verdict"] == "regression" and ttft["mathperf.baseline"] == "base"
+    assert 2.9 < float(ttft["mathperf.ratio"]) < 3.1 and float(ttft["mathperf.ci_low"]) > 1.25
+    assert float(ttft["mathperf.p_value"]) < 0.01
+    assert run.properties("slow::compare::accuracy")["mathperf.verdict"] == "within_margin"
+    run.result.stdout.fnmatch_lines(
+        [
+            "*regression: ttft_ms.p50 of slow against base on cpu",
+            "*ratio    : 3.0?× ?*×, *×?   (margin ratio ≤ 1.25)",
+            "comparison * verdict",
+            "ttft_ms.p50 * slow * base * REGRESSION",
+            "mathperf: NO budget applied to base (nothing judged it): base is the baseline the other models are compared with*",
+        ]
+    )
+
+
+def test_a_less_accurate_candidate_is_a_regression_and_an_equal_one_never_is(pytester, run_scripted) -> None:
+    write(pytester, "suites/arithmetic.yaml", TWELVE_CASES)
+    write(pytester, "thresholds.yaml", COMPARE)
+    wrong = {f"{100 + i} + {7 * i}": "\\\\boxed{0}" for i in range(6)}  # half the cases
+    scripts = {"base": {}, "noisy": {"answers": wrong}, "same": {}}
+    run = run_scripted(scripts=scripts, models=("base", "noisy", "same"), )
+    accuracy = run.properties("noisy::compare::accuracy")
+    assert accuracy["mathperf.verdict"] == "regression"
+    assert float(accuracy["mathperf.drop"]) == 0.5 and float(accuracy["mathperf.ci_low"]) > 0.05
+    same = [run.properties(f"same::compare::{name}")["mathperf.verdict"] for name in ("ttft_ms.p50", "tokens_per_s.mean", "accuracy")]
+    assert same == ["within_margin"] * 3
