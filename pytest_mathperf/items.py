@@ -214,12 +214,13 @@ class CompareItem(MathperfItem):
         self.mathperf_payload: dict[str, Any] | None = None
 
     def runtest(self) -> None:
-        from pytest_mathperf.judge import judge_comparison
+        from pytest_mathperf.judge import BLESSED_PREFIX, judge_comparison
         from pytest_mathperf.reporting import comparison_properties, comparison_record, comparison_text
 
         state = self.config.stash[STATE]
         baseline = state.plan.for_model(self.model).baseline or ""
-        outcome = judge_comparison(state.runner, state.plan, self.model, self.comparison)
+        stored = state.blessed.get(self.model, (0, None))[1] if baseline.startswith(BLESSED_PREFIX) else None
+        outcome = judge_comparison(state.runner, state.plan, self.model, self.comparison, stored)
         if outcome.verdict == "cannot_judge":
             pytest.skip(f"cannot compare with {baseline}: {outcome.reason}")
         record = comparison_record(outcome, self.model, baseline, state.runner.card, self.nodeid)
@@ -281,14 +282,24 @@ def arrange_items(
         return others + _grouped(state, cases, [])
     every_case = [item for item in collected if isinstance(item, (CaseItem, LoadItem))]
     if last_failed:
-        state.plan = plan_budgets(state.thresholds, state.runner.card, _selected_models(state, every_case), state.settings.baseline)
+        state.plan = plan_budgets(state.thresholds, state.runner.card, _selected_models(state, every_case), _baselines(state))
         failed_budgets = [item for item in _budget_items(session, state, every_case) if item.nodeid in last_failed]
         if failed_budgets or any(case.nodeid in last_failed for case in every_case):
             judged = {id(case) for budget in failed_budgets for case in every_case if _judges(budget, case)}
             chosen = {id(case) for case in cases} | judged
             return others + _grouped(state, [case for case in every_case if id(case) in chosen], failed_budgets)
-    state.plan = plan_budgets(state.thresholds, state.runner.card, _selected_models(state, cases), state.settings.baseline)
+    state.plan = plan_budgets(state.thresholds, state.runner.card, _selected_models(state, cases), _baselines(state))
     return others + _grouped(state, cases, _budget_items(session, state, cases))
+
+
+def _baselines(state: GateState) -> dict[str, str]:
+    """Each candidate's baseline: the blessed run of its card and model, or the baseline model of this run."""
+    from pytest_mathperf.judge import BLESSED_PREFIX
+
+    if state.blessed:
+        return {model: f"{BLESSED_PREFIX}{run_id}" for model, (run_id, _) in state.blessed.items()}
+    baseline = state.settings.baseline or state.settings.models[0]
+    return {model: baseline for model in state.settings.models if model != baseline}
 
 
 def _selected_models(state: GateState, cases: list[pytest.Item]) -> list[Any]:

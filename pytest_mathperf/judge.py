@@ -25,8 +25,11 @@ from pytest_mathperf.metrics import ACCURACY, METRICS, MODEL_METRICS
 from pytest_mathperf.thresholds import Budget, BudgetOutcome, Thresholds, evaluate
 
 if TYPE_CHECKING:
-    from pytest_mathperf.results import CaseRecord
+    from pytest_mathperf.results import CaseRecord, RunRecord
     from pytest_mathperf.runner import Runner
+
+#: How a stored baseline is named: ``blessed run 12``.
+BLESSED_PREFIX = "blessed run "
 
 #: Budgets that only an in-process model can be held to.
 MEMORY_METRICS = frozenset(name for name in MODEL_METRICS if name.startswith(("vram_", "rss_")))
@@ -71,28 +74,33 @@ class SelectedModel:
 
 
 def plan_budgets(
-    thresholds: Thresholds | None, card: str, selected: Iterable[SelectedModel], baseline: str | None = None
+    thresholds: Thresholds | None, card: str, selected: Iterable[SelectedModel], baselines: Mapping[str, str] | None = None
 ) -> BudgetPlan:
     """The budget plan for the models that have selected cases.
 
     A model that nothing judges (no entry for this card and model, or an entry whose budgets are
     all for suites this run does not have, and no comparison) gets the file's ``no_budget``
     policy and the reason, so a gate never passes silently having judged nothing. Every model but
-    the ``baseline`` is a candidate, judged against it by its entry's ``compare:`` margins.
+    ``baselines`` (candidate → its baseline: a model of this run, or a blessed run) is judged
+    against it by its entry's ``compare:`` margins.
     """
     plans: dict[str, ModelPlan] = {}
     selected = list(selected)
     in_run = {model.model for model in selected}
+    baselines = {
+        candidate: baseline
+        for candidate, baseline in (baselines or {}).items()
+        if baseline in in_run or baseline.startswith(BLESSED_PREFIX)
+    }
     for model in selected:
         if thresholds is None:
             plans[model.model] = ModelPlan(model.model, model.case_budgets)
             continue
         budgets = (*(thresholds.budgets_for(card, model.name, model.suites) or ()), *model.case_budgets)
-        comparisons: tuple[Comparison, ...] = ()
-        if baseline is not None and baseline != model.model and baseline in in_run:
-            comparisons = tuple(thresholds.comparisons_for(card, model.name, model.suites))
+        baseline = baselines.get(model.model)
+        comparisons = tuple(thresholds.comparisons_for(card, model.name, model.suites)) if baseline else ()
         reason = None if budgets or comparisons else thresholds.why_no_budget(card, model.name, model.suites)
-        if reason and model.model == baseline and thresholds.comparisons_for(card, model.name, model.suites):
+        if reason and model.model in baselines.values() and thresholds.comparisons_for(card, model.name, model.suites):
             reason = f"{model.name} is the baseline the other models are compared with, and has no budget of its own"
         plans[model.model] = ModelPlan(
             model.model, budgets, no_budget_reason=reason, comparisons=comparisons, baseline=baseline if comparisons else None
@@ -157,50 +165,55 @@ def judge_budget(runner: Runner, model: str, budget: Budget) -> BudgetOutcome:
     return outcome
 
 
-def judge_comparison(runner: Runner, plan: BudgetPlan, candidate: str, comparison: Comparison) -> ComparisonOutcome:
-    """Judge one margin of ``candidate`` against its baseline in this run, or say why it cannot.
+def judge_comparison(
+    runner: Runner, plan: BudgetPlan, candidate: str, comparison: Comparison, stored: RunRecord | None = None
+) -> ComparisonOutcome:
+    """Judge one margin of ``candidate`` against its baseline, or say why it cannot.
 
-    The confidence of each interval is corrected for the candidate's number of comparisons; a
-    timing compared while the host was busy (for either model) is inconclusive, whatever it shows.
+    The baseline is another model of this run, or ``stored``: the blessed run, whose raw samples
+    were kept, so the same test applies. The confidence of each interval is corrected for the
+    candidate's number of comparisons; a timing compared while the host was busy (for either
+    side) is inconclusive, whatever it shows.
     """
     model_plan = plan.for_model(candidate)
     baseline = model_plan.baseline
     assert baseline is not None
-    for model in (candidate, baseline):
-        if runner.sessions[model].load_error is not None:
-            return ComparisonOutcome(comparison, "cannot_judge", reason=f"{model} did not load")
+    if runner.sessions[candidate].load_error is not None:
+        return ComparisonOutcome(comparison, "cannot_judge", reason=f"{candidate} did not load")
+    if stored is not None:
+        stored_model = next(record for record in stored.models if record.model == candidate)
+        base_cases = [case for case in stored.cases_of(candidate) if _in_scope(case, comparison)]
+        base_metrics, base_busy = stored_model.metrics, stored_model.details.get("host_busy") or None
+    else:
+        if runner.sessions[baseline].load_error is not None:
+            return ComparisonOutcome(comparison, "cannot_judge", reason=f"{baseline} did not load")
+        base_cases = [case for case in runner.sessions[baseline].cases.values() if _in_scope(case, comparison)]
+        base_metrics, base_busy = runner.sessions[baseline].model_metrics(), runner.busy_reason(baseline)
+    cand_cases = [case for case in runner.sessions[candidate].cases.values() if _in_scope(case, comparison)]
     confidence = family_confidence(plan.compare.confidence, len(model_plan.comparisons))
-    candidate_cases = _cases_in_scope(runner, candidate, comparison)
-    baseline_cases = _cases_in_scope(runner, baseline, comparison)
     if comparison.metric == ACCURACY:
         outcome = compare_accuracy(
             comparison,
-            {(case.suite, case.case): case.passed for case in candidate_cases},
-            {(case.suite, case.case): case.passed for case in baseline_cases},
+            {(case.suite, case.case): case.passed for case in cand_cases},
+            {(case.suite, case.case): case.passed for case in base_cases},
             confidence,
         )
     elif METRICS[comparison.metric].kind == "model":
         outcome = compare_values(
-            comparison,
-            runner.sessions[candidate].model_metrics().get(comparison.metric),
-            runner.sessions[baseline].model_metrics().get(comparison.metric),
+            comparison, runner.sessions[candidate].model_metrics().get(comparison.metric), base_metrics.get(comparison.metric)
         )
     else:
         outcome = compare_samples(
-            comparison, _keyed_samples(candidate_cases, comparison.metric), _keyed_samples(baseline_cases, comparison.metric), confidence
+            comparison, _keyed_samples(cand_cases, comparison.metric), _keyed_samples(base_cases, comparison.metric), confidence
         )
-    busy = [f"{model}: {reason}" for model in (candidate, baseline) if (reason := runner.busy_reason(model))]
+    busy = [f"{name}: {reason}" for name, reason in ((candidate, runner.busy_reason(candidate)), (baseline, base_busy)) if reason]
     if busy and METRICS[comparison.metric].timing and outcome.verdict in ("regression", "within_margin"):
         return replace(outcome, verdict="inconclusive", reason="the host was busy: " + "; ".join(busy))
     return outcome
 
 
-def _cases_in_scope(runner: Runner, model: str, comparison: Comparison) -> list[CaseRecord]:
-    return [
-        record
-        for (suite, _), record in runner.sessions[model].cases.items()
-        if comparison.scope == "model" or suite == comparison.suite
-    ]
+def _in_scope(case: CaseRecord, comparison: Comparison) -> bool:
+    return comparison.scope == "model" or case.suite == comparison.suite
 
 
 def _keyed_samples(cases: Iterable[CaseRecord], metric: str) -> dict[tuple[str, str, int], float]:

@@ -61,7 +61,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("mathperf_history", "--mathperf-history", f"SQLite run history (default {DEFAULT_HISTORY})", default=DEFAULT_HISTORY, metavar="PATH"),
     Option("mathperf_no_history", "--mathperf-no-history", "do not record this run", "bool", False, action="store_true", ini=False),
     Option("mathperf_html", "--mathperf-html", "write the HTML trend report here at the end of the session", metavar="PATH"),
-    Option("mathperf_baseline", "--mathperf-baseline", "the model the others are compared with (default: the first --mathperf-model)", metavar="MODEL"),
+    Option("mathperf_baseline", "--mathperf-baseline", "the model the others are compared with (default: the first --mathperf-model), or `blessed`: each model's run that `mathperf bless` marked in the history", metavar="MODEL"),
     Option("mathperf_label", "--mathperf-label", "a label for this run in the history and the report (e.g. the candidate's name)", metavar="TEXT"),
     Option("mathperf_busy_guard", "--mathperf-busy-guard", "on (default): a timing verdict that would fail on a busy host is inconclusive instead; off: judge it anyway", default="on", metavar="on|off", choices=("on", "off")),
     Option("mathperf_strict", "--mathperf-strict", "every wrong answer fails its case, even where an accuracy budget applies", "bool", False, action="store_true"),
@@ -91,9 +91,33 @@ def _baseline(given: str | None, models: list[str]) -> str:
     """The baseline model: the one named, which must be under test, or the first model."""
     if not given:
         return models[0]
+    if given == "blessed":
+        return given
     if given not in models:
         raise pytest.UsageError(f"--mathperf-baseline {given!r} is not one of the models under test: {', '.join(models)}")
     return given
+
+
+def _blessed_runs(settings: Settings, runner: Any) -> dict[str, tuple[int, Any]]:
+    """Each model's blessed run on this card, read once at start: a missing one is a usage error now, not later."""
+    from pytest_mathperf.history import History, HistoryError
+
+    if settings.history is None:
+        raise pytest.UsageError("--mathperf-baseline blessed reads the history: drop --mathperf-no-history")
+    found = {}
+    try:
+        with History(settings.history) as history:
+            for model in settings.models:
+                blessed = history.blessed_run(runner.card, model)
+                if blessed is None:
+                    raise pytest.UsageError(
+                        f"--mathperf-baseline blessed: no blessed run of {model} on {runner.card!r} in {history.path}; "
+                        "mark one with `mathperf bless RUN`"
+                    )
+                found[model] = blessed
+    except HistoryError as error:
+        raise pytest.UsageError(f"--mathperf-baseline blessed: {error}") from None
+    return found
 
 
 def _enabled(config: pytest.Config) -> bool:
@@ -250,6 +274,8 @@ def pytest_configure(config: pytest.Config) -> None:
         runner.card  # noqa: B018 - fail here, as a usage error, on a device that cannot be used
     except ValueError as error:
         raise pytest.UsageError(str(error)) from None
+    if settings.baseline == "blessed":
+        state.blessed.update(_blessed_runs(settings, runner))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -13,7 +13,7 @@ from pytest_mathperf.judge import BudgetPlan
 
 if TYPE_CHECKING:
     from pytest_mathperf.history import HistoryLocation
-    from pytest_mathperf.results import BudgetRecord, CaseRecord, ComparisonRecord, ModelRecord
+    from pytest_mathperf.results import BudgetRecord, CaseRecord, ComparisonRecord, ModelRecord, RunRecord
     from pytest_mathperf.runner import Runner
     from pytest_mathperf.thresholds import Thresholds
 
@@ -32,6 +32,7 @@ class GateState:
     cases: dict[str, CaseRecord] = field(default_factory=dict)  # nodeid → record (controller side)
     budget_records: dict[str, BudgetRecord] = field(default_factory=dict)
     comparisons: dict[str, ComparisonRecord] = field(default_factory=dict)
+    blessed: dict[str, tuple[int, RunRecord]] = field(default_factory=dict)  # model → its blessed baseline run
     models: dict[str, ModelRecord] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)  # shown in the terminal summary
 

@@ -452,3 +452,27 @@ def test_a_less_accurate_candidate_is_a_regression_and_an_equal_one_never_is(pyt
     assert float(accuracy["mathperf.drop"]) == 0.5 and float(accuracy["mathperf.ci_low"]) > 0.05
     same = [run.properties(f"same::compare::{name}")["mathperf.verdict"] for name in ("ttft_ms.p50", "tokens_per_s.mean", "accuracy")]
     assert same == ["within_margin"] * 3
+
+
+def test_a_candidate_is_compared_with_its_blessed_run(pytester, run_scripted) -> None:
+    from pytest_mathperf.cli import main
+
+    write(pytester, "suites/arithmetic.yaml", TWELVE_CASES)
+    write(pytester, "thresholds.yaml", COMPARE)
+    history = str(pytester.path / "history.db")
+    jitter = [5.0, 5.5, 4.8, 5.2, 5.1, 4.9]
+    first = run_scripted("--mathperf-history", history, scripts={"m": {"ttft_ms": jitter}}, models=("m",), history=True)
+    first.result.assert_outcomes(passed=12, skipped=1)  # alone, nothing to compare with: the policy says so
+    missing = run_scripted("--mathperf-history", history, "--mathperf-baseline", "blessed", models=("m",), history=True)
+    assert missing.result.ret == pytest.ExitCode.USAGE_ERROR
+    missing.result.stderr.fnmatch_lines(["*no blessed run of m on 'cpu' in *history.db; mark one with `mathperf bless RUN`"])
+    assert main(["bless", "1", "--history", history]) == 0
+    slower = {"m": {"ttft_ms": [4 * t for t in jitter]}}
+    run = run_scripted("--mathperf-history", history, "--mathperf-baseline", "blessed", scripts=slower, models=("m",), history=True)
+    ttft = run.properties("m::compare::ttft_ms.p50")
+    assert ttft["mathperf.baseline"] == "blessed run 1" and ttft["mathperf.verdict"] == "regression"
+    assert run.properties("m::compare::accuracy")["mathperf.verdict"] == "within_margin"
+    from pytest_mathperf.history import History
+
+    with History(history) as store:
+        assert [c.verdict for c in store.run(2).comparisons if c.name == "ttft_ms.p50"] == ["regression"]
