@@ -214,13 +214,13 @@ class CompareItem(MathperfItem):
         self.mathperf_payload: dict[str, Any] | None = None
 
     def runtest(self) -> None:
-        from pytest_mathperf.judge import BLESSED_PREFIX, judge_comparison
+        from pytest_mathperf.judge import BLESSED_PREFIX, judge_comparison_with_more
         from pytest_mathperf.reporting import comparison_properties, comparison_record, comparison_text
 
         state = self.config.stash[STATE]
         baseline = state.plan.for_model(self.model).baseline or ""
         stored = state.blessed.get(self.model, (0, None))[1] if baseline.startswith(BLESSED_PREFIX) else None
-        outcome = judge_comparison(state.runner, state.plan, self.model, self.comparison, stored)
+        outcome = judge_comparison_with_more(state.runner, state.plan, self.model, self.comparison, stored)
         if outcome.verdict == "cannot_judge":
             pytest.skip(f"cannot compare with {baseline}: {outcome.reason}")
         record = comparison_record(outcome, self.model, baseline, state.runner.card, self.nodeid)
@@ -280,6 +280,10 @@ def arrange_items(
         return selected
     if hasattr(session.config, "workerinput"):
         return others + _grouped(state, cases, [])
+    for item in cases:
+        if isinstance(item, CaseItem):
+            longest = state.runner.warmup_tokens.get(item.model, 0)
+            state.runner.warmup_tokens[item.model] = max(longest, item.case.max_new_tokens)
     every_case = [item for item in collected if isinstance(item, (CaseItem, LoadItem))]
     if last_failed:
         state.plan = plan_budgets(state.thresholds, state.runner.card, _selected_models(state, every_case), _baselines(state))

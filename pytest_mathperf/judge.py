@@ -8,6 +8,7 @@ items only translate these outcomes into pass / skip / xfail / failure.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
@@ -166,7 +167,7 @@ def judge_budget(runner: Runner, model: str, budget: Budget) -> BudgetOutcome:
 
 
 def judge_comparison(
-    runner: Runner, plan: BudgetPlan, candidate: str, comparison: Comparison, stored: RunRecord | None = None
+    runner: Runner, plan: BudgetPlan, candidate: str, comparison: Comparison, stored: RunRecord | None = None, looks: int = 1
 ) -> ComparisonOutcome:
     """Judge one margin of ``candidate`` against its baseline, or say why it cannot.
 
@@ -190,7 +191,7 @@ def judge_comparison(
         base_cases = [case for case in runner.sessions[baseline].cases.values() if _in_scope(case, comparison)]
         base_metrics, base_busy = runner.sessions[baseline].model_metrics(), runner.busy_reason(baseline)
     cand_cases = [case for case in runner.sessions[candidate].cases.values() if _in_scope(case, comparison)]
-    confidence = family_confidence(plan.compare.confidence, len(model_plan.comparisons))
+    confidence = family_confidence(plan.compare.confidence, len(model_plan.comparisons) * looks)
     if comparison.metric == ACCURACY:
         outcome = compare_accuracy(
             comparison,
@@ -224,3 +225,38 @@ def _keyed_samples(cases: Iterable[CaseRecord], metric: str) -> dict[tuple[str, 
         for generation in case.generations
         if generation.status != "error" and metric in generation.metrics
     }
+
+
+def judge_comparison_with_more(
+    runner: Runner, plan: BudgetPlan, candidate: str, comparison: Comparison, stored: RunRecord | None = None
+) -> ComparisonOutcome:
+    """``inconclusive: more``: while a comparison is inconclusive, double the repeats of both models
+    on the cases in its scope, up to ``max_repeats``, and look again.
+
+    Looking more than once would raise the false-alarm rate, so the looks are planned ahead (one
+    per doubling from the first repeats to ``max_repeats``) and every look's interval is
+    Bonferroni-corrected for all of them: whatever look decides, the family's error stays ≤ α.
+    A stored (blessed) baseline cannot run again, and a busy host makes more samples no better,
+    so neither gets more repeats.
+    """
+    settings = plan.compare
+    baseline = plan.for_model(candidate).baseline
+    if settings.inconclusive != "more" or not settings.max_repeats or stored is not None or baseline is None:
+        return judge_comparison(runner, plan, candidate, comparison, stored)
+    keys = [key for key, record in runner.sessions[candidate].cases.items() if _in_scope(record, comparison)]
+    first = min((len(runner.sessions[model].cases[key].generations) for model in (candidate, baseline) for key in keys
+                 if key in runner.sessions[model].cases), default=1)
+    looks = 1 + max(0, int(math.log2(max(settings.max_repeats, first) / max(first, 1))))
+    outcome = judge_comparison(runner, plan, candidate, comparison, stored, looks)
+    repeats = first
+    while outcome.verdict == "inconclusive" and not outcome.reason.startswith("the host was busy") and repeats < settings.max_repeats:
+        repeats = min(repeats * 2, settings.max_repeats)
+        for model in (baseline, candidate):  # one model loaded at a time
+            for key in keys:
+                if key in runner.sessions[model].cases:
+                    runner.add_repeats(model, key, repeats)
+        outcome = judge_comparison(runner, plan, candidate, comparison, stored, looks)
+    if outcome.verdict == "inconclusive":
+        note = f"still inconclusive at {repeats} repeats (max_repeats {settings.max_repeats})"
+        outcome = replace(outcome, reason=f"{outcome.reason}; {note}" if outcome.reason else note)
+    return outcome

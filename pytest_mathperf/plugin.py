@@ -57,6 +57,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("mathperf_suites", "--mathperf-suites", f"suite file or folder; repeatable (default {DEFAULT_SUITES})", "linelist", [DEFAULT_SUITES], "PATH", action="append"),
     Option("mathperf_repeats", "--mathperf-repeats", "repeats per case, overriding the suites", metavar="N"),
     Option("mathperf_warmup", "--mathperf-warmup", "warm-up generations per model (default 1), never counted", default="1", metavar="N"),
+    Option("mathperf_warmup_tokens", "--mathperf-warmup-tokens", "max_new_tokens of each warm-up generation (default: the longest case's, so long-sequence kernels and memory pools are warm)", metavar="N"),
     Option("mathperf_card", "--mathperf-card", "card name to match in thresholds.yaml instead of the detected one", metavar="NAME"),
     Option("mathperf_history", "--mathperf-history", f"SQLite run history (default {DEFAULT_HISTORY})", default=DEFAULT_HISTORY, metavar="PATH"),
     Option("mathperf_no_history", "--mathperf-no-history", "do not record this run", "bool", False, action="store_true", ini=False),
@@ -179,6 +180,7 @@ def _read_settings(config: pytest.Config) -> Settings:
         suites=tuple((suites_base / path).resolve() for path in suites),
         repeats=integer("mathperf_repeats", 1),
         warmup=integer("mathperf_warmup", 0) or 0,
+        warmup_tokens=integer("mathperf_warmup_tokens", 1),
         card=value("mathperf_card")[0] or None,
         history=None if config.getoption("mathperf_no_history") else _history_location(history, history_base),
         html=html_base / html if html else None,
@@ -237,6 +239,7 @@ def pytest_configure(config: pytest.Config) -> None:
             warmup=settings.warmup,
             card=settings.card,
             busy_guard=settings.busy_guard,
+            warmup_tokens=settings.warmup_tokens,
         )
     )
     # pytest-xdist registers this marker itself; without xdist installed it must still be known.

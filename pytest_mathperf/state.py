@@ -49,6 +49,7 @@ class Settings:
     suites: tuple[Path, ...]
     repeats: int | None
     warmup: int
+    warmup_tokens: int | None
     card: str | None
     history: HistoryLocation | None  # an SQLite file or a postgresql:// URL
     html: Path | None

@@ -21,6 +21,7 @@ GENERATION_ROWS: tuple[tuple[str, str], ...] = (
 )
 MODEL_ROWS: tuple[str, ...] = (
     "load_s",
+    "warmup_s",
     "vram_load_gb",
     "vram_load_peak_gb",
     "vram_peak_gb",

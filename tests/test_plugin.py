@@ -476,3 +476,25 @@ def test_a_candidate_is_compared_with_its_blessed_run(pytester, run_scripted) ->
 
     with History(history) as store:
         assert [c.verdict for c in store.run(2).comparisons if c.name == "ttft_ms.p50"] == ["regression"]
+
+
+def test_inconclusive_more_runs_further_repeats_of_both_models_up_to_max_repeats(pytester, run_scripted) -> None:
+    write(pytester, "suites/arithmetic.yaml", TWELVE_CASES)
+    write(
+        pytester,
+        "thresholds.yaml",
+        COMPARE.replace("version: 1\n", "version: 1\ncompare_defaults: {inconclusive: more, max_repeats: 4}\n")
+        .replace("          tokens_per_s: {mean: {min_ratio: 0.8}}\n", "").replace("          accuracy: {max_drop: 0.05}\n", ""),
+    )
+    # the candidate's median sits right on the margin's edge: no number of repeats settles it
+    scripts = {"base": {"ttft_ms": [5.0]}, "edge": {"ttft_ms": [4.0, 7.5]}}
+    run = run_scripted("-rs", scripts=scripts, models=("base", "edge"))
+    ttft = run.properties("edge::compare::ttft_ms.p50")
+    assert ttft["mathperf.verdict"] == "inconclusive"
+    assert ttft["mathperf.samples"] == "48"  # 12 cases, doubled twice: 1 → 2 → 4 repeats
+    run.result.stdout.fnmatch_lines(["*still inconclusive at 4 repeats (max_repeats 4)*"])
+    assert run.result.ret == 0  # "more" still undecided: passes, visibly; "fail" would not
+    write(pytester, "thresholds.yaml", COMPARE.replace("version: 1\n", "version: 1\ncompare_defaults: {inconclusive: fail}\n"))
+    strict = run_scripted(scripts=scripts, models=("base", "edge"))
+    strict.result.stdout.fnmatch_lines(["*policy   : compare_defaults.inconclusive: fail"])
+    assert strict.result.ret == 1
