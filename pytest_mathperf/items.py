@@ -189,15 +189,16 @@ class BudgetItem(MathperfItem):
         outcome = judge_budget(state.runner, self.model, self.budget)
         if outcome.status == "cannot_judge":
             pytest.skip(outcome.reason)
+        model_record = state.runner.model_record(self.model)
         self.mathperf_payload = {
             "budget": budget_record(outcome, self.model, card, self.nodeid).to_dict(),
-            "model": state.runner.model_record(self.model).to_dict(),
+            "model": model_record.to_dict(),
         }
-        self.user_properties.extend(budget_properties(outcome, self.model, card))
+        self.user_properties.extend(budget_properties(outcome, self.model, card, model_record.memory_source))
         if outcome.status == "inconclusive":
             pytest.skip(f"inconclusive: {outcome.measured_text} against {self.budget.bound_text}: {outcome.reason}")
         if outcome.status == "failed":
-            raise MathperfFailure(budget_failure_text(outcome, self.model, card))
+            raise MathperfFailure(budget_failure_text(outcome, self.model, card, model_record.memory_source))
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, self.budget.line - 1, f"budget {self.name} [{self.model}]"

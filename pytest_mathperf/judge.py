@@ -148,6 +148,12 @@ def judge_budget(runner: Runner, model: str, budget: Budget) -> BudgetOutcome:
     samples = runner.samples(model, budget)
     if not samples and not session.cases and not session.load_results:
         return cannot_judge(budget, f"no case of {model} ran, so there is nothing to judge")
+    if not samples and not runner.options.allow_estimated_counts and runner.estimated_only(model, budget.metric):
+        return cannot_judge(
+            budget,
+            f"every {budget.metric} of {model} rests on an estimated token count (the server sent no usage); "
+            "--mathperf-allow-estimated-counts accepts them",
+        )
     if not samples and not runner.measures(model, budget.metric):
         return cannot_judge(budget, f"{budget.metric} is not measured for {model} on {runner.card}")
     outcome = evaluate(budget, samples)

@@ -65,6 +65,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("mathperf_baseline", "--mathperf-baseline", "the model the others are compared with (default: the first --mathperf-model), or `blessed`: each model's run that `mathperf bless` marked in the history", metavar="MODEL"),
     Option("mathperf_label", "--mathperf-label", "a label for this run in the history and the report (e.g. the candidate's name)", metavar="TEXT"),
     Option("mathperf_busy_guard", "--mathperf-busy-guard", "on (default): a timing verdict that would fail on a busy host is inconclusive instead; off: judge it anyway", default="on", metavar="on|off", choices=("on", "off")),
+    Option("mathperf_allow_estimated_counts", "--mathperf-allow-estimated-counts", "let budgets on tokens/s, TPOT and token counts take values whose token count is an estimate (a server that sends no usage)", "bool", False, action="store_true"),
     Option("mathperf_strict", "--mathperf-strict", "every wrong answer fails its case, even where an accuracy budget applies", "bool", False, action="store_true"),
 )
 
@@ -186,6 +187,7 @@ def _read_settings(config: pytest.Config) -> Settings:
         html=html_base / html if html else None,
         strict=bool(strict),
         label=value("mathperf_label")[0] or None,
+        allow_estimated_counts=bool(value("mathperf_allow_estimated_counts")[0]),
         baseline=_baseline(value("mathperf_baseline")[0], models),
         busy_guard=choice("mathperf_busy_guard", "on | off", value("mathperf_busy_guard")[0] in ("on", "off")) == "on",
     )
@@ -240,6 +242,7 @@ def pytest_configure(config: pytest.Config) -> None:
             card=settings.card,
             busy_guard=settings.busy_guard,
             warmup_tokens=settings.warmup_tokens,
+            allow_estimated_counts=settings.allow_estimated_counts,
         )
     )
     # pytest-xdist registers this marker itself; without xdist installed it must still be known.

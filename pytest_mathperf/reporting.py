@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from pytest_mathperf.compare import ComparisonOutcome
-from pytest_mathperf.judge import CaseOutcome
+from pytest_mathperf.judge import MEMORY_METRICS, CaseOutcome
 from pytest_mathperf.metrics import GENERATION_METRICS, format_value, statistic
 from pytest_mathperf.results import BudgetRecord, CaseRecord, ComparisonRecord, GenerationRecord
 from pytest_mathperf.thresholds import BudgetOutcome
@@ -43,6 +43,7 @@ def case_properties(record: CaseRecord) -> list[tuple[str, Any]]:
         values = record.samples(metric)
         if values:
             properties.append((metric, round(statistic(values, "p50"), 3)))
+    properties.extend((f"mathperf.{key}", value) for key, value in sorted(shown.facts.items()))
     properties.append(("mathperf.output", shown.output[-PROPERTY_OUTPUT_CHARS:]))
     return properties
 
@@ -75,9 +76,10 @@ def left_to_budget_text(outcome: CaseOutcome) -> str:
     )
 
 
-def budget_properties(outcome: BudgetOutcome, model: str, card: str) -> list[tuple[str, Any]]:
+def budget_properties(outcome: BudgetOutcome, model: str, card: str, memory_source: str | None = None) -> list[tuple[str, Any]]:
     budget = outcome.budget
-    return [
+    source = [("mathperf.memory_source", memory_source or "")] if budget.metric in MEMORY_METRICS else []
+    return source + [
         ("mathperf.model", model),
         ("mathperf.budget", budget.name),
         ("mathperf.measured", "" if outcome.measured is None else round(outcome.measured, 4)),
@@ -88,7 +90,7 @@ def budget_properties(outcome: BudgetOutcome, model: str, card: str) -> list[tup
     ]
 
 
-def budget_failure_text(outcome: BudgetOutcome, model: str, card: str) -> str:
+def budget_failure_text(outcome: BudgetOutcome, model: str, card: str, memory_source: str | None = None) -> str:
     """Metric, statistic, measured, budget, card and samples: a few lines a person reads at once."""
     budget = outcome.budget
     over = f" over {outcome.samples} {'cases' if budget.metric == 'accuracy' else 'samples'}"
@@ -101,6 +103,8 @@ def budget_failure_text(outcome: BudgetOutcome, model: str, card: str) -> str:
         f"  card     : {card}",
         f"  samples  : {outcome.samples}",
     ]
+    if budget.metric in MEMORY_METRICS:
+        lines.append(f"  source   : {memory_source or 'unknown'}")
     if outcome.reason:
         lines.append(f"  why      : {outcome.reason}")
     lines.extend(f"  {note}" for note in outcome.notes)

@@ -28,6 +28,10 @@ class GenerationRecord:
     output: str  # the raw model output (or the backend's error message for status "error")
     facts: Mapping[str, str] = field(default_factory=dict)  # where counts came from, retries, ...
 
+    @property
+    def estimated_metrics(self) -> frozenset[str]:
+        return frozenset(filter(None, self.facts.get("estimated_metrics", "").split(",")))
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> GenerationRecord:
         return cls(**data)
@@ -60,17 +64,19 @@ class CaseRecord:
         failing = [g.status for g in self.generations if g.status != "correct"]
         return max(set(failing), key=failing.count) if failing else "wrong"
 
-    def samples(self, metric: str) -> list[float]:
+    def samples(self, metric: str, *, estimated: bool = True) -> list[float]:
         """The metric's values over this case's measured generations.
 
         A generation that failed (a timeout, an HTTP error mid-stream) is counted and shown as an
         error, never averaged in: its timings describe the failure, not the model. Missing and NaN
-        values are left out too.
+        values are left out too, and with ``estimated=False`` values that rest on an estimated token
+        count (a server that sent no usage, counted by stream chunks).
         """
         return [
             g.metrics[metric]
             for g in self.generations
             if g.status != "error" and metric in g.metrics and not math.isnan(g.metrics[metric])
+            and (estimated or metric not in g.estimated_metrics)
         ]
 
     @property

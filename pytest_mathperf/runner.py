@@ -47,6 +47,7 @@ class RunOptions:
     seed: int = 0
     busy_guard: bool = True  # a busy host makes failing timing verdicts inconclusive
     warmup_tokens: int | None = None  # max_new_tokens of each warm-up generation; None: the longest case's
+    allow_estimated_counts: bool = False  # budgets take tokens/s, TPOT, ... that rest on estimated token counts
 
 
 def model_slug(model: str) -> str:
@@ -356,6 +357,12 @@ class Runner:
         busy = session.host_load.busy_reason() if self.in_process(model) else None
         return {"host_load": session.host_load.describe(), "host_busy": busy or ""}
 
+    def estimated_only(self, model: str, metric: str) -> bool:
+        """Whether every value of ``metric`` rests on an estimated token count (and budgets refuse those)."""
+        session = self.sessions[model]
+        generations = [g for record in session.cases.values() for g in record.generations if metric in g.metrics]
+        return bool(generations) and all(metric in g.estimated_metrics for g in generations)
+
     def measures(self, model: str, metric: str) -> bool:
         """Whether this run measures ``metric`` for ``model`` at all (no TTFAT in-process, no VRAM on a CPU)."""
         session = self.sessions[model]
@@ -377,7 +384,8 @@ class Runner:
         if budget.metric == ACCURACY:
             return [1.0 if record.passed else 0.0 for record in cases]
         if budget.metric in GENERATION_METRICS:
-            return [value for record in cases for value in record.samples(budget.metric)]
+            estimated = self.options.allow_estimated_counts
+            return [value for record in cases for value in record.samples(budget.metric, estimated=estimated)]
         if budget.metric in MODEL_METRICS:
             value = session.model_metrics().get(budget.metric)
             return [] if value is None else [value]

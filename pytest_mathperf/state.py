@@ -57,6 +57,7 @@ class Settings:
     label: str | None = None
     busy_guard: bool = True
     baseline: str | None = None
+    allow_estimated_counts: bool = False
 
 
 STATE = pytest.StashKey[GateState]()

@@ -48,6 +48,9 @@ def summary_lines(run: RunRecord, card: str) -> list[str]:
     rows: list[list[str]] = [["", *models]]
     rows.append(["card", *[card for _ in models]])
     by_model = {record.model: record for record in run.models}
+    sources = [by_model[m].memory_source if m in by_model else None for m in models]
+    if any(sources):
+        rows.append(["memory source", *[source or "–" for source in sources]])
     for name in MODEL_ROWS:
         metric, _, stat = name.partition(".") if not name.startswith("load.") else _split_load(name)
         values = [by_model[m].metrics.get(name) if m in by_model else None for m in models]
@@ -73,6 +76,8 @@ def summary_lines(run: RunRecord, card: str) -> list[str]:
         if record.load_error:
             lines.append(f"NOT LOADED {record.model}: {record.load_error}")
     for record in run.models:
+        if record.details.get("memory_note"):
+            lines.append(f"memory of {record.model}: {record.details['memory_note']}")
         busy = record.details.get("host_busy")
         if busy:
             lines.append(f"HOST BUSY while {record.model} was measured: {busy}")

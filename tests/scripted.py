@@ -41,6 +41,7 @@ class Script:
     load_error: str | None = None
     in_process: bool = True
     sleep: bool = False  # really wait e2e_ms, so the host's counters see the generation's time
+    counted_by_chunks: bool = False  # token counts are an estimate, as from a server that sends no usage
 
 
 def arithmetic_answer(prompt: str) -> str:
@@ -96,6 +97,7 @@ class ScriptedBackend:
             ttft_ms=next(self._ttft),
             e2e_ms=e2e_ms if timeout is None else timeout,
             finish_reason="stop" if timeout is None else "timeout",
+            output_tokens_source="chunks" if self.script.counted_by_chunks else "token_ids",
         )
 
     def close(self) -> None:

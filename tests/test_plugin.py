@@ -498,3 +498,14 @@ def test_inconclusive_more_runs_further_repeats_of_both_models_up_to_max_repeats
     strict = run_scripted(scripts=scripts, models=("base", "edge"))
     strict.result.stdout.fnmatch_lines(["*policy   : compare_defaults.inconclusive: fail"])
     assert strict.result.ret == 1
+
+
+def test_a_budget_refuses_token_rates_from_estimated_counts_unless_allowed(pytester, run_scripted) -> None:
+    write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE)
+    write(pytester, "thresholds.yaml", CPU_BUDGETS.format(budgets="tokens_per_s: {mean: {min: 1}}\n        ttft_ms: {p50: {max: 100}}"))
+    scripts = {"*": {"counted_by_chunks": True}}
+    run = run_scripted("-rs", scripts=scripts)
+    run.result.assert_outcomes(passed=4, skipped=1)  # TTFT does not rest on a count: judged
+    run.result.stdout.fnmatch_lines(["*every tokens_per_s of mathperf-tiny rests on an estimated token count*--mathperf-allow-estimated-counts accepts them"])
+    allowed = run_scripted("--mathperf-allow-estimated-counts", scripts=scripts)
+    allowed.result.assert_outcomes(passed=5)

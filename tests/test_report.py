@@ -560,3 +560,20 @@ def browser_dom(page: Path, profile: Path) -> str:
     )
     assert result.returncode == 0 and "pytest-mathperf report" in result.stdout, result.stderr[-2000:]
     return result.stdout
+
+
+def test_the_latest_runs_comparisons_are_shown_escaped(tmp_path: Path) -> None:
+    from pytest_mathperf.report.html import write_report
+    from pytest_mathperf.results import ComparisonRecord, RunRecord
+
+    comparison = ComparisonRecord(
+        model="<b>cand</b>", baseline="base", name="ttft_ms.p50", metric="ttft_ms", statistic="p50", suite=None,
+        margin="ratio ≤ 1.25", verdict="regression", estimate=3.0, low=2.9, high=3.1, p_value=0.0002, samples=48,
+        candidate_value=15.0, baseline_value=5.0, reason="", card="cpu", nodeid="thresholds.yaml::cand::compare::ttft_ms.p50",
+    )
+    run = RunRecord(started_at=0.0, finished_at=1.0, environment={"card": "cpu"}, models=(), cases=(), budgets=(), comparisons=(comparison,))
+    output = tmp_path / "report.html"
+    write_report(None, output, current=run)
+    page = output.read_text(encoding="utf-8")
+    assert "Candidate against baseline" in page and "REGRESSION" in page and "3.00× [2.90×, 3.10×]" in page
+    assert "&lt;b&gt;cand&lt;/b&gt;" in page and "<b>cand</b>" not in page

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pytest_mathperf.metrics import GENERATION_METRICS, wilson_interval
 from pytest_mathperf.report.formatting import METRIC_TITLES, bound_text, duration, unit_suffix, when, with_unit
 from pytest_mathperf.report.runs import ordered
-from pytest_mathperf.results import CaseRecord, GenerationRecord, RunRecord, summary_statistic
+from pytest_mathperf.results import CaseRecord, ComparisonRecord, GenerationRecord, RunRecord, summary_statistic
 
 #: Raw outputs longer than this show their end (where the answer is); the history keeps all.
 MAX_OUTPUT_CHARS = 20_000
@@ -29,6 +29,7 @@ class TableRow:
 @dataclass(frozen=True)
 class BudgetView:
     passed: bool
+    verdict: str  # passed | failed | inconclusive
     model: str
     name: str
     where: str
@@ -36,6 +37,22 @@ class BudgetView:
     bound: str
     samples: int
     card: str
+
+
+@dataclass(frozen=True)
+class ComparisonView:
+    """One candidate-against-baseline row of the latest run."""
+
+    verdict: str  # regression | within margin | inconclusive
+    candidate: str
+    baseline: str
+    name: str
+    candidate_value: str
+    baseline_value: str
+    estimate: str
+    margin: str
+    p_value: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -80,6 +97,7 @@ class LatestRun:
     table: tuple[TableRow, ...]
     budgets: tuple[BudgetView, ...]
     budgets_failed: int
+    comparisons: tuple[ComparisonView, ...]
     cases: tuple[CaseView, ...]
     cases_failed: int
 
@@ -91,6 +109,7 @@ def latest_run(run: RunRecord, label: str) -> LatestRun:
     budgets = tuple(
         BudgetView(
             passed=b.passed,
+            verdict=b.verdict,
             model=b.model,
             name=b.name,
             where=" · ".join(part for part in (b.scope, b.suite, b.case) if part),
@@ -109,9 +128,27 @@ def latest_run(run: RunRecord, label: str) -> LatestRun:
         models=tuple(models),
         table=_model_table(run, models),
         budgets=budgets,
-        budgets_failed=sum(1 for b in run.budgets if not b.passed),
+        budgets_failed=sum(1 for b in run.budgets if b.verdict == "failed"),
+        comparisons=tuple(_comparison_view(c) for c in sorted(run.comparisons, key=lambda c: c.verdict != "regression")),
         cases=tuple(_case_view(case) for case in run.cases),
         cases_failed=sum(1 for case in run.cases if not case.passed),
+    )
+
+
+def _comparison_view(record: ComparisonRecord) -> ComparisonView:
+    from pytest_mathperf.reporting import estimate_text, value_text
+
+    return ComparisonView(
+        verdict=record.verdict.replace("_", " "),
+        candidate=record.model,
+        baseline=record.baseline,
+        name=f"{record.suite}::{record.name}" if record.suite else record.name,
+        candidate_value=value_text(record, record.candidate_value),
+        baseline_value=value_text(record, record.baseline_value),
+        estimate=estimate_text(record),
+        margin=record.margin,
+        p_value="–" if record.p_value is None else f"{record.p_value:.3g}",
+        reason=record.reason,
     )
 
 
