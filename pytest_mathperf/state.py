@@ -53,6 +53,7 @@ class Settings:
     strict: bool
     label: str | None = None
     busy_guard: bool = True
+    markdown: Path | None = None  # the Markdown summary's file
 
 
 STATE = pytest.StashKey[GateState]()
