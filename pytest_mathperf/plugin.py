@@ -215,6 +215,10 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.stash[STATE] = state
     config.pluginmanager.register(ItemArranger(state), "mathperf-arranger")
+    if config.pluginmanager.hasplugin("html"):  # pytest-html is optional: its columns only when it is there
+        from pytest_mathperf.pytest_html import PytestHtmlColumns
+
+        config.pluginmanager.register(PytestHtmlColumns(), "mathperf-pytest-html")
     if not hasattr(config, "workerinput"):
         recorder = GateRecorder(state)
         recorder.check_outputs()  # before any time is spent: the run must have somewhere to go
