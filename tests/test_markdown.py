@@ -219,3 +219,17 @@ def test_a_step_summary_that_cannot_be_written_does_not_hide_the_verdict(pyteste
     run.result.assert_outcomes(passed=3)
     assert run.result.ret == pytest.ExitCode.OK
     run.result.stdout.fnmatch_lines(["mathperf: Markdown summary NOT written to *no-such-folder/summary.md: No such file or directory"])
+
+
+def test_under_xdist_the_controller_writes_the_summary_once_with_every_case(pytester, run_scripted, monkeypatch) -> None:
+    pytest.importorskip("xdist")
+    write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE.replace("answer: 51", "answer: 52"))
+    write(pytester, "answers-only.yaml", "version: 1\n")
+    step_summary = pytester.path / "step-summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step_summary))
+    run = run_scripted("-n", "2", "--mathperf-thresholds", "answers-only.yaml")
+    run.result.assert_outcomes(passed=2, failed=1)
+    text = step_summary.read_text(encoding="utf-8")
+    assert text.count("### mathperf gate") == 1 and text.startswith("### mathperf gate FAILED on cpu\n")
+    root = render(text)
+    assert table_after(root, "Wrong answers (1 of 3 cases)")[1] == ["mathperf-tiny", "arithmetic::sub-en", "wrong", "52", "51", "0/1"]
