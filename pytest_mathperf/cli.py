@@ -35,6 +35,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     imports.add_argument("source", help="an SQLite history, a postgresql:// URL, or a run file the gate saved")
     imports.add_argument("--history", default=str(DEFAULT_HISTORY), help=HISTORY_HELP)
 
+    bless = commands.add_parser("bless", help="mark a recorded run as the baseline for its card and models")
+    bless.add_argument("run", type=int, help="the run's number (as `pytest --mathperf` and the report print it)")
+    bless.add_argument("--history", default=str(DEFAULT_HISTORY), help=HISTORY_HELP)
+
+    init = commands.add_parser("init", help="start a project: suites, thresholds.yaml, pytest options, a CI gate workflow")
+    init.add_argument("directory", nargs="?", type=Path, default=Path("."), help="project folder (default: here)")
+    init.add_argument("--force", action="store_true", help="overwrite existing suites, thresholds.yaml and workflow")
+
     args = parser.parse_args(argv)
     if args.command == "history":
         from pytest_mathperf.history.commands import check_command, import_command
@@ -56,8 +64,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         from pytest_mathperf.lint import lint
 
         return lint(args.paths or [Path("suites")], args.thresholds)
+    if args.command == "bless":
+        return _bless(args.history, args.run)
+    if args.command == "init":
+        from pytest_mathperf.scaffold import run_init
+
+        return run_init(args.directory, args.force)
     parser.error(f"unknown command {args.command}")
     return 2
+
+
+def _bless(history: str, run_id: int) -> int:
+    """``mathperf bless RUN``: that run becomes the baseline of ``--mathperf-baseline blessed``."""
+    from pytest_mathperf.history import History, HistoryError
+
+    try:
+        with History(history) as store:
+            record = store.bless(run_id)
+    except HistoryError as error:
+        print(f"mathperf bless: {error}", file=sys.stderr)
+        return 1
+    models = ", ".join(f"{model.model} on {model.card!r}" for model in record.models)
+    print(f"run {run_id} is now the blessed baseline for {models}")
+    return 0
 
 
 def _report(history: str, output: Path) -> int:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pytest_mathperf.metrics import ACCURACY, METRICS, STATISTICS, format_value
+from pytest_mathperf.metrics import ACCURACY, METRICS, STATISTICS
 from pytest_mathperf.yamlfile import LocatedDict, SchemaError, check_keys, expect_mapping
 
 InconclusivePolicy = Literal["pass", "fail", "more"]
@@ -164,21 +164,6 @@ class ComparisonOutcome:
     reason: str = ""
     candidate_value: float | None = None
     baseline_value: float | None = None
-
-    @property
-    def estimate_text(self) -> str:
-        if self.estimate is None:
-            return "–"
-        interval = ""
-        if self.low is not None and self.high is not None:
-            interval = f" [{self._fmt(self.low)}, {self._fmt(self.high)}]"
-        return f"{self._fmt(self.estimate)}{interval}"
-
-    def _fmt(self, value: float) -> str:
-        return f"{value:+.1%}" if self.comparison.max_drop is not None else f"{value:.3g}×"
-
-    def value_text(self, value: float | None) -> str:
-        return "–" if value is None else format_value(self.comparison.metric, value)
 
 
 def _verdict(low: float, high: float, *, upper: float | None = None, lower: float | None = None) -> Verdict:

@@ -15,6 +15,7 @@ import pytest
 from pytest_mathperf.state import STATE, GateState
 
 if TYPE_CHECKING:
+    from pytest_mathperf.compare import Comparison
     from pytest_mathperf.suite import Case, Suite
     from pytest_mathperf.thresholds import Budget
 
@@ -202,6 +203,40 @@ class BudgetItem(MathperfItem):
         return self.path, self.budget.line - 1, f"budget {self.name} [{self.model}]"
 
 
+class CompareItem(MathperfItem):
+    """One margin of a candidate against its baseline: regression fails, within margin passes,
+    inconclusive follows ``compare_defaults.inconclusive``."""
+
+    def __init__(self, *, comparison: Comparison, model: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.comparison = comparison
+        self.model = model
+        self.mathperf_payload: dict[str, Any] | None = None
+
+    def runtest(self) -> None:
+        from pytest_mathperf.judge import BLESSED_PREFIX, judge_comparison_with_more
+        from pytest_mathperf.reporting import comparison_properties, comparison_record, comparison_text
+
+        state = self.config.stash[STATE]
+        baseline = state.plan.for_model(self.model).baseline or ""
+        stored = state.blessed.get(self.model, (0, None))[1] if baseline.startswith(BLESSED_PREFIX) else None
+        outcome = judge_comparison_with_more(state.runner, state.plan, self.model, self.comparison, stored)
+        if outcome.verdict == "cannot_judge":
+            pytest.skip(f"cannot compare with {baseline}: {outcome.reason}")
+        record = comparison_record(outcome, self.model, baseline, state.runner.card, self.nodeid)
+        self.mathperf_payload = {"comparison": record.to_dict(), "model": state.runner.model_record(self.model).to_dict()}
+        self.user_properties.extend(comparison_properties(record))
+        if outcome.verdict == "regression":
+            raise MathperfFailure(comparison_text(record))
+        if outcome.verdict == "inconclusive":
+            if state.plan.compare.inconclusive == "fail":
+                raise MathperfFailure(comparison_text(record) + "\n  policy   : compare_defaults.inconclusive: fail")
+            pytest.skip(f"inconclusive: {record.name} {comparison_text(record, short=True)}")
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, self.comparison.line - 1, f"compare {self.name} [{self.model}]"
+
+
 class NoBudgetItem(MathperfItem):
     """Stands for a model that thresholds.yaml has nothing to judge by, so the policy is visible."""
 
@@ -245,16 +280,30 @@ def arrange_items(
         return selected
     if hasattr(session.config, "workerinput"):
         return others + _grouped(state, cases, [])
+    for item in cases:
+        if isinstance(item, CaseItem):
+            longest = state.runner.warmup_tokens.get(item.model, 0)
+            state.runner.warmup_tokens[item.model] = max(longest, item.case.max_new_tokens)
     every_case = [item for item in collected if isinstance(item, (CaseItem, LoadItem))]
     if last_failed:
-        state.plan = plan_budgets(state.thresholds, state.runner.card, _selected_models(state, every_case))
+        state.plan = plan_budgets(state.thresholds, state.runner.card, _selected_models(state, every_case), _baselines(state))
         failed_budgets = [item for item in _budget_items(session, state, every_case) if item.nodeid in last_failed]
         if failed_budgets or any(case.nodeid in last_failed for case in every_case):
             judged = {id(case) for budget in failed_budgets for case in every_case if _judges(budget, case)}
             chosen = {id(case) for case in cases} | judged
             return others + _grouped(state, [case for case in every_case if id(case) in chosen], failed_budgets)
-    state.plan = plan_budgets(state.thresholds, state.runner.card, _selected_models(state, cases))
+    state.plan = plan_budgets(state.thresholds, state.runner.card, _selected_models(state, cases), _baselines(state))
     return others + _grouped(state, cases, _budget_items(session, state, cases))
+
+
+def _baselines(state: GateState) -> dict[str, str]:
+    """Each candidate's baseline: the blessed run of its card and model, or the baseline model of this run."""
+    from pytest_mathperf.judge import BLESSED_PREFIX
+
+    if state.blessed:
+        return {model: f"{BLESSED_PREFIX}{run_id}" for model, (run_id, _) in state.blessed.items()}
+    baseline = state.settings.baseline or state.settings.models[0]
+    return {model: baseline for model in state.settings.models if model != baseline}
 
 
 def _selected_models(state: GateState, cases: list[pytest.Item]) -> list[Any]:
@@ -295,6 +344,11 @@ def _budget_items(session: pytest.Session, state: GateState, cases: list[pytest.
         if plan.no_budget_reason is not None and state.plan.policy != "record":
             assert thresholds_node is not None
             made.append(NoBudgetItem.from_parent(thresholds_node, name=f"{slugs[model]}::card", model=model, reason=plan.no_budget_reason))
+        for comparison in plan.comparisons:
+            assert thresholds_node is not None
+            suite = f"{comparison.suite}::" if comparison.scope == "suite" else ""
+            name = f"{slugs[model]}::compare::{suite}{comparison.name}"
+            made.append(CompareItem.from_parent(thresholds_node, name=name, comparison=comparison, model=model))
     return made
 
 
@@ -313,13 +367,16 @@ def _judges(budget: MathperfItem, case: pytest.Item) -> bool:
 
 
 def _grouped(state: GateState, cases: list[pytest.Item], budgets: list[MathperfItem]) -> list[pytest.Item]:
-    """Model by model (one model loaded at a time), each model's budgets after its cases."""
+    """Model by model (one model loaded at a time), each model's budgets after its cases, and the
+    comparisons last, when every model they compare has run."""
     slugs = unique_slugs(state.settings.models)
     ordered: list[pytest.Item] = []
+    comparisons = [item for item in budgets if isinstance(item, CompareItem)]
     for model in state.settings.models:
-        group = [item for item in cases if item.model == model] + [item for item in budgets if item.model == model]  # type: ignore[attr-defined]
+        group = [item for item in cases if item.model == model]  # type: ignore[attr-defined]
+        group += [item for item in budgets if item.model == model and not isinstance(item, CompareItem)]
         for item in group:
             if item.get_closest_marker("xdist_group") is None:
                 item.add_marker(pytest.mark.xdist_group(slugs[model]))
         ordered.extend(group)
-    return ordered
+    return ordered + comparisons

@@ -8,16 +8,29 @@ items only translate these outcomes into pass / skip / xfail / failure.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
+from pytest_mathperf.compare import (
+    CompareSettings,
+    Comparison,
+    ComparisonOutcome,
+    compare_accuracy,
+    compare_samples,
+    compare_values,
+    family_confidence,
+)
 from pytest_mathperf.metrics import ACCURACY, METRICS, MODEL_METRICS
 from pytest_mathperf.thresholds import Budget, BudgetOutcome, Thresholds, evaluate
 
 if TYPE_CHECKING:
-    from pytest_mathperf.results import CaseRecord
+    from pytest_mathperf.results import CaseRecord, RunRecord
     from pytest_mathperf.runner import Runner
+
+#: How a stored baseline is named: ``blessed run 12``.
+BLESSED_PREFIX = "blessed run "
 
 #: Budgets that only an in-process model can be held to.
 MEMORY_METRICS = frozenset(name for name in MODEL_METRICS if name.startswith(("vram_", "rss_")))
@@ -30,6 +43,8 @@ class ModelPlan:
     model: str
     budgets: tuple[Budget, ...] = ()
     no_budget_reason: str | None = None  # set when thresholds.yaml has no entry for this card and model
+    comparisons: tuple[Comparison, ...] = ()  # margins against the baseline, for a candidate
+    baseline: str | None = None  # the model of this run it is compared with
 
     def accuracy_budget_applies(self, suite: str) -> bool:
         return any(
@@ -43,6 +58,7 @@ class BudgetPlan:
 
     models: Mapping[str, ModelPlan] = field(default_factory=dict)
     policy: str = "skip"  # what a model with nothing to judge it by gets: skip | fail | record
+    compare: CompareSettings = field(default_factory=CompareSettings)
 
     def for_model(self, model: str) -> ModelPlan:
         return self.models.get(model, ModelPlan(model))
@@ -58,22 +74,41 @@ class SelectedModel:
     case_budgets: tuple[Budget, ...] = ()
 
 
-def plan_budgets(thresholds: Thresholds | None, card: str, selected: Iterable[SelectedModel]) -> BudgetPlan:
+def plan_budgets(
+    thresholds: Thresholds | None, card: str, selected: Iterable[SelectedModel], baselines: Mapping[str, str] | None = None
+) -> BudgetPlan:
     """The budget plan for the models that have selected cases.
 
     A model that nothing judges (no entry for this card and model, or an entry whose budgets are
-    all for suites this run does not have) gets the file's ``no_budget`` policy and the reason,
-    so a gate never passes silently having judged nothing.
+    all for suites this run does not have, and no comparison) gets the file's ``no_budget``
+    policy and the reason, so a gate never passes silently having judged nothing. Every model but
+    ``baselines`` (candidate → its baseline: a model of this run, or a blessed run) is judged
+    against it by its entry's ``compare:`` margins.
     """
     plans: dict[str, ModelPlan] = {}
+    selected = list(selected)
+    in_run = {model.model for model in selected}
+    baselines = {
+        candidate: baseline
+        for candidate, baseline in (baselines or {}).items()
+        if baseline in in_run or baseline.startswith(BLESSED_PREFIX)
+    }
     for model in selected:
         if thresholds is None:
             plans[model.model] = ModelPlan(model.model, model.case_budgets)
             continue
         budgets = (*(thresholds.budgets_for(card, model.name, model.suites) or ()), *model.case_budgets)
-        reason = None if budgets else thresholds.why_no_budget(card, model.name, model.suites)
-        plans[model.model] = ModelPlan(model.model, budgets, no_budget_reason=reason)
-    return BudgetPlan(plans, thresholds.no_budget if thresholds is not None else "skip")
+        baseline = baselines.get(model.model)
+        comparisons = tuple(thresholds.comparisons_for(card, model.name, model.suites)) if baseline else ()
+        reason = None if budgets or comparisons else thresholds.why_no_budget(card, model.name, model.suites)
+        if reason and model.model in baselines.values() and thresholds.comparisons_for(card, model.name, model.suites):
+            reason = f"{model.name} is the baseline the other models are compared with, and has no budget of its own"
+        plans[model.model] = ModelPlan(
+            model.model, budgets, no_budget_reason=reason, comparisons=comparisons, baseline=baseline if comparisons else None
+        )
+    if thresholds is None:
+        return BudgetPlan(plans)
+    return BudgetPlan(plans, thresholds.no_budget, thresholds.compare_settings)
 
 
 CaseStatus = Literal["passed", "failed", "left_to_budget"]
@@ -128,4 +163,100 @@ def judge_budget(runner: Runner, model: str, budget: Budget) -> BudgetOutcome:
             if warning:
                 notes.append(f"client   : {warning}")
         outcome = outcome.with_notes(notes)
+    return outcome
+
+
+def judge_comparison(
+    runner: Runner, plan: BudgetPlan, candidate: str, comparison: Comparison, stored: RunRecord | None = None, looks: int = 1
+) -> ComparisonOutcome:
+    """Judge one margin of ``candidate`` against its baseline, or say why it cannot.
+
+    The baseline is another model of this run, or ``stored``: the blessed run, whose raw samples
+    were kept, so the same test applies. The confidence of each interval is corrected for the
+    candidate's number of comparisons; a timing compared while the host was busy (for either
+    side) is inconclusive, whatever it shows.
+    """
+    model_plan = plan.for_model(candidate)
+    baseline = model_plan.baseline
+    assert baseline is not None
+    if runner.sessions[candidate].load_error is not None:
+        return ComparisonOutcome(comparison, "cannot_judge", reason=f"{candidate} did not load")
+    if stored is not None:
+        stored_model = next(record for record in stored.models if record.model == candidate)
+        base_cases = [case for case in stored.cases_of(candidate) if _in_scope(case, comparison)]
+        base_metrics, base_busy = stored_model.metrics, stored_model.details.get("host_busy") or None
+    else:
+        if runner.sessions[baseline].load_error is not None:
+            return ComparisonOutcome(comparison, "cannot_judge", reason=f"{baseline} did not load")
+        base_cases = [case for case in runner.sessions[baseline].cases.values() if _in_scope(case, comparison)]
+        base_metrics, base_busy = runner.sessions[baseline].model_metrics(), runner.busy_reason(baseline)
+    cand_cases = [case for case in runner.sessions[candidate].cases.values() if _in_scope(case, comparison)]
+    confidence = family_confidence(plan.compare.confidence, len(model_plan.comparisons) * looks)
+    if comparison.metric == ACCURACY:
+        outcome = compare_accuracy(
+            comparison,
+            {(case.suite, case.case): case.passed for case in cand_cases},
+            {(case.suite, case.case): case.passed for case in base_cases},
+            confidence,
+        )
+    elif METRICS[comparison.metric].kind == "model":
+        outcome = compare_values(
+            comparison, runner.sessions[candidate].model_metrics().get(comparison.metric), base_metrics.get(comparison.metric)
+        )
+    else:
+        outcome = compare_samples(
+            comparison, _keyed_samples(cand_cases, comparison.metric), _keyed_samples(base_cases, comparison.metric), confidence
+        )
+    busy = [f"{name}: {reason}" for name, reason in ((candidate, runner.busy_reason(candidate)), (baseline, base_busy)) if reason]
+    if busy and METRICS[comparison.metric].timing and outcome.verdict in ("regression", "within_margin"):
+        return replace(outcome, verdict="inconclusive", reason="the host was busy: " + "; ".join(busy))
+    return outcome
+
+
+def _in_scope(case: CaseRecord, comparison: Comparison) -> bool:
+    return comparison.scope == "model" or case.suite == comparison.suite
+
+
+def _keyed_samples(cases: Iterable[CaseRecord], metric: str) -> dict[tuple[str, str, int], float]:
+    """Per-generation values keyed by (suite, case, repeat), so both models' generations pair up."""
+    return {
+        (case.suite, case.case, generation.repeat): generation.metrics[metric]
+        for case in cases
+        for generation in case.generations
+        if generation.status != "error" and metric in generation.metrics
+    }
+
+
+def judge_comparison_with_more(
+    runner: Runner, plan: BudgetPlan, candidate: str, comparison: Comparison, stored: RunRecord | None = None
+) -> ComparisonOutcome:
+    """``inconclusive: more``: while a comparison is inconclusive, double the repeats of both models
+    on the cases in its scope, up to ``max_repeats``, and look again.
+
+    Looking more than once would raise the false-alarm rate, so the looks are planned ahead (one
+    per doubling from the first repeats to ``max_repeats``) and every look's interval is
+    Bonferroni-corrected for all of them: whatever look decides, the family's error stays ≤ α.
+    A stored (blessed) baseline cannot run again, and a busy host makes more samples no better,
+    so neither gets more repeats.
+    """
+    settings = plan.compare
+    baseline = plan.for_model(candidate).baseline
+    if settings.inconclusive != "more" or not settings.max_repeats or stored is not None or baseline is None:
+        return judge_comparison(runner, plan, candidate, comparison, stored)
+    keys = [key for key, record in runner.sessions[candidate].cases.items() if _in_scope(record, comparison)]
+    first = min((len(runner.sessions[model].cases[key].generations) for model in (candidate, baseline) for key in keys
+                 if key in runner.sessions[model].cases), default=1)
+    looks = 1 + max(0, int(math.log2(max(settings.max_repeats, first) / max(first, 1))))
+    outcome = judge_comparison(runner, plan, candidate, comparison, stored, looks)
+    repeats = first
+    while outcome.verdict == "inconclusive" and not outcome.reason.startswith("the host was busy") and repeats < settings.max_repeats:
+        repeats = min(repeats * 2, settings.max_repeats)
+        for model in (baseline, candidate):  # one model loaded at a time
+            for key in keys:
+                if key in runner.sessions[model].cases:
+                    runner.add_repeats(model, key, repeats)
+        outcome = judge_comparison(runner, plan, candidate, comparison, stored, looks)
+    if outcome.verdict == "inconclusive":
+        note = f"still inconclusive at {repeats} repeats (max_repeats {settings.max_repeats})"
+        outcome = replace(outcome, reason=f"{outcome.reason}; {note}" if outcome.reason else note)
     return outcome

@@ -13,8 +13,8 @@ import re
 from collections.abc import Sequence
 
 from pytest_mathperf.judge import BudgetPlan
-from pytest_mathperf.metrics import ACCURACY, format_value
-from pytest_mathperf.reporting import shown_generation
+from pytest_mathperf.metrics import format_value
+from pytest_mathperf.reporting import estimate_text, shown_generation, value_text
 from pytest_mathperf.results import BudgetRecord, CaseRecord, ComparisonRecord, RunRecord
 from pytest_mathperf.summary import budget_plan_lines, summary_rows
 from pytest_mathperf.thresholds import bound_text
@@ -115,32 +115,18 @@ def _comparisons(comparisons: Sequence[ComparisonRecord]) -> list[str]:
     rows = [["candidate", "baseline", "comparison", "verdict", "estimate [interval]", "margin", "candidate vs baseline", "why"]]
     for comparison in shown:
         name = comparison.name + (f" (suite {comparison.suite})" if comparison.suite else "")
-        values = " vs ".join(_comparison_value(comparison, value) for value in (comparison.candidate_value, comparison.baseline_value))
+        values = " vs ".join(value_text(comparison, value) for value in (comparison.candidate_value, comparison.baseline_value))
         rows.append([
             comparison.model,
             comparison.baseline,
             name,
             comparison.verdict,
-            _estimate(comparison),
+            estimate_text(comparison),
             comparison.margin,
             values,
             comparison.reason or "–",
         ])
     return [f"**Comparisons not within their margin ({len(shown)} of {len(comparisons)})**", _table(rows)]
-
-
-def _estimate(comparison: ComparisonRecord) -> str:
-    def shown(value: float) -> str:
-        return f"{value:+.1%}" if comparison.metric == ACCURACY else f"{value:.3g}×"
-
-    if comparison.estimate is None:
-        return "–"
-    interval = f" [{shown(comparison.low)}, {shown(comparison.high)}]" if comparison.low is not None and comparison.high is not None else ""
-    return shown(comparison.estimate) + interval
-
-
-def _comparison_value(comparison: ComparisonRecord, value: float | None) -> str:
-    return "–" if value is None else format_value(comparison.metric, value)
 
 
 def _wrong_answers(cases: Sequence[CaseRecord]) -> list[str]:

@@ -80,6 +80,7 @@ METRICS: dict[str, Metric] = {
         _generation("retry_wait_ms", "ms", "retry wait"),
         _generation("prepare_ms", "ms", "prepare (template + tokenize)"),
         _model("load_s", "s", "load"),
+        _model("warmup_s", "s", "warm-up"),
         _model("vram_load_gb", "GB", "VRAM after load"),
         _model("vram_load_peak_gb", "GB", "VRAM peak during load"),
         _model("vram_peak_gb", "GB", "VRAM peak"),

@@ -58,11 +58,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("mathperf_suites", "--mathperf-suites", f"suite file or folder; repeatable (default {DEFAULT_SUITES})", "linelist", [DEFAULT_SUITES], "PATH", action="append"),
     Option("mathperf_repeats", "--mathperf-repeats", "repeats per case, overriding the suites", metavar="N"),
     Option("mathperf_warmup", "--mathperf-warmup", "warm-up generations per model (default 1), never counted", default="1", metavar="N"),
+    Option("mathperf_warmup_tokens", "--mathperf-warmup-tokens", "max_new_tokens of each warm-up generation (default: the longest case's, so long-sequence kernels and memory pools are warm)", metavar="N"),
     Option("mathperf_card", "--mathperf-card", "card name to match in thresholds.yaml instead of the detected one", metavar="NAME"),
     Option("mathperf_history", "--mathperf-history", f"SQLite run history (default {DEFAULT_HISTORY})", default=DEFAULT_HISTORY, metavar="PATH"),
     Option("mathperf_no_history", "--mathperf-no-history", "do not record this run", "bool", False, action="store_true", ini=False),
     Option("mathperf_html", "--mathperf-html", "write the HTML trend report here at the end of the session", metavar="PATH"),
     Option("mathperf_markdown", "--mathperf-markdown", "write the gate's verdict as Markdown here (a PR comment, a GitLab artifact); also appended to $GITHUB_STEP_SUMMARY when that is set", metavar="PATH"),
+    Option("mathperf_baseline", "--mathperf-baseline", "the model the others are compared with (default: the first --mathperf-model), or `blessed`: each model's run that `mathperf bless` marked in the history", metavar="MODEL"),
     Option("mathperf_label", "--mathperf-label", "a label for this run in the history and the report (e.g. the candidate's name)", metavar="TEXT"),
     Option("mathperf_busy_guard", "--mathperf-busy-guard", "on (default): a timing verdict that would fail on a busy host is inconclusive instead; off: judge it anyway", default="on", metavar="on|off", choices=("on", "off")),
     Option("mathperf_strict", "--mathperf-strict", "every wrong answer fails its case, even where an accuracy budget applies", "bool", False, action="store_true"),
@@ -86,6 +88,39 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         group.addoption(option.flag, dest=option.name, default=None, help=option.help, **extra)
         if option.ini:
             parser.addini(option.name, option.help, type=option.ini_type, default=option.default)  # type: ignore[arg-type]
+
+
+def _baseline(given: str | None, models: list[str]) -> str:
+    """The baseline model: the one named, which must be under test, or the first model."""
+    if not given:
+        return models[0]
+    if given == "blessed":
+        return given
+    if given not in models:
+        raise pytest.UsageError(f"--mathperf-baseline {given!r} is not one of the models under test: {', '.join(models)}")
+    return given
+
+
+def _blessed_runs(settings: Settings, runner: Any) -> dict[str, tuple[int, Any]]:
+    """Each model's blessed run on this card, read once at start: a missing one is a usage error now, not later."""
+    from pytest_mathperf.history import History, HistoryError
+
+    if settings.history is None:
+        raise pytest.UsageError("--mathperf-baseline blessed reads the history: drop --mathperf-no-history")
+    found = {}
+    try:
+        with History(settings.history) as history:
+            for model in settings.models:
+                blessed = history.blessed_run(runner.card, model)
+                if blessed is None:
+                    raise pytest.UsageError(
+                        f"--mathperf-baseline blessed: no blessed run of {model} on {runner.card!r} in {history.path}; "
+                        "mark one with `mathperf bless RUN`"
+                    )
+                found[model] = blessed
+    except HistoryError as error:
+        raise pytest.UsageError(f"--mathperf-baseline blessed: {error}") from None
+    return found
 
 
 def _enabled(config: pytest.Config) -> bool:
@@ -148,12 +183,14 @@ def _read_settings(config: pytest.Config) -> Settings:
         suites=tuple((suites_base / path).resolve() for path in suites),
         repeats=integer("mathperf_repeats", 1),
         warmup=integer("mathperf_warmup", 0) or 0,
+        warmup_tokens=integer("mathperf_warmup_tokens", 1),
         card=value("mathperf_card")[0] or None,
         history=None if config.getoption("mathperf_no_history") else _history_location(history, history_base),
         html=html_base / html if html else None,
         markdown=markdown_base / markdown if markdown else None,
         strict=bool(strict),
         label=value("mathperf_label")[0] or None,
+        baseline=_baseline(value("mathperf_baseline")[0], models),
         busy_guard=choice("mathperf_busy_guard", "on | off", value("mathperf_busy_guard")[0] in ("on", "off")) == "on",
     )
 
@@ -206,6 +243,7 @@ def pytest_configure(config: pytest.Config) -> None:
             warmup=settings.warmup,
             card=settings.card,
             busy_guard=settings.busy_guard,
+            warmup_tokens=settings.warmup_tokens,
         )
     )
     # pytest-xdist registers this marker itself; without xdist installed it must still be known.
@@ -247,6 +285,8 @@ def pytest_configure(config: pytest.Config) -> None:
         runner.card  # noqa: B018 - fail here, as a usage error, on a device that cannot be used
     except ValueError as error:
         raise pytest.UsageError(str(error)) from None
+    if settings.baseline == "blessed":
+        state.blessed.update(_blessed_runs(settings, runner))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -388,7 +428,7 @@ class GateRecorder:
         payload = getattr(report, "mathperf", None)
         if payload is None or report.when != "call":
             return
-        from pytest_mathperf.results import BudgetRecord, CaseRecord, ModelRecord
+        from pytest_mathperf.results import BudgetRecord, CaseRecord, ComparisonRecord, ModelRecord
 
         model = ModelRecord.from_dict(payload["model"])
         self.state.models[model.model] = model
@@ -398,6 +438,8 @@ class GateRecorder:
             case = self.state.cases[report.nodeid] = CaseRecord.from_dict(payload["case"])
             if self.recorder is not None:
                 self.recorder.case(case, model)
+        if "comparison" in payload:
+            self.state.comparisons[report.nodeid] = ComparisonRecord.from_dict(payload["comparison"])
         if "budget" in payload:
             budget = self.state.budget_records[report.nodeid] = BudgetRecord.from_dict(payload["budget"])
             if self.recorder is not None:
@@ -420,6 +462,7 @@ class GateRecorder:
             models=tuple(sorted(state.models.values(), key=lambda record: order.get(record.model, 0))),
             cases=tuple(state.cases.values()),
             budgets=tuple(state.budget_records.values()),
+            comparisons=tuple(state.comparisons.values()),
         )
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:

@@ -1,4 +1,4 @@
-"""pytest-html columns for the gate: each case's verdict, answers and key metrics, each budget's measured and bound.
+"""pytest-html columns for the gate: verdicts, answers and key metrics of cases; measured against bound of budgets and comparisons.
 
 Registered only when pytest-html is installed, which the gate never requires. The values are read
 from the item's JUnit properties when its report is made and ride on the report as plain strings,
@@ -51,7 +51,25 @@ def column_values(properties: Iterable[tuple[str, Any]]) -> dict[str, str]:
             else "nothing measured"
         )
         values["mathperf_bound"] = str(found.get("mathperf.bound", ""))
+    if "mathperf.comparison" in found:
+        values["mathperf_measured"] = _comparison_estimate(found)
+        values["mathperf_bound"] = str(found.get("mathperf.margin", ""))
     return values
+
+
+def _comparison_estimate(found: dict[str, Any]) -> str:
+    """The ratio (or accuracy drop) with its interval, spelled as the terminal spells it."""
+    is_drop = "mathperf.drop" in found
+    estimate = found.get("mathperf.drop" if is_drop else "mathperf.ratio")
+    if not isinstance(estimate, (int, float)):
+        return "–"
+
+    def shown(value: float) -> str:
+        return f"{value:+.1%}" if is_drop else f"{value:.2f}×"
+
+    low, high = found.get("mathperf.ci_low"), found.get("mathperf.ci_high")
+    interval = f" [{shown(low)}, {shown(high)}]" if isinstance(low, (int, float)) and isinstance(high, (int, float)) else ""
+    return ("drop " if is_drop else "ratio ") + shown(estimate) + interval
 
 
 def _budget_metric(name: str) -> str:

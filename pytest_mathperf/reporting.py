@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from pytest_mathperf.compare import ComparisonOutcome
 from pytest_mathperf.judge import CaseOutcome
-from pytest_mathperf.metrics import GENERATION_METRICS, statistic
-from pytest_mathperf.results import BudgetRecord, CaseRecord, GenerationRecord
+from pytest_mathperf.metrics import GENERATION_METRICS, format_value, statistic
+from pytest_mathperf.results import BudgetRecord, CaseRecord, ComparisonRecord, GenerationRecord
 from pytest_mathperf.thresholds import BudgetOutcome
 
 #: How much of a raw output a failure text and a JUnit property carry.
@@ -126,3 +127,85 @@ def budget_record(outcome: BudgetOutcome, model: str, card: str, nodeid: str) ->
         status=outcome.status,
         reason=outcome.reason,
     )
+
+
+def comparison_record(outcome: ComparisonOutcome, model: str, baseline: str, card: str, nodeid: str) -> ComparisonRecord:
+    comparison = outcome.comparison
+    return ComparisonRecord(
+        model=model,
+        baseline=baseline,
+        name=comparison.name,
+        metric=comparison.metric,
+        statistic=comparison.statistic,
+        suite=comparison.suite,
+        margin=comparison.margin_text,
+        verdict=outcome.verdict,
+        estimate=outcome.estimate,
+        low=outcome.low,
+        high=outcome.high,
+        p_value=outcome.p_value,
+        samples=outcome.samples,
+        candidate_value=outcome.candidate_value,
+        baseline_value=outcome.baseline_value,
+        reason=outcome.reason,
+        card=card,
+        nodeid=nodeid,
+    )
+
+
+def estimate_text(record: ComparisonRecord) -> str:
+    """``1.02× [0.98×, 1.07×]`` for a ratio, ``+2.1% [−1.0%, +6.3%]`` for an accuracy drop."""
+    if record.estimate is None:
+        return "–"
+
+    def shown(value: float) -> str:
+        return f"{value:+.1%}" if record.metric == "accuracy" else f"{value:.2f}×"
+
+    interval = f" [{shown(record.low)}, {shown(record.high)}]" if record.low is not None and record.high is not None else ""
+    return shown(record.estimate) + interval
+
+
+def comparison_text(record: ComparisonRecord, *, short: bool = False) -> str:
+    """What a regression (or an inconclusive comparison) shows: both values, the ratio and its interval."""
+    what = "drop" if record.metric == "accuracy" else "ratio"
+    scope = f" in suite {record.suite}" if record.suite else ""
+    statistic_name = f"{record.statistic} " if record.statistic else ""
+    values = (
+        f"{statistic_name}{value_text(record, record.candidate_value)} against {value_text(record, record.baseline_value)}"
+    )
+    if short:
+        return f"{what} {estimate_text(record)} against the margin {record.margin}{': ' + record.reason if record.reason else ''}"
+    lines = [
+        f"{record.verdict.replace('_', ' ')}: {record.name}{scope} of {record.model} against {record.baseline} on {record.card}",
+        f"  measured : {values}",
+        f"  {what:<9}: {estimate_text(record)}   (margin {record.margin})",
+        f"  p-value  : {'–' if record.p_value is None else f'{record.p_value:.3g}'}   ({record.samples} samples)",
+    ]
+    if record.reason:
+        lines.append(f"  why      : {record.reason}")
+    return "\n".join(lines)
+
+
+def value_text(record: ComparisonRecord, value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.1%}" if record.metric == "accuracy" else format_value(record.metric, value)
+
+
+def comparison_properties(record: ComparisonRecord) -> list[tuple[str, Any]]:
+    def rounded(value: float | None) -> Any:
+        return "" if value is None else round(value, 5)
+
+    return [
+        ("mathperf.model", record.model),
+        ("mathperf.baseline", record.baseline),
+        ("mathperf.comparison", record.name),
+        ("mathperf.drop" if record.metric == "accuracy" else "mathperf.ratio", rounded(record.estimate)),
+        ("mathperf.ci_low", rounded(record.low)),
+        ("mathperf.ci_high", rounded(record.high)),
+        ("mathperf.p_value", "" if record.p_value is None else f"{record.p_value:.4g}"),
+        ("mathperf.margin", record.margin),
+        ("mathperf.samples", record.samples),
+        ("mathperf.verdict", record.verdict),
+        ("mathperf.card", record.card),
+    ]

@@ -7,6 +7,7 @@ case × model and gets back a ``CaseRecord``; budgets ask for the samples they j
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field, replace
 
 from pytest_mathperf.backends import (
@@ -30,9 +31,6 @@ from pytest_mathperf.results import CaseRecord, GenerationRecord, ModelRecord
 from pytest_mathperf.suite import Case, Suite
 from pytest_mathperf.thresholds import Budget
 
-#: Warm-up generations exercise the same kernels but need not run to the case's full length.
-WARMUP_MAX_NEW_TOKENS = 64
-
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -48,6 +46,7 @@ class RunOptions:
     card: str | None = None
     seed: int = 0
     busy_guard: bool = True  # a busy host makes failing timing verdicts inconclusive
+    warmup_tokens: int | None = None  # max_new_tokens of each warm-up generation; None: the longest case's
 
 
 def model_slug(model: str) -> str:
@@ -76,6 +75,8 @@ class ModelSession:
     cases: dict[tuple[str, str], CaseRecord] = field(default_factory=dict)
     load_results: dict[str, LoadResult] = field(default_factory=dict)  # suite → its load profile's result
     host_load: HostLoad = field(default_factory=HostLoad)  # what other processes did while this model was measured
+    specs: dict[tuple[str, str], tuple[Suite, Case]] = field(default_factory=dict)  # what each case was run from
+    warmup_s: float | None = None
 
     @property
     def loaded(self) -> bool:
@@ -89,6 +90,8 @@ class ModelSession:
         values = figures.metrics() if figures is not None else {}
         if self.load_info is not None:
             values["load_s"] = self.load_info.load_s
+        if self.warmup_s is not None:
+            values["warmup_s"] = self.warmup_s
         for result in self.load_results.values():
             values.update(result.metrics())
         return values
@@ -100,6 +103,8 @@ class Runner:
     def __init__(self, options: RunOptions) -> None:
         self.options = options
         self.sessions: dict[str, ModelSession] = {model: ModelSession(model) for model in options.models}
+        #: the longest max_new_tokens among each model's selected cases, set once selection is known
+        self.warmup_tokens: dict[str, int] = {}
         self._device_info: DeviceInfo | None = None
 
     @property
@@ -202,25 +207,47 @@ class Runner:
 
     def run_case(self, model: str, suite: Suite, case: Case, nodeid: str) -> CaseRecord:
         """Generate every repeat of ``case`` on ``model`` and judge each answer."""
-        from pytest_mathperf.answers import Verdict, check_answer, format_expected
-
         session = self.session(model)
+        if not session.warmed_up:
+            self._warm_up(session, case)
+        generations = self._generate(session, case, range(self.repeats_for(case)))
+        session.specs[(suite.name, case.id)] = (suite, case)
+        return self._record(session, suite, case, nodeid, generations)
+
+    def add_repeats(self, model: str, key: tuple[str, str], total: int) -> CaseRecord:
+        """Generate more repeats of a case already run, up to ``total`` (a comparison that needs more evidence)."""
+        session = self.session(model)
+        suite, case = session.specs[key]
+        record = session.cases[key]
+        more = self._generate(session, case, range(len(record.generations), total))
+        return self._record(session, suite, case, record.nodeid, [*record.generations, *more])
+
+    def _warm_up(self, session: ModelSession, case: Case) -> None:
+        """Unmeasured generations first, as long as the longest case asks, so allocator pools and
+        long-sequence kernels are warm before anything is measured; the time is shown."""
         backend = session.backend
         assert backend is not None
-        if not session.warmed_up:
-            warmup = replace(self.request_for(case, 0), max_new_tokens=min(case.max_new_tokens, WARMUP_MAX_NEW_TOKENS))
-            for _ in range(self.options.warmup):
-                try:
-                    backend.generate(warmup)
-                except BackendError:
-                    break  # the measured generations will meet and report the same problem
-            session.warmed_up = True
-            if session.monitor is not None:
-                session.monitor.start()  # the peak window opens after the warm-up, which never counts
+        tokens = self.options.warmup_tokens or self.warmup_tokens.get(session.model, case.max_new_tokens)
+        warmup = replace(self.request_for(case, 0), max_new_tokens=tokens)
+        started = time.perf_counter()
+        for _ in range(self.options.warmup):
+            try:
+                backend.generate(warmup)
+            except BackendError:
+                break  # the measured generations will meet and report the same problem
+        session.warmup_s = time.perf_counter() - started
+        session.warmed_up = True
+        if session.monitor is not None:
+            session.monitor.start()  # the peak window opens after the warm-up, which never counts
 
+    def _generate(self, session: ModelSession, case: Case, repeats: range) -> list[GenerationRecord]:
+        from pytest_mathperf.answers import Verdict, check_answer
+
+        backend = session.backend
+        assert backend is not None
         generations = []
         host_before = snapshot()
-        for repeat in range(self.repeats_for(case)):
+        for repeat in repeats:
             request = self.request_for(case, repeat)
             try:
                 generation = backend.generate(request)
@@ -256,9 +283,16 @@ class Runner:
                 )
             )
         session.host_load = session.host_load.plus(host_before, snapshot())
+        return generations
+
+    def _record(
+        self, session: ModelSession, suite: Suite, case: Case, nodeid: str, generations: list[GenerationRecord]
+    ) -> CaseRecord:
+        from pytest_mathperf.answers import format_expected
+
         correct = sum(1 for generation in generations if generation.status == "correct")
         record = CaseRecord(
-            model=model,
+            model=session.model,
             suite=suite.name,
             case=case.id,
             nodeid=nodeid,

@@ -13,7 +13,7 @@ from pytest_mathperf.judge import BudgetPlan
 
 if TYPE_CHECKING:
     from pytest_mathperf.history import HistoryLocation
-    from pytest_mathperf.results import BudgetRecord, CaseRecord, ModelRecord
+    from pytest_mathperf.results import BudgetRecord, CaseRecord, ComparisonRecord, ModelRecord, RunRecord
     from pytest_mathperf.runner import Runner
     from pytest_mathperf.thresholds import Thresholds
 
@@ -31,6 +31,8 @@ class GateState:
     started_at: float = field(default_factory=time.time)
     cases: dict[str, CaseRecord] = field(default_factory=dict)  # nodeid → record (controller side)
     budget_records: dict[str, BudgetRecord] = field(default_factory=dict)
+    comparisons: dict[str, ComparisonRecord] = field(default_factory=dict)
+    blessed: dict[str, tuple[int, RunRecord]] = field(default_factory=dict)  # model → its blessed baseline run
     models: dict[str, ModelRecord] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)  # shown in the terminal summary
 
@@ -47,6 +49,7 @@ class Settings:
     suites: tuple[Path, ...]
     repeats: int | None
     warmup: int
+    warmup_tokens: int | None
     card: str | None
     history: HistoryLocation | None  # an SQLite file or a postgresql:// URL
     html: Path | None
@@ -54,6 +57,7 @@ class Settings:
     label: str | None = None
     busy_guard: bool = True
     markdown: Path | None = None  # the Markdown summary's file
+    baseline: str | None = None
 
 
 STATE = pytest.StashKey[GateState]()

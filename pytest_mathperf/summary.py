@@ -21,6 +21,7 @@ GENERATION_ROWS: tuple[tuple[str, str], ...] = (
 )
 MODEL_ROWS: tuple[str, ...] = (
     "load_s",
+    "warmup_s",
     "vram_load_gb",
     "vram_load_peak_gb",
     "vram_peak_gb",
@@ -57,6 +58,8 @@ def summary_lines(run: RunRecord, card: str) -> list[str]:
             bound = bound_text(budget.metric, budget.minimum, budget.maximum)
             why = f": {budget.reason}" if budget.reason else ""
             lines.append(f"{budget.verdict.upper()} budget {budget.nodeid}: {measured} (budget {bound}, {budget.samples} samples){why}")
+    if run.comparisons:
+        lines.extend(comparison_lines(run))
     for case in run.cases:
         if not case.passed:
             shown = next(g for g in case.generations if g.status != "correct")
@@ -99,6 +102,24 @@ def summary_rows(
     if run.budgets:
         rows.append(["budgets", *[_budgets(run, model) for model in models]])
     return rows
+
+
+def comparison_lines(run: RunRecord) -> list[str]:
+    """The comparison block: metric, baseline, candidate, ratio (or drop) with its interval, verdict."""
+    from pytest_mathperf.reporting import estimate_text, value_text
+
+    rows = [["comparison", "candidate", "baseline", "value", "baseline value", "ratio / drop [interval]", "margin", "verdict"]]
+    for record in run.comparisons:
+        name = f"{record.suite}::{record.name}" if record.suite else record.name
+        rows.append(
+            [
+                name, record.model, record.baseline, value_text(record, record.candidate_value),
+                value_text(record, record.baseline_value), estimate_text(record), record.margin, record.verdict.upper().replace("_", " "),
+            ]
+        )
+    lines = [""] + _table(rows)
+    lines += [f"  {record.name} of {record.model}: {record.reason}" for record in run.comparisons if record.reason]
+    return lines
 
 
 def budget_plan_lines(plan: BudgetPlan, card: str) -> list[str]:

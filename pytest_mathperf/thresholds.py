@@ -53,6 +53,7 @@ class Budget:
     line: int
     card_pattern: str | None  # None for per-case budgets, which hold on any card
     model_pattern: str | None
+    confidence: float | None = None  # judge the bound against an interval, which can be inconclusive
 
     @property
     def name(self) -> str:
@@ -306,9 +307,9 @@ def _metric_budgets(
     spec = expect_mapping(path, spec, where, line)
     sampled = METRICS[metric].sampled
 
-    def bound(bounds: LocatedDict, bound_where: str) -> tuple[float | None, float | None]:
-        check_keys(path, bounds, ("min", "max"), bound_where)
-        if not bounds:
+    def bound(bounds: LocatedDict, bound_where: str, stat: str | None) -> Budget:
+        check_keys(path, bounds, ("min", "max", "confidence"), bound_where)
+        if "min" not in bounds and "max" not in bounds:
             raise SchemaError(path, bounds.line or line, f"{bound_where}: give min, max or both")
         values = []
         for side in ("min", "max"):
@@ -318,10 +319,17 @@ def _metric_budgets(
             values.append(None if value is None else float(value))
         if metric in SHARE_METRICS and any(v is not None and not 0 <= v <= 1 for v in values):
             raise SchemaError(path, bounds.line or line, f"{bound_where}: a share is between 0 and 1 (0.9 means 90 %)")
-        return values[0], values[1]
-
-    def make(stat: str | None, low: float | None, high: float | None) -> Budget:
-        return Budget(metric, stat, low, high, scope, suite, case, path, line, card, model)
+        confidence = bounds.get("confidence")
+        if confidence is not None:
+            if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0.5 <= confidence < 1:
+                raise SchemaError(path, bounds.line_of("confidence"), f"{bound_where}.confidence: a number in [0.5, 1), e.g. 0.95")
+            if metric != ACCURACY and stat not in CONFIDENCE_STATISTICS:
+                raise SchemaError(
+                    path, bounds.line_of("confidence"),
+                    f"{bound_where}.confidence: needs a percentile or the mean of a per-generation metric, or accuracy",
+                )
+        return Budget(metric, stat, values[0], values[1], scope, suite, case, path, line, card, model,
+                      None if confidence is None else float(confidence))
 
     if sampled:
         budgets = []
@@ -340,27 +348,28 @@ def _metric_budgets(
                     f"{where}.{stat}: {metric} has one value per generation, so name the statistic first: "
                     f"{metric}: {{p50: {{max: 350}}}}",
                 )
-            low, high = bound(bounds, f"{where}.{stat}")
-            budgets.append(make(str(stat), low, high))
+            budgets.append(bound(bounds, f"{where}.{stat}", str(stat)))
         return budgets
-    low, high = bound(spec, where)
-    return [make(None, low, high)]
+    return [bound(spec, where, None)]
 
 
 def evaluate(budget: Budget, samples: Sequence[float]) -> BudgetOutcome:
     """Compare the budget's statistic over ``samples`` with its bounds.
 
     Accuracy samples are 1.0/0.0 per case, so their mean is the share and the Wilson interval is
-    reported beside it; model metrics arrive as a single sample.
+    reported beside it; model metrics arrive as a single sample. With ``confidence:`` the bound is
+    judged against evidence and can be inconclusive: accuracy by its Wilson interval, a mean by
+    its t interval, a percentile by the binomial count of samples beyond the bound (MLPerf's
+    early-stopping rule: "p95 ≤ 500" holds when significantly fewer than 5 % exceed 500).
     """
     values = [value for value in samples if not math.isnan(value)]
     if not values:
         return BudgetOutcome(budget, None, 0, "failed")
     detail = ""
     if budget.metric == ACCURACY:
-        interval = wilson_interval(int(sum(values)), len(values))
+        interval = wilson_interval(int(sum(values)), len(values), budget.confidence or 0.95)
         measured = interval.value
-        detail = f"({interval.successes}/{interval.total}, 95% CI {interval.low:.0%}–{interval.high:.0%})"
+        detail = f"({interval.successes}/{interval.total}, {interval.confidence:.0%} CI {interval.low:.0%}–{interval.high:.0%})"
     elif budget.statistic:
         measured = statistic(values, budget.statistic)
     else:
@@ -368,7 +377,51 @@ def evaluate(budget: Budget, samples: Sequence[float]) -> BudgetOutcome:
     passed = (budget.minimum is None or measured >= budget.minimum) and (
         budget.maximum is None or measured <= budget.maximum
     )
-    return BudgetOutcome(budget, measured, len(values), "passed" if passed else "failed", detail)
+    if budget.confidence is None:
+        return BudgetOutcome(budget, measured, len(values), "passed" if passed else "failed", detail)
+    status, evidence = _with_confidence(budget, values)
+    return BudgetOutcome(budget, measured, len(values), status, f"{detail} {evidence}".strip(),
+                         reason="" if status != "inconclusive" else f"not enough evidence at {budget.confidence:.0%}: {evidence}")
+
+
+#: Statistics a ``confidence:`` can be judged for (a min or max of samples has no useful interval).
+CONFIDENCE_STATISTICS = ("p50", "p90", "p95", "p99", "mean")
+
+
+def _with_confidence(budget: Budget, values: list[float]) -> tuple[BudgetStatus, str]:
+    """passed / failed only on evidence at the budget's confidence, else inconclusive."""
+    from scipy import stats
+
+    confidence = budget.confidence or 0.95
+    alpha = 1 - confidence
+    if budget.metric == ACCURACY or budget.statistic == "mean":
+        if budget.metric == ACCURACY:
+            interval = wilson_interval(int(sum(values)), len(values), confidence)
+            low, high = interval.low, interval.high
+        elif len(values) < 2:
+            return "inconclusive", "one sample has no interval"
+        else:
+            ci = stats.ttest_1samp(values, 0.0).confidence_interval(confidence)
+            low, high = float(ci.low), float(ci.high)
+        ok = (budget.minimum is None or low >= budget.minimum) and (budget.maximum is None or high <= budget.maximum)
+        bad = (budget.minimum is not None and high < budget.minimum) or (budget.maximum is not None and low > budget.maximum)
+        text = f"{confidence:.0%} interval {format_value(budget.metric, low)} – {format_value(budget.metric, high)}"
+        return ("passed" if ok else "failed" if bad else "inconclusive"), text
+    share = float(budget.statistic[1:]) / 100  # type: ignore[index]
+    verdicts: list[str] = []
+    texts: list[str] = []
+    for bound, beyond, allowed in (
+        (budget.maximum, sum(value > (budget.maximum or 0) for value in values), 1 - share),
+        (budget.minimum, sum(value < (budget.minimum or 0) for value in values), share),
+    ):
+        if bound is None:
+            continue
+        holds = stats.binomtest(beyond, len(values), allowed, alternative="less").pvalue < alpha
+        broken = stats.binomtest(beyond, len(values), allowed, alternative="greater").pvalue < alpha
+        verdicts.append("passed" if holds else "failed" if broken else "inconclusive")
+        texts.append(f"{beyond} of {len(values)} samples beyond {format_value(budget.metric, bound)} (at most {allowed:.0%} allowed)")
+    status = "failed" if "failed" in verdicts else "inconclusive" if "inconclusive" in verdicts else "passed"
+    return status, "; ".join(texts)  # type: ignore[return-value]
 
 
 def _ranked(name: str, patterns: Iterable[str]) -> list[str]:

@@ -136,7 +136,7 @@ def test_demo_suite_is_held_out_and_correct(tdm) -> None:
     """Every demo-suite problem is outside the training data and its answer is right."""
     yaml = pytest.importorskip("yaml")
     data = yaml.safe_load(SUITE.read_text(encoding="utf-8"))
-    assert data["suite"] == "arithmetic" and data["models"] == ["mathperf-tiny"]
+    assert data["suite"] == "arithmetic" and data["models"] == ["*"]  # any model may be asked; copies of the demo model too
     cases = data["cases"]
     assert len(cases) >= 40 and len({c["id"] for c in cases}) == len(cases)
     tags = set()

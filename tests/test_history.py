@@ -291,3 +291,22 @@ def test_writer_killed_mid_run_leaves_earlier_runs_readable(tmp_path: Path, how:
         assert history.integrity_check() == "ok"
         history.append(make_run("next"))  # and the file is still writable
         assert len(history.run_ids()) == len(ids) + 1
+
+
+def test_a_run_of_the_previous_schema_can_be_blessed_and_compared_with(tmp_path: Path) -> None:
+    """A history written by release 0.1.0 (schema 2) migrates in place, and its raw samples serve as a baseline."""
+    import shutil
+
+    from pytest_mathperf.compare import Comparison, compare_samples
+    from pytest_mathperf.judge import _keyed_samples
+
+    old = tmp_path / "old.db"
+    shutil.copy(Path(__file__).parent / "data" / "history-0.1.0-da657ef.db", old)
+    with History(old) as history:
+        history.bless(1)
+        run_id, record = history.blessed_run("cpu", "mathperf-tiny")
+        assert run_id == 1 and history.check().schema_version == SCHEMA_VERSION
+    samples = _keyed_samples(record.cases_of("mathperf-tiny"), "ttft_ms")
+    assert len(samples) >= 2 and all(value > 0 for value in samples.values())
+    same = Comparison("ttft_ms", "p50", 1.25, None, None, "model", None, old, 1)
+    assert compare_samples(same, samples, samples, 0.95).verdict == "within_margin"

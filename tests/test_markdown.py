@@ -99,7 +99,7 @@ def test_a_failing_run_shows_the_models_side_by_side_and_everything_that_did_not
     assert budgets[1] == ["m1", "ttft_ms.p50", "failed", "4.00 ms", "≤ 0.5 ms", "3", "–"]
     assert budgets[2] == ["m1", "accuracy", "inconclusive", "nothing measured", "≥ 90.0%", "3", "the host was busy"]
     comparisons = table_after(root, "Comparisons not within their margin (1 of 2)")
-    assert comparisons[1] == ["m2", "m1", "ttft_ms.p50", "regression", "1.8× [1.5×, 2.1×]", "ratio ≤ 1.25", "7.20 ms vs 4.00 ms", "–"]
+    assert comparisons[1] == ["m2", "m1", "ttft_ms.p50", "regression", "1.80× [1.50×, 2.10×]", "ratio ≤ 1.25", "7.20 ms vs 4.00 ms", "–"]
     wrong = table_after(root, "Wrong answers (1 of 3 cases)")
     assert wrong[1] == ["m1", "arithmetic::sub", "wrong", "-384", "384", "0/1"]
     notes = ["".join(item.itertext()) for item in root.iter("li")]
@@ -233,3 +233,35 @@ def test_under_xdist_the_controller_writes_the_summary_once_with_every_case(pyte
     assert text.count("### mathperf gate") == 1 and text.startswith("### mathperf gate FAILED on cpu\n")
     root = render(text)
     assert table_after(root, "Wrong answers (1 of 3 cases)")[1] == ["mathperf-tiny", "arithmetic::sub-en", "wrong", "52", "51", "0/1"]
+
+
+COMPARE = """
+version: 1
+cards:
+  cpu:
+    models:
+      "*":
+        compare:
+          ttft_ms: {p50: {max_ratio: 1.25}}
+          accuracy: {max_drop: 0.05}
+"""
+TWELVE_CASES = "suite: arithmetic\ncases:\n" + "".join(
+    f"  - id: c{i}\n    prompt: \"What is {100 + i} + {7 * i}?\"\n    answer: {100 + 8 * i}\n" for i in range(12)
+)
+
+
+def test_a_regression_against_the_baseline_is_listed_with_its_interval(pytester, run_scripted) -> None:
+    write(pytester, "suites/arithmetic.yaml", TWELVE_CASES)
+    write(pytester, "thresholds.yaml", COMPARE)
+    jitter = [5.0, 5.5, 4.8, 5.2, 5.1, 4.9]
+    scripts = {"base": {"ttft_ms": jitter}, "slow": {"ttft_ms": [3 * t for t in jitter]}}
+    run = run_scripted("--mathperf-markdown", "summary.md", scripts=scripts, models=("base", "slow"))
+    assert run.result.ret == pytest.ExitCode.TESTS_FAILED
+    text = (pytester.path / "summary.md").read_text(encoding="utf-8")
+    comparisons = table_after(render(text), "Comparisons not within their margin (1 of 2)")
+    candidate, baseline, name, verdict, estimate, margin, values, why = comparisons[1]
+    assert (candidate, baseline, name, verdict, margin) == ("slow", "base", "ttft_ms.p50", "regression", "ratio ≤ 1.25")
+    ratio, low, high = (float(part.strip("[]×,")) for part in estimate.split())
+    assert 2.9 < ratio < 3.1 and 1.25 < low <= ratio <= high
+    assert values == "15.1 ms vs 5.05 ms"  # p50 of 3 × the jitter, against p50 of the jitter
+    assert "NO budget applied to base (nothing judged it): base is the baseline" in text

@@ -397,3 +397,104 @@ def test_a_busy_host_makes_a_failing_timing_budget_inconclusive_and_says_so(pyte
     assert run.properties("mathperf-tiny::ttft_ms.p50")["mathperf.verdict"] == "inconclusive"
     # memory and accuracy are judged as ever
     assert run.properties("mathperf-tiny::accuracy")["mathperf.verdict"] == "passed"
+
+
+COMPARE = """
+version: 1
+cards:
+  cpu:
+    models:
+      "*":
+        compare:
+          ttft_ms: {p50: {max_ratio: 1.25}}
+          tokens_per_s: {mean: {min_ratio: 0.8}}
+          accuracy: {max_drop: 0.05}
+"""
+TWELVE_CASES = "suite: arithmetic\ncases:\n" + "".join(
+    f"  - id: c{i}\n    prompt: \"What is {100 + i} + {7 * i}?\"\n    answer: {100 + 8 * i}\n" for i in range(12)
+)
+
+
+def test_a_slower_candidate_is_a_regression_on_timing_and_within_margin_on_accuracy(pytester, run_scripted) -> None:
+    write(pytester, "suites/arithmetic.yaml", TWELVE_CASES)
+    write(pytester, "thresholds.yaml", COMPARE)
+    jitter = [5.0, 5.5, 4.8, 5.2, 5.1, 4.9]
+    scripts = {
+        "base": {"ttft_ms": jitter, "e2e_ms": [50.0, 52.0, 49.0]},
+        "slow": {"ttft_ms": [3 * t for t in jitter], "e2e_ms": [150.0, 156.0, 147.0]},
+    }
+    run = run_scripted("-rs", scripts=scripts, models=("base", "slow"))
+    run.result.assert_outcomes(passed=24 + 1, failed=2, skipped=1)
+    ttft = run.properties("slow::compare::ttft_ms.p50")
+    assert ttft["mathperf.verdict"] == "regression" and ttft["mathperf.baseline"] == "base"
+    assert 2.9 < float(ttft["mathperf.ratio"]) < 3.1 and float(ttft["mathperf.ci_low"]) > 1.25
+    assert float(ttft["mathperf.p_value"]) < 0.01
+    assert run.properties("slow::compare::accuracy")["mathperf.verdict"] == "within_margin"
+    run.result.stdout.fnmatch_lines(
+        [
+            "*regression: ttft_ms.p50 of slow against base on cpu",
+            "*ratio    : 3.0?× ?*×, *×?   (margin ratio ≤ 1.25)",
+            "comparison * verdict",
+            "ttft_ms.p50 * slow * base * REGRESSION",
+            "mathperf: NO budget applied to base (nothing judged it): base is the baseline the other models are compared with*",
+        ]
+    )
+
+
+def test_a_less_accurate_candidate_is_a_regression_and_an_equal_one_never_is(pytester, run_scripted) -> None:
+    write(pytester, "suites/arithmetic.yaml", TWELVE_CASES)
+    write(pytester, "thresholds.yaml", COMPARE)
+    wrong = {f"{100 + i} + {7 * i}": "\\\\boxed{0}" for i in range(6)}  # half the cases
+    scripts = {"base": {}, "noisy": {"answers": wrong}, "same": {}}
+    run = run_scripted(scripts=scripts, models=("base", "noisy", "same"), )
+    accuracy = run.properties("noisy::compare::accuracy")
+    assert accuracy["mathperf.verdict"] == "regression"
+    assert float(accuracy["mathperf.drop"]) == 0.5 and float(accuracy["mathperf.ci_low"]) > 0.05
+    same = [run.properties(f"same::compare::{name}")["mathperf.verdict"] for name in ("ttft_ms.p50", "tokens_per_s.mean", "accuracy")]
+    assert same == ["within_margin"] * 3
+
+
+def test_a_candidate_is_compared_with_its_blessed_run(pytester, run_scripted) -> None:
+    from pytest_mathperf.cli import main
+
+    write(pytester, "suites/arithmetic.yaml", TWELVE_CASES)
+    write(pytester, "thresholds.yaml", COMPARE)
+    history = str(pytester.path / "history.db")
+    jitter = [5.0, 5.5, 4.8, 5.2, 5.1, 4.9]
+    first = run_scripted("--mathperf-history", history, scripts={"m": {"ttft_ms": jitter}}, models=("m",), history=True)
+    first.result.assert_outcomes(passed=12, skipped=1)  # alone, nothing to compare with: the policy says so
+    missing = run_scripted("--mathperf-history", history, "--mathperf-baseline", "blessed", models=("m",), history=True)
+    assert missing.result.ret == pytest.ExitCode.USAGE_ERROR
+    missing.result.stderr.fnmatch_lines(["*no blessed run of m on 'cpu' in *history.db; mark one with `mathperf bless RUN`"])
+    assert main(["bless", "1", "--history", history]) == 0
+    slower = {"m": {"ttft_ms": [4 * t for t in jitter]}}
+    run = run_scripted("--mathperf-history", history, "--mathperf-baseline", "blessed", scripts=slower, models=("m",), history=True)
+    ttft = run.properties("m::compare::ttft_ms.p50")
+    assert ttft["mathperf.baseline"] == "blessed run 1" and ttft["mathperf.verdict"] == "regression"
+    assert run.properties("m::compare::accuracy")["mathperf.verdict"] == "within_margin"
+    from pytest_mathperf.history import History
+
+    with History(history) as store:
+        assert [c.verdict for c in store.run(2).comparisons if c.name == "ttft_ms.p50"] == ["regression"]
+
+
+def test_inconclusive_more_runs_further_repeats_of_both_models_up_to_max_repeats(pytester, run_scripted) -> None:
+    write(pytester, "suites/arithmetic.yaml", TWELVE_CASES)
+    write(
+        pytester,
+        "thresholds.yaml",
+        COMPARE.replace("version: 1\n", "version: 1\ncompare_defaults: {inconclusive: more, max_repeats: 4}\n")
+        .replace("          tokens_per_s: {mean: {min_ratio: 0.8}}\n", "").replace("          accuracy: {max_drop: 0.05}\n", ""),
+    )
+    # the candidate's median sits right on the margin's edge: no number of repeats settles it
+    scripts = {"base": {"ttft_ms": [5.0]}, "edge": {"ttft_ms": [4.0, 7.5]}}
+    run = run_scripted("-rs", scripts=scripts, models=("base", "edge"))
+    ttft = run.properties("edge::compare::ttft_ms.p50")
+    assert ttft["mathperf.verdict"] == "inconclusive"
+    assert ttft["mathperf.samples"] == "48"  # 12 cases, doubled twice: 1 → 2 → 4 repeats
+    run.result.stdout.fnmatch_lines(["*still inconclusive at 4 repeats (max_repeats 4)*"])
+    assert run.result.ret == 0  # "more" still undecided: passes, visibly; "fail" would not
+    write(pytester, "thresholds.yaml", COMPARE.replace("version: 1\n", "version: 1\ncompare_defaults: {inconclusive: fail}\n"))
+    strict = run_scripted(scripts=scripts, models=("base", "edge"))
+    strict.result.stdout.fnmatch_lines(["*policy   : compare_defaults.inconclusive: fail"])
+    assert strict.result.ret == 1

@@ -130,3 +130,19 @@ def test_the_gate_runs_without_pytest_html(pytester, run_scripted) -> None:
     run = run_scripted("-p", "no:html", "-p", "no:html_fixtures")
     run.result.assert_outcomes(passed=3)
     assert "PluginValidationError" not in run.output + run.result.stderr.str()
+
+
+def test_a_comparison_shows_its_ratio_with_the_interval_against_its_margin(pytester, run_scripted) -> None:
+    write(pytester, "suites/arithmetic.yaml", "suite: arithmetic\ncases:\n" + "".join(
+        f"  - id: c{i}\n    prompt: \"What is {100 + i} + {7 * i}?\"\n    answer: {100 + 8 * i}\n" for i in range(12)
+    ))
+    write(pytester, "thresholds.yaml", 'version: 1\ncards:\n  cpu:\n    models:\n      "*":\n        compare:\n          ttft_ms: {p50: {max_ratio: 1.25}}\n')
+    jitter = [5.0, 5.5, 4.8, 5.2, 5.1, 4.9]
+    scripts = {"base": {"ttft_ms": jitter}, "slow": {"ttft_ms": [3 * t for t in jitter]}}
+    run = run_scripted("--html=report.html", "--self-contained-html", scripts=scripts, models=("base", "slow"))
+    assert run.result.ret == pytest.ExitCode.TESTS_FAILED
+    (nodeid,) = [nodeid for nodeid in html_report(pytester).data["tests"] if nodeid.endswith("slow::compare::ttft_ms.p50")]
+    cells = html_report(pytester).cells(nodeid)
+    assert cells["Verdict"] == "regression" and cells["Budget"] == "ratio ≤ 1.25"
+    what, ratio, low, high = cells["Measured"].split()
+    assert what == "ratio" and 2.9 < float(ratio.strip("×")) < 3.1 and float(low.strip("[×,")) > 1.25 and high.endswith("×]")

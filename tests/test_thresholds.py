@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import textwrap
 from pathlib import Path
 
@@ -101,3 +102,37 @@ def test_evaluate_statistics_bounds_and_accuracy(tmp_path: Path) -> None:
     nothing = evaluate(budgets[(None, "vram_peak_gb")], [])
     assert not nothing.passed and nothing.measured_text == "nothing measured"
     assert budgets[(None, "tokens_per_s.p50")].bound_text == "≥ 95 tok/s"
+
+
+def test_a_confidence_judges_the_bound_against_evidence(tmp_path: Path) -> None:
+    text = """
+version: 1
+cards:
+  cpu:
+    models:
+      m:
+        accuracy: {min: 0.9, confidence: 0.95}
+        ttft_ms: {p95: {max: 500, confidence: 0.95}, mean: {max: 100, confidence: 0.95}}
+"""
+    budgets = by_name(load_thresholds(thresholds_file(tmp_path, text)).budgets_for("cpu", "m", []))
+    accuracy, p95, mean = budgets[(None, "accuracy")], budgets[(None, "ttft_ms.p95")], budgets[(None, "ttft_ms.mean")]
+    assert evaluate(accuracy, [1.0] * 100).status == "passed"  # Wilson low 96 % ≥ 90 %
+    assert evaluate(accuracy, [1.0] * 9 + [0.0]).status == "inconclusive"  # 90 %, interval 60–98 %
+    assert evaluate(accuracy, [1.0] * 5 + [0.0] * 15).status == "failed"
+    # p95 ≤ 500: 0 of 100 above is evidence; 1 of 10 above is not; 40 of 100 above is a failure
+    assert evaluate(p95, [100.0] * 100).status == "passed"
+    inconclusive = evaluate(p95, [100.0] * 9 + [600.0])
+    assert inconclusive.status == "inconclusive" and "1 of 10 samples beyond 500 ms" in inconclusive.reason
+    assert evaluate(p95, [100.0] * 60 + [600.0] * 40).status == "failed"
+    assert evaluate(mean, [50.0, 52.0, 48.0, 51.0, 49.0]).status == "passed"
+    assert evaluate(mean, [50.0, 150.0]).status == "inconclusive"
+    # without confidence, the same samples fail outright (p95 = 600); with it, 2 of 10 beyond is no evidence
+    two_slow = [100.0] * 8 + [600.0] * 2
+    assert evaluate(dataclasses.replace(p95, confidence=None), two_slow).status == "failed"
+    assert evaluate(p95, two_slow).status == "inconclusive"
+
+
+def test_a_confidence_on_a_statistic_without_an_interval_is_refused(tmp_path: Path) -> None:
+    text = "version: 1\ncards:\n  cpu:\n    models:\n      m:\n        ttft_ms: {max: {max: 5, confidence: 0.95}}\n"
+    with pytest.raises(SchemaError, match=r":6: .*ttft_ms.max.confidence: needs a percentile or the mean"):
+        load_thresholds(thresholds_file(tmp_path, text))

@@ -15,11 +15,12 @@ from pytest_mathperf.history.summaries import (
     RunSummary,
     metric_stats,
 )
-from pytest_mathperf.results import BudgetRecord, CaseRecord, GenerationRecord, ModelRecord, RunRecord
+from pytest_mathperf.results import BudgetRecord, CaseRecord, ComparisonRecord, GenerationRecord, ModelRecord, RunRecord
 
 MODEL_COLUMNS = "model, backend, card, device, dtype, revision, source, metrics, memory_source, load_error, details"
 BUDGET_COLUMNS = (
-    "model, name, metric, statistic, scope, suite, case_id, minimum, maximum, measured, samples, passed, card, nodeid"
+    "model, name, metric, statistic, scope, suite, case_id, minimum, maximum, measured, samples, passed, card, nodeid,"
+    " status, reason"
 )
 
 
@@ -50,6 +51,7 @@ def write_whole_run(db: Database, run_id: int, run: RunRecord, complete: bool) -
     for position, case in enumerate(run.cases):
         insert_case(db, run_id, position, case)
     insert_budgets(db, run_id, 0, run.budgets)
+    insert_comparisons(db, run_id, run.comparisons)
     models = dict.fromkeys([m.model for m in run.models] + [c.model for c in run.cases])
     for model in models:
         insert_stats(db, run_id, model, run.cases_of(model))
@@ -57,7 +59,7 @@ def write_whole_run(db: Database, run_id: int, run: RunRecord, complete: bool) -
 
 def delete_children(db: Database, run_id: int) -> None:
     db.execute("DELETE FROM generations WHERE case_row IN (SELECT id FROM cases WHERE run_id = ?)", (run_id,))
-    for table in ("cases", "models", "budgets", "metric_stats"):
+    for table in ("cases", "models", "budgets", "comparisons", "metric_stats"):
         db.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
 
 
@@ -84,12 +86,12 @@ def insert_case(db: Database, run_id: int, position: int, case: CaseRecord) -> N
         ),
     )
     db.executemany(
-        "INSERT INTO generations (case_row, position, repeat, seed, status, extracted, reason, finish_reason, metrics, output)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO generations (case_row, position, repeat, seed, status, extracted, reason, finish_reason, metrics, output, facts)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (
                 case_row, index, g.repeat, g.seed, g.status, g.extracted, g.reason, g.finish_reason,
-                _json(g.metrics), g.output,
+                _json(g.metrics), g.output, _json(g.facts),
             )
             for index, g in enumerate(case.generations)
         ],
@@ -98,14 +100,21 @@ def insert_case(db: Database, run_id: int, position: int, case: CaseRecord) -> N
 
 def insert_budgets(db: Database, run_id: int, first_position: int, budgets: Sequence[BudgetRecord]) -> None:
     db.executemany(
-        "INSERT INTO budgets (run_id, position, " + BUDGET_COLUMNS + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO budgets (run_id, position, " + BUDGET_COLUMNS + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (
                 run_id, position, b.model, b.name, b.metric, b.statistic, b.scope, b.suite, b.case,
-                b.minimum, b.maximum, b.measured, b.samples, int(b.passed), b.card, b.nodeid,
+                b.minimum, b.maximum, b.measured, b.samples, int(b.passed), b.card, b.nodeid, b.status, b.reason,
             )
             for position, b in enumerate(budgets, start=first_position)
         ],
+    )
+
+
+def insert_comparisons(db: Database, run_id: int, comparisons: Sequence[ComparisonRecord]) -> None:
+    db.executemany(
+        "INSERT INTO comparisons (run_id, position, model, record) VALUES (?, ?, ?, ?)",
+        [(run_id, position, c.model, _json(c.to_dict())) for position, c in enumerate(comparisons)],
     )
 
 
@@ -141,6 +150,10 @@ def read_run(db: Database, run_id: int) -> RunRecord | None:
         budget_from_row(row)
         for row in db.execute(f"SELECT {BUDGET_COLUMNS} FROM budgets WHERE run_id = ? ORDER BY position", (run_id,))
     )
+    comparisons = tuple(
+        ComparisonRecord.from_dict(json.loads(row[0]))
+        for row in db.execute("SELECT record FROM comparisons WHERE run_id = ? ORDER BY position", (run_id,))
+    )
     return RunRecord(
         started_at=started_at,
         finished_at=finished_at,
@@ -148,20 +161,24 @@ def read_run(db: Database, run_id: int) -> RunRecord | None:
         models=models,
         cases=tuple(read_cases(db, run_id)),
         budgets=budgets,
+        comparisons=comparisons,
     )
 
 
-def read_cases(db: Database, run_id: int) -> list[CaseRecord]:
+def read_cases(db: Database, run_id: int, *, facts: bool = True) -> list[CaseRecord]:
+    """A run's cases; ``facts=False`` for a migration from before schema 4 had the column."""
     generations: dict[int, list[GenerationRecord]] = {}
+    facts_column = "g.facts" if facts else "'{}'"
     for row in db.execute(
-        "SELECT g.case_row, g.repeat, g.seed, g.status, g.extracted, g.reason, g.finish_reason, g.metrics, g.output"
-        " FROM generations g JOIN cases c ON c.id = g.case_row WHERE c.run_id = ? ORDER BY g.case_row, g.position",
+        "SELECT g.case_row, g.repeat, g.seed, g.status, g.extracted, g.reason, g.finish_reason, g.metrics, g.output, "
+        + facts_column
+        + " FROM generations g JOIN cases c ON c.id = g.case_row WHERE c.run_id = ? ORDER BY g.case_row, g.position",
         (run_id,),
     ):
         generations.setdefault(row[0], []).append(
             GenerationRecord(
                 repeat=row[1], seed=row[2], status=row[3], extracted=row[4], reason=row[5],
-                finish_reason=row[6], metrics=json.loads(row[7]), output=row[8],
+                finish_reason=row[6], metrics=json.loads(row[7]), output=row[8], facts=json.loads(row[9]),
             )
         )
     return [
@@ -190,7 +207,7 @@ def budget_from_row(row: Sequence[Any]) -> BudgetRecord:
     return BudgetRecord(
         model=row[0], name=row[1], metric=row[2], statistic=row[3], scope=row[4], suite=row[5],
         case=row[6], minimum=row[7], maximum=row[8], measured=row[9], samples=int(row[10]),
-        passed=bool(row[11]), card=row[12], nodeid=row[13],
+        passed=bool(row[11]), card=row[12], nodeid=row[13], status=row[14], reason=row[15],
     )
 
 

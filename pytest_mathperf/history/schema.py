@@ -9,7 +9,10 @@ Schema versions: 1 stored the runs as they were measured; 2 adds ``metric_stats`
 statistics of every metric per run × model × suite, computed once at write time, so the report
 reads 1,000 runs without recomputing any percentile; 3 adds ``runs.uid``, a run's identity
 across stores (so importing a history twice adds nothing), and ``runs.complete`` (0 while a run
-is being recorded, or for a run killed mid-way).
+is being recorded, or for a run killed mid-way); 4 adds ``generations.facts`` (where each token
+count came from, retries), ``budgets.status``/``reason`` (a busy host's inconclusive verdicts),
+``comparisons`` (candidate against baseline, one JSON record each) and ``runs.blessed`` (the run
+``mathperf bless`` marked as the baseline for its card and models).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from collections.abc import Callable
 
 from pytest_mathperf.history.database import Database, HistoryError, SQLiteDatabase
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA_1 = """
 CREATE TABLE mathperf_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -157,7 +160,7 @@ def _migrate_1_to_2(db: Database) -> None:
         )"""
     )
     for (run_id,) in db.execute("SELECT id FROM runs ORDER BY id"):
-        cases = read_cases(db, run_id)
+        cases = read_cases(db, run_id, facts=False)
         for model in dict.fromkeys(case.model for case in cases):
             insert_stats(db, run_id, model, [case for case in cases if case.model == model])
 
@@ -173,6 +176,23 @@ def _migrate_2_to_3(db: Database) -> None:
     db.execute("CREATE UNIQUE INDEX runs_by_uid ON runs (uid)")
 
 
+def _migrate_3_to_4(db: Database) -> None:
+    """Add generation facts, budget status and reason, comparisons, and the blessed flag; old rows keep defaults."""
+    db.execute("ALTER TABLE generations ADD COLUMN facts TEXT NOT NULL DEFAULT '{}'")
+    db.execute("ALTER TABLE budgets ADD COLUMN status TEXT NOT NULL DEFAULT ''")
+    db.execute("ALTER TABLE budgets ADD COLUMN reason TEXT NOT NULL DEFAULT ''")
+    db.execute("ALTER TABLE runs ADD COLUMN blessed INTEGER NOT NULL DEFAULT 0")
+    db.execute(
+        """CREATE TABLE comparisons (
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            position INTEGER NOT NULL,
+            model TEXT NOT NULL,
+            record TEXT NOT NULL,
+            PRIMARY KEY (run_id, position)
+        )"""
+    )
+
+
 def derived_uid(run_id: int, started_at: float, finished_at: float, environment: str) -> str:
     """A stable uid for a run recorded before runs had one: the same file migrated twice gives the same uids."""
     text = f"{run_id}|{started_at!r}|{finished_at!r}|{environment}"
@@ -180,7 +200,7 @@ def derived_uid(run_id: int, started_at: float, finished_at: float, environment:
 
 
 #: MIGRATIONS[n] upgrades a store from schema n to n + 1, inside the caller's transaction.
-MIGRATIONS: dict[int, Callable[[Database], None]] = {1: _migrate_1_to_2, 2: _migrate_2_to_3}
+MIGRATIONS: dict[int, Callable[[Database], None]] = {1: _migrate_1_to_2, 2: _migrate_2_to_3, 3: _migrate_3_to_4}
 
 
 def _plugin_version() -> str:

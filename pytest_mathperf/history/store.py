@@ -160,6 +160,28 @@ class History:
             rows.write_whole_run(db, run_id, run, complete)
         return run_id
 
+    def bless(self, run_id: int) -> RunRecord:
+        """Mark a complete run as the baseline for its card and models (``--mathperf-baseline blessed``)."""
+        record = self.run(run_id)
+        with self._writing() as db:
+            [(complete,)] = db.execute("SELECT complete FROM runs WHERE id = ?", (run_id,))
+            if not complete:
+                raise HistoryError(f"{self.location}: run {run_id} is incomplete (killed mid-way) and cannot be a baseline")
+            db.execute("UPDATE runs SET blessed = 1 WHERE id = ?", (run_id,))
+        return record
+
+    def blessed_run(self, card: str, model: str) -> tuple[int, RunRecord] | None:
+        """The newest blessed run that measured ``model`` on ``card``, with its id."""
+        with self._open(create=False) as db:
+            if db is None:
+                return None
+            candidates = [int(row[0]) for row in db.execute("SELECT id FROM runs WHERE blessed = 1 AND complete = 1 ORDER BY id DESC")]
+        for run_id in candidates:
+            record = self.run(run_id)
+            if any(m.model == model and m.card == card for m in record.models) and record.cases_of(model):
+                return run_id, record
+        return None
+
     def import_run(self, stored: StoredRun) -> str:
         """Add a run from another store in one transaction: ``added``, ``replaced`` (an incomplete copy) or ``present``."""
         with self._writing() as db:
