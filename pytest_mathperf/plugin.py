@@ -8,6 +8,7 @@ plugin being installed.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -62,6 +63,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("mathperf_history", "--mathperf-history", f"SQLite run history (default {DEFAULT_HISTORY})", default=DEFAULT_HISTORY, metavar="PATH"),
     Option("mathperf_no_history", "--mathperf-no-history", "do not record this run", "bool", False, action="store_true", ini=False),
     Option("mathperf_html", "--mathperf-html", "write the HTML trend report here at the end of the session", metavar="PATH"),
+    Option("mathperf_markdown", "--mathperf-markdown", "write the gate's verdict as Markdown here (a PR comment, a GitLab artifact); also appended to $GITHUB_STEP_SUMMARY when that is set", metavar="PATH"),
     Option("mathperf_baseline", "--mathperf-baseline", "the model the others are compared with (default: the first --mathperf-model), or `blessed`: each model's run that `mathperf bless` marked in the history", metavar="MODEL"),
     Option("mathperf_label", "--mathperf-label", "a label for this run in the history and the report (e.g. the candidate's name)", metavar="TEXT"),
     Option("mathperf_busy_guard", "--mathperf-busy-guard", "on (default): a timing verdict that would fail on a busy host is inconclusive instead; off: judge it anyway", default="on", metavar="on|off", choices=("on", "off")),
@@ -168,6 +170,7 @@ def _read_settings(config: pytest.Config) -> Settings:
     suites, suites_base = value("mathperf_suites")
     history, history_base = value("mathperf_history")
     html, html_base = value("mathperf_html")
+    markdown, markdown_base = value("mathperf_markdown")
     strict, _ = value("mathperf_strict")
     return Settings(
         models=tuple(dict.fromkeys(models)),
@@ -185,6 +188,7 @@ def _read_settings(config: pytest.Config) -> Settings:
         card=value("mathperf_card")[0] or None,
         history=None if config.getoption("mathperf_no_history") else _history_location(history, history_base),
         html=html_base / html if html else None,
+        markdown=markdown_base / markdown if markdown else None,
         strict=bool(strict),
         label=value("mathperf_label")[0] or None,
         allow_estimated_counts=bool(value("mathperf_allow_estimated_counts")[0]),
@@ -252,6 +256,10 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.stash[STATE] = state
     config.pluginmanager.register(ItemArranger(state), "mathperf-arranger")
+    if config.pluginmanager.hasplugin("html"):  # pytest-html is optional: its columns only when it is there
+        from pytest_mathperf.pytest_html import PytestHtmlColumns
+
+        config.pluginmanager.register(PytestHtmlColumns(), "mathperf-pytest-html")
     if not hasattr(config, "workerinput"):
         recorder = GateRecorder(state)
         recorder.check_outputs()  # before any time is spent: the run must have somewhere to go
@@ -390,6 +398,12 @@ class GateRecorder:
                 ensure_writable_file(html)
             except OSError as error:
                 raise pytest.UsageError(f"--mathperf-html: {html} cannot be written: {error.strerror or error}") from None
+        markdown = self.state.settings.markdown
+        if markdown is not None:
+            try:
+                ensure_writable_file(markdown)
+            except OSError as error:
+                raise pytest.UsageError(f"--mathperf-markdown: {markdown} cannot be written: {error.strerror or error}") from None
 
     def environment(self) -> dict[str, str]:
         """Where and from what the run came; read once (it runs git), when the items are known."""
@@ -486,6 +500,32 @@ class GateRecorder:
             finally:
                 if history is not None:
                     history.close()
+        self.write_markdown(run, session)
+
+    def write_markdown(self, run: RunRecord, session: pytest.Session) -> None:
+        """The Markdown summary, to --mathperf-markdown and appended to GitHub's step summary when it is set."""
+        settings = self.state.settings
+        step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if settings.markdown is None and not step_summary:
+            return
+        from pytest_mathperf.markdown import markdown_summary
+
+        text = markdown_summary(
+            run,
+            self.state.runner.card,
+            self.state.plan,
+            gate_passed=session.exitstatus == pytest.ExitCode.OK,
+            html_report=settings.html.name if settings.html is not None else None,
+        )
+        targets = [(settings.markdown, "w")] if settings.markdown is not None else []
+        targets += [(Path(step_summary), "a")] if step_summary else []
+        for path, mode in targets:
+            try:
+                with path.open(mode, encoding="utf-8") as file:
+                    file.write(text)
+                self.state.messages.append(f"mathperf: wrote the Markdown summary to {path}")
+            except OSError as error:  # a summary problem must not hide the gate's verdict
+                self.state.messages.append(f"mathperf: Markdown summary NOT written to {path}: {error.strerror or error}")
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         state = self.state

@@ -56,6 +56,7 @@ class Settings:
     strict: bool
     label: str | None = None
     busy_guard: bool = True
+    markdown: Path | None = None  # the Markdown summary's file
     baseline: str | None = None
     allow_estimated_counts: bool = False
 

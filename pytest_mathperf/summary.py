@@ -44,34 +44,7 @@ def _label(metric: str, stat: str | None = None) -> str:
 
 def summary_lines(run: RunRecord, card: str) -> list[str]:
     """The table, then one line per failed budget and per case that was not answered correctly."""
-    models = [record.model for record in run.models] or sorted({case.model for case in run.cases})
-    rows: list[list[str]] = [["", *models]]
-    rows.append(["card", *[card for _ in models]])
-    by_model = {record.model: record for record in run.models}
-    sources = [by_model[m].memory_source if m in by_model else None for m in models]
-    if any(sources):
-        rows.append(["memory source", *[source or "–" for source in sources]])
-    for name in MODEL_ROWS:
-        metric, _, stat = name.partition(".") if not name.startswith("load.") else _split_load(name)
-        values = [by_model[m].metrics.get(name) if m in by_model else None for m in models]
-        if any(value is not None for value in values):
-            cells = ["–" if v is None else format_value(metric, v, unit=False) for v in values]
-            rows.append([_label(metric, stat or None), *cells])
-    for metric, stat in GENERATION_ROWS:
-        values = [summary_statistic(run.cases_of(model), metric, stat) for model in models]
-        if any(value is not None for value in values):
-            rows.append([_label(metric, stat), *["–" if v is None else format_value(metric, v, unit=False) for v in values]])
-    failed = [sum(case.failed_generations for case in run.cases_of(model)) for model in models]
-    if any(failed):
-        rows.append(["failed generations (not in timings)", *[str(count) for count in failed]])
-    suites = sorted({case.suite for case in run.cases})
-    for suite in suites:
-        rows.append([f"accuracy {suite}", *[_accuracy(run, model, suite) for model in models]])
-    if len(suites) > 1:
-        rows.append(["accuracy (all)", *[_accuracy(run, model, None) for model in models]])
-    if run.budgets:
-        rows.append(["budgets", *[_budgets(run, model) for model in models]])
-    lines = _table(rows)
+    lines = _table(summary_rows(run, card))
     for record in run.models:
         if record.load_error:
             lines.append(f"NOT LOADED {record.model}: {record.load_error}")
@@ -97,6 +70,43 @@ def summary_lines(run: RunRecord, card: str) -> list[str]:
                 f"extracted {shown.extracted or 'nothing'} ({case.correct_count}/{len(case.generations)} correct)"
             )
     return lines
+
+
+def summary_rows(
+    run: RunRecord,
+    card: str,
+    model_rows: tuple[str, ...] = MODEL_ROWS,
+    generation_rows: tuple[tuple[str, str], ...] = GENERATION_ROWS,
+) -> list[list[str]]:
+    """The models side by side: a header row of model names, then one row per metric any model has."""
+    models = [record.model for record in run.models] or sorted({case.model for case in run.cases})
+    rows: list[list[str]] = [["", *models]]
+    rows.append(["card", *[card for _ in models]])
+    by_model = {record.model: record for record in run.models}
+    sources = [by_model[m].memory_source if m in by_model else None for m in models]
+    if any(sources):
+        rows.append(["memory source", *[source or "–" for source in sources]])
+    for name in model_rows:
+        metric, _, stat = name.partition(".") if not name.startswith("load.") else _split_load(name)
+        values = [by_model[m].metrics.get(name) if m in by_model else None for m in models]
+        if any(value is not None for value in values):
+            cells = ["–" if v is None else format_value(metric, v, unit=False) for v in values]
+            rows.append([_label(metric, stat or None), *cells])
+    for metric, stat in generation_rows:
+        values = [summary_statistic(run.cases_of(model), metric, stat) for model in models]
+        if any(value is not None for value in values):
+            rows.append([_label(metric, stat), *["–" if v is None else format_value(metric, v, unit=False) for v in values]])
+    failed = [sum(case.failed_generations for case in run.cases_of(model)) for model in models]
+    if any(failed):
+        rows.append(["failed generations (not in timings)", *[str(count) for count in failed]])
+    suites = sorted({case.suite for case in run.cases})
+    for suite in suites:
+        rows.append([f"accuracy {suite}", *[_accuracy(run, model, suite) for model in models]])
+    if len(suites) > 1:
+        rows.append(["accuracy (all)", *[_accuracy(run, model, None) for model in models]])
+    if run.budgets:
+        rows.append(["budgets", *[_budgets(run, model) for model in models]])
+    return rows
 
 
 def comparison_lines(run: RunRecord) -> list[str]:
