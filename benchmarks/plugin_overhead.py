@@ -5,13 +5,21 @@ loop runs before and after the gate so that a machine getting warmer or busier s
 spread between the two raw runs rather than as plugin overhead. Prints the ratios
 plugin / raw of total generation time and of median TTFT; 1.0 means the plugin costs nothing.
 
-    python benchmarks/plugin_overhead.py [--model mathperf-tiny] [--suite suites/demo/arithmetic.yaml]
+Then the whole process, which is what a CI job pays: ``pytest --mathperf`` against a plain script
+that loads the same model and runs the same generations (interpreter start, imports, load,
+warm-up and exit included), each as a fresh subprocess, alternating, ``--rounds`` times; prints
+the median wall times and their ratio.
+
+    python benchmarks/plugin_overhead.py [--model mathperf-tiny] [--suite suites/demo/arithmetic.yaml] [--rounds 5]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ElementTree
@@ -73,10 +81,54 @@ def _run_pytest(model: str, suite: Path, junit: Path, folder: str) -> int:
     )
 
 
+#: The plain script the whole gate is compared with: load, warm up like the gate, generate, exit.
+PLAIN_SCRIPT = """
+import sys
+import torch
+import yaml
+from transformers import AutoModelForCausalLM, AutoTokenizer
+source, suite = sys.argv[1], sys.argv[2]
+cases = yaml.safe_load(open(suite, encoding="utf-8"))["cases"]
+tokenizer = AutoTokenizer.from_pretrained(source)
+model = AutoModelForCausalLM.from_pretrained(source).eval()
+settings = dict(do_sample=False, temperature=None, top_p=None, top_k=None, pad_token_id=tokenizer.pad_token_id)
+def generate(prompt, tokens):
+    text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False)
+    inputs = tokenizer(text, return_tensors="pt", add_special_tokens=False)
+    with torch.inference_mode():
+        return model.generate(**inputs, max_new_tokens=tokens, **settings)
+generate(cases[0]["prompt"], 64)
+for case in cases:
+    generate(case["prompt"], 64)
+"""
+
+
+def whole_process(model: str, suite: Path, rounds: int) -> tuple[float, float]:
+    """Median wall seconds of a fresh ``pytest --mathperf`` process and of the plain script, alternating."""
+    source, _ = resolve_model_source(model)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    gate, plain = [], []
+    with tempfile.TemporaryDirectory() as folder:
+        script = Path(folder) / "plain.py"
+        script.write_text(PLAIN_SCRIPT, encoding="utf-8")
+        commands = {
+            "gate": [sys.executable, "-m", "pytest", "--mathperf", "--mathperf-model", model, "--mathperf-suites", str(suite),
+                     "--mathperf-no-history", "-q", "-p", "no:cacheprovider", "--rootdir", folder, str(suite)],
+            "plain": [sys.executable, str(script), source, str(suite)],
+        }
+        for _ in range(rounds):
+            for name, times in (("plain", plain), ("gate", gate)):
+                started = time.perf_counter()
+                subprocess.run(commands[name], cwd=folder, env=env, capture_output=True, check=name == "plain")
+                times.append(time.perf_counter() - started)
+    return statistics.median(gate), statistics.median(plain)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="mathperf-tiny")
     parser.add_argument("--suite", type=Path, default=ROOT / "suites" / "demo" / "arithmetic.yaml")
+    parser.add_argument("--rounds", type=int, default=5, help="fresh processes of each kind for the whole-process ratio")
     args = parser.parse_args()
 
     suite = load_suite(args.suite)
@@ -97,6 +149,11 @@ def main() -> None:
     print(f"raw transformers loop : generation {raw_before:.2f} s / {raw_after:.2f} s (before / after), TTFT p50 {raw_ttft:.2f} ms")
     print(f"pytest --mathperf     : generation {gate_e2e:.2f} s, TTFT p50 {statistics.median(gate_ttft):.2f} ms, whole session {gate_wall:.2f} s")
     print(f"ratio plugin / raw    : generation time {gate_e2e / raw_total:.3f}, TTFT {statistics.median(gate_ttft) / raw_ttft:.3f}")
+    gate_wall_median, plain_wall_median = whole_process(args.model, args.suite, args.rounds)
+    print(
+        f"whole process, median of {args.rounds}: pytest --mathperf {gate_wall_median:.2f} s, plain script "
+        f"{plain_wall_median:.2f} s, ratio {gate_wall_median / plain_wall_median:.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ case × model and gets back a ``CaseRecord``; budgets ask for the samples they j
 
 from __future__ import annotations
 
+import gc
 import re
 import time
 from dataclasses import dataclass, field, replace
@@ -170,6 +171,10 @@ class Runner:
             session.load_error = str(error) if isinstance(error, ModelLoadError) else f"{type(error).__name__}: {error}"
             raise ModelLoadError(session.load_error) from error
         session.backend, session.load_info = backend, load_info
+        # The loaded model is many long-lived objects: moved out of the collector's sight, they are
+        # not traversed by every collection during the measured generations and at session end.
+        gc.collect()
+        gc.freeze()
         if monitor is not None:
             monitor.after_load(devices_of(load_info))
             session.monitor = monitor
@@ -182,6 +187,7 @@ class Runner:
             session.monitor.stop()
             session.memory, session.monitor = session.monitor.figures(), None
         assert session.backend is not None
+        gc.unfreeze()  # the model's objects become collectable again as it is released
         session.backend.close()
         session.backend = None
 
