@@ -109,3 +109,17 @@ def test_no_ttfat_while_still_thinking(demo_backend: HFBackend) -> None:
     assert generation.text.startswith(THINK_OPEN) and THINK_CLOSE not in generation.text
     assert generation.ttfat_ms is None and "ttfat_ms" not in generation.metrics()
     assert generation.reasoning_tokens == 2  # <think> then two reasoning tokens
+
+
+def test_a_timeout_already_spent_before_the_prefill_stops_the_generation_there() -> None:
+    from pytest_mathperf.backends import BackendOptions, GenerationRequest, Message
+    from pytest_mathperf.backends.hf import HFBackend
+
+    backend = HFBackend(BackendOptions(model="mathperf-tiny", device="cpu"))
+    backend.load()
+    try:
+        request = GenerationRequest(messages=(Message("user", "What is 705 + 583?"),), max_new_tokens=64, timeout_s=1e-9)
+        generation = backend.generate(request)
+    finally:
+        backend.close()
+    assert generation.finish_reason == "timeout" and generation.output_tokens == 0 and generation.ttft_ms is None

@@ -234,10 +234,20 @@ class HFBackend:
             settings.update(temperature=request.temperature, top_p=request.top_p)
         if request.repetition_penalty is not None:
             settings["repetition_penalty"] = request.repetition_penalty
-        if request.timeout_s is not None:
-            settings["max_time"] = request.timeout_s
         torch.manual_seed(request.seed)
         prepared = time.perf_counter()
+        if request.timeout_s is not None:
+            # the limit counts from the start of the call: templating and tokenization spend it too.
+            # transformers checks max_time after each generated token; a limit already spent stops
+            # the call here, before the prefill (a prefill or one decode step cannot be interrupted).
+            remaining = request.timeout_s - (prepared - started)
+            if remaining <= 0:
+                return Generation(
+                    text="", prompt_tokens=prompt_length, output_tokens=0, reasoning_tokens=0, ttft_ms=None,
+                    e2e_ms=(time.perf_counter() - started) * 1000, finish_reason="timeout",
+                    prepare_ms=(prepared - started) * 1000,
+                )
+            settings["max_time"] = remaining
         try:
             with torch.inference_mode():
                 output = self.model.generate(**inputs, **settings)
@@ -258,7 +268,7 @@ class HFBackend:
             finish_reason = "stop"
         elif len(generated) >= request.max_new_tokens:
             finish_reason = "length"
-        elif request.timeout_s is not None and finished - prepared >= request.timeout_s:
+        elif request.timeout_s is not None and finished - started >= request.timeout_s:
             finish_reason = "timeout"
         else:
             finish_reason = "stop"
