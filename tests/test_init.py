@@ -41,7 +41,7 @@ def test_an_empty_folder_gets_the_starter_project(tmp_path: Path, capsys: pytest
     assert out.splitlines()[-1] == f"next: cd {tmp_path / 'new'} && pytest --mathperf --mathperf-model mathperf-tiny   (the demo gate, on the CPU)"
     assert f"wrote {tmp_path / 'new' / 'thresholds.yaml'}" in out.splitlines()
     thresholds = (tmp_path / "new" / "thresholds.yaml").read_text("utf-8")
-    assert "\nunknown_card: fail\n" in thresholds
+    assert "\nno_budget: fail\n" in thresholds
     for policy in ("#   fail ", "#   skip ", "#   record "):
         assert policy in thresholds  # each policy explained
     assert '\n  # "NVIDIA GeForce RTX 3090":\n' in thresholds  # the GPU example, commented out
@@ -86,7 +86,7 @@ def test_force_overwrites_the_starter_files(tmp_path: Path, capsys: pytest.Captu
     (tmp_path / "thresholds.yaml").write_text("mine\n", "utf-8")
     code, _ = init(capsys, str(tmp_path), "--force")
     assert code == 0
-    assert "unknown_card: fail" in (tmp_path / "thresholds.yaml").read_text("utf-8")
+    assert "no_budget: fail" in (tmp_path / "thresholds.yaml").read_text("utf-8")
 
 
 def test_an_existing_pyproject_is_appended_to(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
