@@ -392,18 +392,13 @@ class GateRecorder:
                 self.recorder.ensure_writable()
             except HistoryError as error:
                 raise pytest.UsageError(f"--mathperf-history: {error}") from None
-        html = self.state.settings.html
-        if html is not None:
+        for option, path in (("--mathperf-html", self.state.settings.html), ("--mathperf-markdown", self.state.settings.markdown)):
+            if path is None:
+                continue
             try:
-                ensure_writable_file(html)
+                ensure_writable_file(path)
             except OSError as error:
-                raise pytest.UsageError(f"--mathperf-html: {html} cannot be written: {error.strerror or error}") from None
-        markdown = self.state.settings.markdown
-        if markdown is not None:
-            try:
-                ensure_writable_file(markdown)
-            except OSError as error:
-                raise pytest.UsageError(f"--mathperf-markdown: {markdown} cannot be written: {error.strerror or error}") from None
+                raise pytest.UsageError(f"{option}: {path} cannot be written: {error.strerror or error}") from None
 
     def environment(self) -> dict[str, str]:
         """Where and from what the run came; read once (it runs git), when the items are known."""

@@ -88,17 +88,22 @@ def run_gate(heavy_modules: None, pytester: pytest.Pytester) -> Callable[..., Ga
     """Run ``pytest --mathperf`` on the demo model in the pytester folder and parse its JUnit XML."""
 
     def run(*args: str, model: str = DEMO_MODEL, history: bool = False) -> GateRun:
-        junit_path = pytester.path / "junit.xml"
-        options = ["--mathperf", "-p", "no:cacheprovider", f"--junitxml={junit_path}", "-o", "junit_family=xunit1"]
-        if model:
-            options.append(f"--mathperf-model={model}")  # with "=", pytest never takes a folder for a test path
-        if not history:
-            options.append("--mathperf-no-history")
-        result = pytester.runpytest(*options, *args)
-        junit = ElementTree.parse(junit_path).getroot() if junit_path.exists() else ElementTree.Element("none")
-        return GateRun(result, junit)
+        # with "=", pytest never takes a folder for a test path
+        options = ["-p", "no:cacheprovider", *([f"--mathperf-model={model}"] if model else [])]
+        return _gate(pytester, options, args, history)
 
     return run
+
+
+def _gate(pytester: pytest.Pytester, options: list[str], args: tuple[str, ...], history: bool) -> GateRun:
+    """Run ``pytest --mathperf`` with ``options`` and ``args`` in the pytester folder; parse its JUnit XML."""
+    junit_path = pytester.path / "junit.xml"
+    options = ["--mathperf", f"--junitxml={junit_path}", "-o", "junit_family=xunit1", *options]
+    if not history:
+        options.append("--mathperf-no-history")
+    result = pytester.runpytest(*options, *args)
+    junit = ElementTree.parse(junit_path).getroot() if junit_path.exists() else ElementTree.Element("none")
+    return GateRun(result, junit)
 
 
 @pytest.fixture
@@ -120,16 +125,10 @@ def run_scripted(heavy_modules: None, pytester: pytest.Pytester) -> Callable[...
 
         conftest = f"import sys\nsys.path.insert(0, {str(Path(__file__).parent)!r})\n" + conftest_source(scripts or {"*": {}})
         (pytester.path / "conftest.py").write_text(conftest, encoding="utf-8")
-        junit_path = pytester.path / "junit.xml"
-        options = ["--mathperf", f"--junitxml={junit_path}", "-o", "junit_family=xunit1"]
-        options += [] if cache else ["-p", "no:cacheprovider"]
+        options = [] if cache else ["-p", "no:cacheprovider"]
         options += ["--mathperf-backend=scripted", *(f"--mathperf-model={model}" for model in models)]
         if not busy_guard:  # scripted timings are set by the test, whatever the host is doing
             options.append("--mathperf-busy-guard=off")
-        if not history:
-            options.append("--mathperf-no-history")
-        result = pytester.runpytest(*options, *args)
-        junit = ElementTree.parse(junit_path).getroot() if junit_path.exists() else ElementTree.Element("none")
-        return GateRun(result, junit)
+        return _gate(pytester, options, args, history)
 
     return run

@@ -30,7 +30,7 @@ CASES: list[tuple[Suite, Case]] = [(suite, case) for suite in SHIPPED for case i
 TOPICS = ("algebra", "geometry", "word-problems", "number-theory", "combinatorics", "sequences", "calculus")
 DIFFICULTIES = ("easy", "medium", "hard", "competition")
 
-#: SPEC 1.1, verbatim: the seed's prompts and their true answers.
+#: The seed benchmark write-up's prompts and true answers, verbatim (suites/seed.yaml carries them too).
 SEED_PROMPTS = {
     "已知 x + 2y = 10,3x - y = 5,求 x 和 y 的值。": "x = 20/7, y = 25/7",
     "一个圆的半径为 5cm,求其面积和周长。": "面积为 25π cm²，周长为 10π cm",
