@@ -87,6 +87,8 @@ def parse_settings(path: Path, raw: Any, line: int) -> CompareSettings:
     repeats = block.get("max_repeats")
     if repeats is not None and (isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1):
         raise SchemaError(path, block.line_of("max_repeats"), "compare_defaults.max_repeats: a whole number ≥ 1")
+    if policy == "more" and repeats is None:
+        raise SchemaError(path, block.line_of("inconclusive"), "compare_defaults.inconclusive: more needs max_repeats: N")
     return CompareSettings(float(confidence), policy, repeats)
 
 
@@ -164,6 +166,7 @@ class ComparisonOutcome:
     reason: str = ""
     candidate_value: float | None = None
     baseline_value: float | None = None
+    busy: bool = False  # a timing taken on a busy host: inconclusive whatever the policy, never a failure
 
 
 def _verdict(low: float, high: float, *, upper: float | None = None, lower: float | None = None) -> Verdict:

@@ -230,7 +230,7 @@ class CompareItem(MathperfItem):
         if outcome.verdict == "regression":
             raise MathperfFailure(comparison_text(record))
         if outcome.verdict == "inconclusive":
-            if state.plan.compare.inconclusive == "fail":
+            if state.plan.compare.inconclusive == "fail" and not outcome.busy:
                 raise MathperfFailure(comparison_text(record) + "\n  policy   : compare_defaults.inconclusive: fail")
             pytest.skip(f"inconclusive: {record.name} {comparison_text(record, short=True)}")
 
@@ -290,7 +290,7 @@ def arrange_items(
         state.plan = plan_budgets(state.thresholds, state.runner.card, _selected_models(state, every_case), _baselines(state))
         failed_budgets = [item for item in _budget_items(session, state, every_case) if item.nodeid in last_failed]
         if failed_budgets or any(case.nodeid in last_failed for case in every_case):
-            judged = {id(case) for budget in failed_budgets for case in every_case if _judges(budget, case)}
+            judged = {id(case) for budget in failed_budgets for case in every_case if _judges(state, budget, case)}
             chosen = {id(case) for case in cases} | judged
             return others + _grouped(state, [case for case in every_case if id(case) in chosen], failed_budgets)
     state.plan = plan_budgets(state.thresholds, state.runner.card, _selected_models(state, cases), _baselines(state))
@@ -353,8 +353,12 @@ def _budget_items(session: pytest.Session, state: GateState, cases: list[pytest.
     return made
 
 
-def _judges(budget: MathperfItem, case: pytest.Item) -> bool:
-    """Whether a budget item judges a case item (same model, and the case is in its scope)."""
+def _judges(state: GateState, budget: MathperfItem, case: pytest.Item) -> bool:
+    """Whether a budget or comparison item judges a case item (its model, or its baseline, and in scope)."""
+    if isinstance(budget, CompareItem):
+        baseline = state.plan.for_model(budget.model).baseline
+        rule = budget.comparison
+        return case.model in (budget.model, baseline) and (rule.scope == "model" or case.suite.name == rule.suite)  # type: ignore[attr-defined]
     if budget.model != case.model:  # type: ignore[attr-defined]
         return False
     if not isinstance(budget, BudgetItem):

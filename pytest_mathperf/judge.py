@@ -93,6 +93,11 @@ def plan_budgets(
         for candidate, baseline in (baselines or {}).items()
         if baseline in in_run or baseline.startswith(BLESSED_PREFIX)
     }
+    compared = {  # baselines some candidate is compared with: the comparisons judge by them
+        baselines[model.model]
+        for model in selected
+        if model.model in baselines and thresholds is not None and thresholds.comparisons_for(card, model.name, model.suites)
+    }
     for model in selected:
         if thresholds is None:
             plans[model.model] = ModelPlan(model.model, model.case_budgets)
@@ -100,9 +105,8 @@ def plan_budgets(
         budgets = (*(thresholds.budgets_for(card, model.name, model.suites) or ()), *model.case_budgets)
         baseline = baselines.get(model.model)
         comparisons = tuple(thresholds.comparisons_for(card, model.name, model.suites)) if baseline else ()
-        reason = None if budgets or comparisons else thresholds.why_no_budget(card, model.name, model.suites)
-        if reason and model.model in baselines.values() and thresholds.comparisons_for(card, model.name, model.suites):
-            reason = f"{model.name} is the baseline the other models are compared with, and has no budget of its own"
+        judged = budgets or comparisons or model.model in compared
+        reason = None if judged else thresholds.why_no_budget(card, model.name, model.suites)
         plans[model.model] = ModelPlan(
             model.model, budgets, no_budget_reason=reason, comparisons=comparisons, baseline=baseline if comparisons else None
         )
@@ -210,27 +214,21 @@ def judge_comparison(
             comparison, runner.sessions[candidate].model_metrics().get(comparison.metric), base_metrics.get(comparison.metric)
         )
     else:
+        estimated = runner.options.allow_estimated_counts
         outcome = compare_samples(
-            comparison, _keyed_samples(cand_cases, comparison.metric), _keyed_samples(base_cases, comparison.metric), confidence
+            comparison,
+            {key: value for case in cand_cases for key, value in case.keyed_samples(comparison.metric, estimated=estimated).items()},
+            {key: value for case in base_cases for key, value in case.keyed_samples(comparison.metric, estimated=estimated).items()},
+            confidence,
         )
     busy = [f"{name}: {reason}" for name, reason in ((candidate, runner.busy_reason(candidate)), (baseline, base_busy)) if reason]
-    if busy and METRICS[comparison.metric].timing and outcome.verdict in ("regression", "within_margin"):
-        return replace(outcome, verdict="inconclusive", reason="the host was busy: " + "; ".join(busy))
+    if busy and METRICS[comparison.metric].timing and outcome.verdict in ("regression", "within_margin", "inconclusive"):
+        return replace(outcome, verdict="inconclusive", busy=True, reason="the host was busy: " + "; ".join(busy))
     return outcome
 
 
 def _in_scope(case: CaseRecord, comparison: Comparison) -> bool:
     return comparison.scope == "model" or case.suite == comparison.suite
-
-
-def _keyed_samples(cases: Iterable[CaseRecord], metric: str) -> dict[tuple[str, str, int], float]:
-    """Per-generation values keyed by (suite, case, repeat), so both models' generations pair up."""
-    return {
-        (case.suite, case.case, generation.repeat): generation.metrics[metric]
-        for case in cases
-        for generation in case.generations
-        if generation.status != "error" and metric in generation.metrics
-    }
 
 
 def judge_comparison_with_more(
@@ -247,15 +245,18 @@ def judge_comparison_with_more(
     """
     settings = plan.compare
     baseline = plan.for_model(candidate).baseline
-    if settings.inconclusive != "more" or not settings.max_repeats or stored is not None or baseline is None:
+    if (
+        settings.inconclusive != "more" or not settings.max_repeats or stored is not None or baseline is None
+        or comparison.metric == ACCURACY  # paired per case: more repeats change verdicts, not the evidence
+    ):
         return judge_comparison(runner, plan, candidate, comparison, stored)
     keys = [key for key, record in runner.sessions[candidate].cases.items() if _in_scope(record, comparison)]
     first = min((len(runner.sessions[model].cases[key].generations) for model in (candidate, baseline) for key in keys
                  if key in runner.sessions[model].cases), default=1)
-    looks = 1 + max(0, int(math.log2(max(settings.max_repeats, first) / max(first, 1))))
+    looks = 1 + max(0, math.ceil(math.log2(max(settings.max_repeats, first) / max(first, 1))))
     outcome = judge_comparison(runner, plan, candidate, comparison, stored, looks)
     repeats = first
-    while outcome.verdict == "inconclusive" and not outcome.reason.startswith("the host was busy") and repeats < settings.max_repeats:
+    while outcome.verdict == "inconclusive" and not outcome.busy and repeats < settings.max_repeats:
         repeats = min(repeats * 2, settings.max_repeats)
         for model in (baseline, candidate):  # one model loaded at a time
             for key in keys:

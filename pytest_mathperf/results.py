@@ -37,6 +37,17 @@ class GenerationRecord:
         return cls(**data)
 
 
+def _measured(generation: GenerationRecord, metric: str, estimated: bool) -> bool:
+    """Whether a generation's value of ``metric`` counts as a measurement (see ``CaseRecord.samples``)."""
+    value = generation.metrics.get(metric)
+    return (
+        generation.status != "error"
+        and value is not None
+        and not math.isnan(value)
+        and (estimated or metric not in generation.estimated_metrics)
+    )
+
+
 @dataclass(frozen=True)
 class CaseRecord:
     """One case × model: its generations and whether it passed its pass rule."""
@@ -64,6 +75,14 @@ class CaseRecord:
         failing = [g.status for g in self.generations if g.status != "correct"]
         return max(set(failing), key=failing.count) if failing else "wrong"
 
+    def keyed_samples(self, metric: str, *, estimated: bool = True) -> dict[tuple[str, str, int], float]:
+        """The same values as :meth:`samples`, keyed by (suite, case, repeat) so two models' generations pair up."""
+        return {
+            (self.suite, self.case, g.repeat): g.metrics[metric]
+            for g in self.generations
+            if _measured(g, metric, estimated)
+        }
+
     def samples(self, metric: str, *, estimated: bool = True) -> list[float]:
         """The metric's values over this case's measured generations.
 
@@ -72,12 +91,7 @@ class CaseRecord:
         values are left out too, and with ``estimated=False`` values that rest on an estimated token
         count (a server that sent no usage, counted by stream chunks).
         """
-        return [
-            g.metrics[metric]
-            for g in self.generations
-            if g.status != "error" and metric in g.metrics and not math.isnan(g.metrics[metric])
-            and (estimated or metric not in g.estimated_metrics)
-        ]
+        return [g.metrics[metric] for g in self.generations if _measured(g, metric, estimated)]
 
     @property
     def failed_generations(self) -> int:

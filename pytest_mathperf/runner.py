@@ -159,7 +159,10 @@ class Runner:
         )
         backend = None
         # memory is watched from before the load, so the load's own peak is seen too
-        monitor = MemoryMonitor.before_load(self.options.device) if self.in_process(model) else None
+        # Loaded again (a comparison asking for more repeats): the first load's time and memory stay
+        # the model's figures, and the fresh copy is warmed up again before anything is measured.
+        reload = session.load_info is not None
+        monitor = MemoryMonitor.before_load(self.options.device) if self.in_process(model) and not reload else None
         try:
             backend = create_backend(backend_name, options)
             load_info = backend.load()
@@ -170,7 +173,9 @@ class Runner:
                 backend.close()  # a half-loaded model must not hold memory the next one is measured with
             session.load_error = str(error) if isinstance(error, ModelLoadError) else f"{type(error).__name__}: {error}"
             raise ModelLoadError(session.load_error) from error
-        session.backend, session.load_info = backend, load_info
+        session.backend, session.warmed_up = backend, False
+        if not reload:
+            session.load_info = load_info
         # The loaded model is many long-lived objects: moved out of the collector's sight, they are
         # not traversed by every collection during the measured generations and at session end.
         gc.collect()
@@ -226,6 +231,8 @@ class Runner:
         session = self.session(model)
         suite, case = session.specs[key]
         record = session.cases[key]
+        if not session.warmed_up:
+            self._warm_up(session, case)
         more = self._generate(session, case, range(len(record.generations), total))
         return self._record(session, suite, case, record.nodeid, [*record.generations, *more])
 
@@ -242,7 +249,8 @@ class Runner:
                 backend.generate(warmup)
             except BackendError:
                 break  # the measured generations will meet and report the same problem
-        session.warmup_s = time.perf_counter() - started
+        if session.warmup_s is None:  # a reloaded copy's warm-up is not the model's figure
+            session.warmup_s = time.perf_counter() - started
         session.warmed_up = True
         if session.monitor is not None:
             session.monitor.start()  # the peak window opens after the warm-up, which never counts

@@ -130,10 +130,16 @@ def comparison_lines(run: RunRecord) -> list[str]:
 def budget_plan_lines(plan: BudgetPlan, card: str) -> list[str]:
     """One line per model: how many budgets judged it on this card, or why none did and what that means."""
     lines = []
+    baselines = {model_plan.baseline for model_plan in plan.models.values() if model_plan.comparisons}
     for model, model_plan in plan.models.items():
         if model_plan.no_budget_reason is None:
             count = len(model_plan.budgets)
-            lines.append(f"mathperf: {count} budget{'s' if count != 1 else ''} applied to {model} on {card!r}")
+            judged = f"mathperf: {count} budget{'s' if count != 1 else ''} applied to {model} on {card!r}"
+            if model_plan.comparisons:
+                judged += f", {len(model_plan.comparisons)} comparisons against {model_plan.baseline}"
+            if model in baselines:
+                judged += ", and it is the baseline of the comparisons"
+            lines.append(judged)
         else:
             effect = {"fail": "this fails the run", "skip": "nothing judged it", "record": "recorded only"}[plan.policy]
             lines.append(f"mathperf: NO budget applied to {model} ({effect}): {model_plan.no_budget_reason}")

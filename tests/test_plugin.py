@@ -424,7 +424,7 @@ def test_a_slower_candidate_is_a_regression_on_timing_and_within_margin_on_accur
         "slow": {"ttft_ms": [3 * t for t in jitter], "e2e_ms": [150.0, 156.0, 147.0]},
     }
     run = run_scripted("-rs", scripts=scripts, models=("base", "slow"))
-    run.result.assert_outcomes(passed=24 + 1, failed=2, skipped=1)
+    run.result.assert_outcomes(passed=24 + 1, failed=2)  # the baseline is judged by the comparisons
     ttft = run.properties("slow::compare::ttft_ms.p50")
     assert ttft["mathperf.verdict"] == "regression" and ttft["mathperf.baseline"] == "base"
     assert 2.9 < float(ttft["mathperf.ratio"]) < 3.1 and float(ttft["mathperf.ci_low"]) > 1.25
@@ -436,7 +436,8 @@ def test_a_slower_candidate_is_a_regression_on_timing_and_within_margin_on_accur
             "*ratio    : 3.0?× ?*×, *×?   (margin ratio ≤ 1.25)",
             "comparison * verdict",
             "ttft_ms.p50 * slow * base * REGRESSION",
-            "mathperf: NO budget applied to base (nothing judged it): base is the baseline the other models are compared with*",
+            "mathperf: 0 budgets applied to base on 'cpu', and it is the baseline of the comparisons",
+            "mathperf: 0 budgets applied to slow on 'cpu', 3 comparisons against base",
         ]
     )
 
@@ -509,3 +510,14 @@ def test_a_budget_refuses_token_rates_from_estimated_counts_unless_allowed(pytes
     run.result.stdout.fnmatch_lines(["*every tokens_per_s of mathperf-tiny rests on an estimated token count*--mathperf-allow-estimated-counts accepts them"])
     allowed = run_scripted("--mathperf-allow-estimated-counts", scripts=scripts)
     allowed.result.assert_outcomes(passed=5)
+
+
+def test_lf_reruns_a_failed_comparison_with_both_models_cases(pytester, run_scripted) -> None:
+    write(pytester, "suites/arithmetic.yaml", TWELVE_CASES)
+    write(pytester, "thresholds.yaml", COMPARE)
+    scripts = {"base": {"ttft_ms": [5.0, 5.5, 4.8]}, "slow": {"ttft_ms": [15.0, 16.5, 14.4], "e2e_ms": [150.0]}}
+    run_scripted(scripts=scripts, models=("base", "slow"), cache=True)
+    rerun = run_scripted("--lf", scripts=scripts, models=("base", "slow"), cache=True)
+    # never a comparison alone, skipped for want of a baseline: both models' cases run again
+    rerun.result.assert_outcomes(passed=24, failed=2)
+    assert rerun.properties("slow::compare::ttft_ms.p50")["mathperf.verdict"] == "regression"
