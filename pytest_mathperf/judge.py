@@ -201,6 +201,9 @@ def judge_comparison(
         base_cases = [case for case in runner.sessions[baseline].cases.values() if _in_scope(case, comparison)]
         base_metrics, base_busy = runner.sessions[baseline].model_metrics(), runner.busy_reason(baseline)
     cand_cases = [case for case in runner.sessions[candidate].cases.values() if _in_scope(case, comparison)]
+    if stored is not None:  # a stored run may hold suites this run did not select: compare like with like
+        suites = {case.suite for case in cand_cases}
+        base_cases = [case for case in base_cases if case.suite in suites]
     confidence = family_confidence(plan.compare.confidence, len(model_plan.comparisons) * looks)
     if comparison.metric == ACCURACY:
         outcome = compare_accuracy(

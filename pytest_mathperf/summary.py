@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pytest_mathperf.judge import BudgetPlan
 from pytest_mathperf.metrics import format_value, title_of, unit_of, wilson_interval
+from pytest_mathperf.reporting import estimate_text, shown_generation, value_text
 from pytest_mathperf.results import RunRecord, summary_statistic
 from pytest_mathperf.thresholds import bound_text
 
@@ -64,7 +65,7 @@ def summary_lines(run: RunRecord, card: str) -> list[str]:
         lines.extend(comparison_lines(run))
     for case in run.cases:
         if not case.passed:
-            shown = next(g for g in case.generations if g.status != "correct")
+            shown = shown_generation(case)
             lines.append(
                 f"{case.verdict.upper()} {case.nodeid}: expected {case.expected}, "
                 f"extracted {shown.extracted or 'nothing'} ({case.correct_count}/{len(case.generations)} correct)"
@@ -111,8 +112,6 @@ def summary_rows(
 
 def comparison_lines(run: RunRecord) -> list[str]:
     """The comparison block: metric, baseline, candidate, ratio (or drop) with its interval, verdict."""
-    from pytest_mathperf.reporting import estimate_text, value_text
-
     rows = [["comparison", "candidate", "baseline", "value", "baseline value", "ratio / drop [interval]", "margin", "verdict"]]
     for record in run.comparisons:
         name = f"{record.suite}::{record.name}" if record.suite else record.name
