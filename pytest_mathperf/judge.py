@@ -194,7 +194,8 @@ def judge_comparison(
     if stored is not None:
         stored_model = next(record for record in stored.models if record.model == candidate)
         base_cases = [case for case in stored.cases_of(candidate) if _in_scope(case, comparison)]
-        base_metrics, base_busy = stored_model.metrics, stored_model.details.get("host_busy") or None
+        base_metrics = stored_model.metrics
+        base_busy = (stored_model.details.get("host_busy") or None) if runner.options.busy_guard else None
     else:
         if runner.sessions[baseline].load_error is not None:
             return ComparisonOutcome(comparison, "cannot_judge", reason=f"{baseline} did not load")
