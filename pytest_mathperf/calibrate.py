@@ -141,7 +141,7 @@ def matching_runs(history: object, model: str, card: str) -> list[CalibratedRun]
         models = model_records(record, model)
         if not models or models[0].load_error or not record.cases_of(model):
             continue
-        if (models[0].card or record.environment.get("card")) != card:
+        if (record.environment.get("card") or models[0].card) != card:
             continue
         found.append(CalibratedRun(run_id, record))
     return found
@@ -254,7 +254,7 @@ def derive(runs: Sequence[CalibratedRun], model: str, name: str, card: str, sett
         totals = [sum(1 for c in cases if c.suite == suite) for cases in cases_by_run]
         pooled_correct, pooled_total = pooled_correct + sum(passed), pooled_total + sum(totals)
         interval = wilson_interval(sum(passed), sum(totals), settings.accuracy_confidence)
-        per_run = " / ".join(f"{p}/{t}" for p, t in zip(passed, totals))
+        per_run = ", ".join(f"{p}/{t}" for p, t in zip(passed, totals))
         bounds.append(
             WrittenBound(
                 ("suites", suite, "accuracy", "min"),
