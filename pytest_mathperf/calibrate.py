@@ -58,6 +58,7 @@ class CalibrationSettings:
     memory_margin: float = 0.10  # memory budget = observed peak × (1 + margin)
     accuracy_confidence: float = 0.95  # the Wilson bound's confidence
     compare: bool = False
+    busy_retries: int | None = None  # gate runs added for runs found busy (None: as many as ``runs``)
 
 
 @dataclass(frozen=True)
@@ -155,10 +156,15 @@ def last_runs(history: object, model: str, card: str, count: int, *, quiet_only:
         quiet = [run for run in runs if not any(m.details.get("host_busy") for m in model_records(run.record, model))]
         busy = f" ({len(runs) - len(quiet)} more were measured on a busy host and left out)" if len(quiet) < len(runs) else ""
         runs = quiet
+    if len(runs) < count and quiet_only:
+        raise CalibrationError(
+            f"{len(runs)} of the gate runs of {model!r} on card {card!r} were quiet{busy}; calibration needs {count} "
+            f"(--runs {count}): calibrate when the host is quiet, or allow more --busy-retries"
+        )
     if len(runs) < count:
         where = getattr(history, "path", history)
         raise CalibrationError(
-            f"{where} holds {len(runs)} complete run{'s' if len(runs) != 1 else ''} of {model!r} on card {card!r}{busy}; "
+            f"{where} holds {len(runs)} complete run{'s' if len(runs) != 1 else ''} of {model!r} on card {card!r}; "
             f"calibration needs {count} (--runs {count}): run the gate {count - len(runs)} more time(s), or lower --runs"
         )
     return runs[-count:]
@@ -392,7 +398,7 @@ def calibrate_command(
         else:
             scratch = tempfile.TemporaryDirectory(prefix="mathperf-calibrate-history-")
             location = Path(scratch.name) / "history.db"
-            measure(models, options, settings.runs, location, progress)
+            measure(models, options, settings.runs, location, progress, settings.busy_retries)
         calibrations = []
         with History(location) as history:
             for model in models:

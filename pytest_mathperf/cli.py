@@ -109,6 +109,7 @@ def _add_calibrate(commands: argparse._SubParsersAction) -> None:
     for flag in ("backend", "endpoint", "device", "dtype"):
         calibrate.add_argument(f"--{flag}", help=f"as --mathperf-{flag}")
     calibrate.add_argument("--repeats", type=int, help="as --mathperf-repeats")
+    calibrate.add_argument("--busy-retries", type=int, help="runs to add when the gate finds the host busy (default: --runs)")
 
 
 def _calibrate(args: argparse.Namespace) -> int:
@@ -125,7 +126,8 @@ def _calibrate(args: argparse.Namespace) -> int:
         device=args.device, dtype=args.dtype, repeats=args.repeats,
     )
     settings = CalibrationSettings(
-        runs=args.runs, alpha=args.alpha, floor_margin=args.floor_margin, memory_margin=args.memory_margin, compare=args.compare
+        runs=args.runs, alpha=args.alpha, floor_margin=args.floor_margin, memory_margin=args.memory_margin,
+        compare=args.compare, busy_retries=args.busy_retries,
     )
     return calibrate_command(
         args.model, options, settings, args.thresholds, args.history,
