@@ -49,7 +49,7 @@ def history_of(tmp_path: Path, runs: list[RunRecord]) -> Path:
     return path
 
 
-def calibrate(tmp_path: Path, history: Path, *extra: str, thresholds: Path | None = None) -> int:
+def calibrate(tmp_path: Path, history: Path | str, *extra: str, thresholds: Path | None = None) -> int:
     return main(["calibrate", "--model", "m", "--card", "cpu", "--from-history", "--history", str(history),
                  "--thresholds", str(thresholds or tmp_path / "thresholds.yaml"), *extra])
 
@@ -217,3 +217,11 @@ def test_calibrates_the_demo_model_end_to_end(tmp_path: Path) -> None:
     judged = [line for line in gate.stdout.splitlines() if line.startswith(("PASSED", "FAILED")) and "mathperf-tiny::" in line]
     assert any("accuracy" in line for line in judged) and any("rss_peak_gb" in line for line in judged), gate.stdout
     assert not [line for line in judged if line.startswith("FAILED") and ("accuracy" in line or "rss_peak_gb" in line)]
+
+
+def test_reads_the_runs_from_a_postgresql_history(postgres_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with History(postgres_url) as history:
+        for run in QUIET:
+            history.append(run)
+    assert calibrate(tmp_path, postgres_url) == 0
+    assert "p50: {max: 4.1}" in (tmp_path / "thresholds.yaml").read_text()
