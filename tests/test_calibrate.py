@@ -115,7 +115,8 @@ def test_replacing_an_entry_needs_update_and_keeps_what_follows(tmp_path: Path, 
                                     tuple(CaseRecord(**{**c.__dict__, "model": "mathperf-tiny"}) for c in run.cases), ()))
     assert main(["calibrate", *args, "--card", "cpu", "--from-history", "--history", str(history), "--thresholds", str(thresholds)]) == 1
     error = capsys.readouterr().err
-    assert f"{thresholds}:17: card 'cpu' already has an entry for 'mathperf-tiny'; pass --update" in error
+    line = original.splitlines().index("      mathperf-tiny:") + 1
+    assert f"{thresholds}:{line}: card 'cpu' already has an entry for 'mathperf-tiny'; pass --update" in error
     assert thresholds.read_text() == original
     assert main(["calibrate", *args, "--card", "cpu", "--from-history", "--history", str(history),
                  "--thresholds", str(thresholds), "--update"]) == 0
@@ -175,7 +176,7 @@ def test_too_few_runs_says_how_many(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 SMALL_SUITE = """\
 suite: arithmetic
-defaults: {template: "{prompt}", max_new_tokens: 16, temperature: 0.0, repeats: 1}
+defaults: {template: "{prompt}", max_new_tokens: 64, temperature: 0.0, repeats: 1}
 cases:
   - {id: a, prompt: "What is 705 + 583?", answer: 1288}
   - {id: b, prompt: "What is 527 - 476?", answer: 51}
