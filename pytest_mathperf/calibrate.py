@@ -291,7 +291,6 @@ class GateOptions:
     device: str | None = None
     dtype: str | None = None
     repeats: int | None = None
-    extra: tuple[str, ...] = ()
 
     def arguments(self, model: str, history: Path, thresholds: Path) -> list[str]:
         arguments = [
@@ -306,7 +305,7 @@ class GateOptions:
         ):
             if value is not None:
                 arguments += [flag, str(value)]
-        return arguments + list(self.extra)
+        return arguments
 
 
 def measure(
