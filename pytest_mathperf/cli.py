@@ -43,7 +43,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     init.add_argument("directory", nargs="?", type=Path, default=Path("."), help="project folder (default: here)")
     init.add_argument("--force", action="store_true", help="overwrite existing suites, thresholds.yaml and workflow")
 
+    _add_calibrate(commands)
+
     args = parser.parse_args(argv)
+    if args.command == "calibrate":
+        return _calibrate(args)
     if args.command == "history":
         from pytest_mathperf.history.commands import check_command, import_command
 
@@ -111,6 +115,53 @@ def _report(history: str, output: Path) -> int:
         return 1
     print(f"wrote {output} ({rendered.runs} runs, {rendered.models} models)")
     return 0
+
+
+def _add_calibrate(commands: argparse._SubParsersAction) -> None:
+    calibrate = commands.add_parser(
+        "calibrate",
+        help="run the gate N times (or read N recorded runs) and write this card's budgets into thresholds.yaml",
+    )
+    calibrate.add_argument("--model", action="append", required=True, help="model to calibrate (as --mathperf-model); repeatable")
+    calibrate.add_argument("--suites", action="append", help="suite file or folder (as --mathperf-suites); repeatable, default suites")
+    calibrate.add_argument("--runs", type=int, default=3, help="runs to derive the budgets from (default %(default)s)")
+    calibrate.add_argument("--card", help="card name to write under (default: the detected one, as `mathperf card` prints)")
+    calibrate.add_argument("--thresholds", type=Path, default=Path("thresholds.yaml"), help="budgets file to edit (default %(default)s)")
+    calibrate.add_argument("--from-history", action="store_true", help="use the last N recorded runs instead of measuring")
+    calibrate.add_argument("--history", default=str(DEFAULT_HISTORY), help="with --from-history: " + HISTORY_HELP)
+    calibrate.add_argument("--update", action="store_true", help="replace an existing entry for this card and model")
+    calibrate.add_argument("--dry-run", action="store_true", help="print the diff, write nothing")
+    calibrate.add_argument("--compare", action="store_true", help="also write compare: margins from the same spread")
+    calibrate.add_argument("--alpha", type=float, default=0.01, help="false-alarm rate per timing budget (default %(default)s)")
+    calibrate.add_argument("--floor-margin", type=float, default=0.10, help="least timing margin, share of the mean (default %(default)s)")
+    calibrate.add_argument("--memory-margin", type=float, default=0.10, help="memory budget above the peak (default %(default)s)")
+    for flag in ("backend", "endpoint", "device", "dtype"):
+        calibrate.add_argument(f"--{flag}", help=f"as --mathperf-{flag}")
+    calibrate.add_argument("--repeats", type=int, help="as --mathperf-repeats")
+    calibrate.add_argument("--busy-retries", type=int, help="runs to add when the gate finds the host busy (default: --runs)")
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from pytest_mathperf.calibrate import CalibrationSettings, GateOptions, calibrate_command
+
+    if args.runs < 2:
+        print(f"mathperf calibrate: --runs {args.runs}: at least 2 runs are needed to see a spread", file=sys.stderr)
+        return 2
+    if not 0 < args.alpha < 0.5:
+        print(f"mathperf calibrate: --alpha {args.alpha}: a false-alarm rate between 0 and 0.5", file=sys.stderr)
+        return 2
+    options = GateOptions(
+        suites=tuple(args.suites or ["suites"]), card=args.card, backend=args.backend, endpoint=args.endpoint,
+        device=args.device, dtype=args.dtype, repeats=args.repeats,
+    )
+    settings = CalibrationSettings(
+        runs=args.runs, alpha=args.alpha, floor_margin=args.floor_margin, memory_margin=args.memory_margin,
+        compare=args.compare, busy_retries=args.busy_retries,
+    )
+    return calibrate_command(
+        args.model, options, settings, args.thresholds, args.history,
+        from_history=args.from_history, update=args.update, dry_run=args.dry_run,
+    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,228 @@
+"""mathperf calibrate: budgets derived from runs, written into thresholds.yaml as a person would."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_mathperf.calibrate import prediction_bound, round_outward
+from pytest_mathperf.cli import main
+from pytest_mathperf.history import History
+from pytest_mathperf.results import CaseRecord, GenerationRecord, ModelRecord, RunRecord
+from pytest_mathperf.thresholds import load_thresholds
+
+REPO = Path(__file__).resolve().parent.parent
+SHIPPED = REPO / "thresholds.yaml"
+ENVIRONMENT = {
+    "card": "cpu", "device": "cpu", "driver": "", "cuda": "", "backend": "hf", "cpu": "x86_64",
+    "torch": "2.13.0+cpu", "transformers": "4.57.0", "math-verify": "0.8.0", "pytest-mathperf": "0.1.0",
+    "suite_fingerprint.arithmetic": "abc123def456",
+}
+
+
+def make_run(ttft: float, tokens_per_s: float, *, correct: int = 10, cases: int = 10, busy: str = "", dtype: str = "float32", **environment: str) -> RunRecord:
+    generations = lambda passed: (  # noqa: E731
+        GenerationRecord(0, 0, "correct" if passed else "wrong", "1", "", "stop",
+                         {"ttft_ms": ttft, "tokens_per_s": tokens_per_s}, "1"),
+    )
+    records = tuple(
+        CaseRecord("m", "arithmetic", f"c{i}", f"arithmetic.yaml::m::c{i}", "p", "1", (), "all", i < correct, generations(i < correct))
+        for i in range(cases)
+    )
+    card = environment.get("card", ENVIRONMENT["card"])
+    model = ModelRecord("m", "hf", card, "cpu", dtype, None, "/models/m", {"load_s": 1.2, "rss_peak_gb": 0.38}, "rss",
+                        details={"host_busy": busy})
+    return RunRecord(1_700_000_000.0, 1_700_000_060.0, {**ENVIRONMENT, **environment}, (model,), records, ())
+
+
+def history_of(tmp_path: Path, runs: list[RunRecord]) -> Path:
+    path = tmp_path / "history.db"
+    with History(path) as history:
+        for run in runs:
+            history.append(run)
+    return path
+
+
+def calibrate(tmp_path: Path, history: Path | str, *extra: str, thresholds: Path | None = None) -> int:
+    return main(["calibrate", "--model", "m", "--card", "cpu", "--from-history", "--history", str(history),
+                 "--thresholds", str(thresholds or tmp_path / "thresholds.yaml"), *extra])
+
+
+QUIET = [make_run(3.6, 632), make_run(3.7, 631), make_run(3.6, 647)]
+
+
+def test_prediction_bound_and_rounding() -> None:
+    bound = prediction_bound([3.6, 3.7, 3.6], alpha=0.01, floor_margin=0.10)
+    # mean 3.633, s 0.0577, t(0.99, 2) = 6.965, √(4/3): margin 0.464, above the 10 % floor
+    assert bound.mean == pytest.approx(3.6333, abs=1e-4)
+    assert bound.margin == pytest.approx(0.4641, abs=1e-3)
+    assert not bound.floored
+    assert prediction_bound([5.0, 5.0, 5.0], 0.01, 0.10).margin == pytest.approx(0.5)  # never zero-width
+    assert round_outward(4.097, up=True) == 4.1
+    assert round_outward(4.11, up=True) == 4.2
+    assert round_outward(568.8, up=False) == 560
+    assert round_outward(0.418, up=True) == 0.42
+
+
+def test_writes_every_budget_with_its_source_and_keeps_the_rest_byte_for_byte(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    thresholds = tmp_path / "thresholds.yaml"
+    shutil.copy(SHIPPED, thresholds)
+    original = thresholds.read_text()
+    history = history_of(tmp_path, [make_run(9, 9), *QUIET])  # the oldest run is not among the last 3
+    assert calibrate(tmp_path, history, "--compare", thresholds=thresholds) == 0
+    written = thresholds.read_text()
+    out = capsys.readouterr().out
+    assert out.startswith(f"--- {thresholds} (before)")
+    new_lines = [line[1:] for line in out.splitlines() if line.startswith("+") and not line.startswith("+++")]
+    assert all(line in written for line in new_lines)
+    # only lines inserted in one place: every byte of the original is still there, in order
+    matcher = difflib.SequenceMatcher(None, original.splitlines(keepends=True), written.splitlines(keepends=True), autojunk=False)
+    changes = [opcode for opcode in matcher.get_opcodes() if opcode[0] != "equal"]
+    assert [tag for tag, *_ in changes] == ["insert"]
+    assert matcher.b[changes[0][3]:changes[0][4]] == [line + "\n" for line in new_lines]
+    assert written[written.index("      m:"):].startswith("".join(line + "\n" for line in new_lines) + "\n  # The seed write-up")
+    assert "      m:\n        ttft_ms:\n          p50: {max: 4.1}" in written
+    assert "# 3 runs (2/3/4) 2023-11-14: 3.60 / 3.70 / 3.60 ms; t-bound α=0.01" in written
+    assert "mean: {min: 560}" in written  # mean 636.7 − 10 % floor (the t-bound is wider: 636.7 − 74.6 = 562)
+    assert "rss_peak_gb: {max: 0.42}" in written
+    assert "accuracy: {min: 0.88}" in written  # 30/30: Wilson 95 % lower bound 0.8865, rounded down
+    assert "max_ratio: 1.13" in written
+    entry = load_thresholds(thresholds).cards["cpu"]["m"]
+    assert {budget.name: (budget.minimum, budget.maximum) for budget in entry.budgets} == {
+        "ttft_ms.p50": (None, 4.1), "ttft_ms.p95": (None, 4.1), "tokens_per_s.mean": (560, None),
+        "load_s": (None, 1.4), "rss_peak_gb": (None, 0.42), "accuracy": (0.88, None),
+    }
+    assert {c.name for c in entry.comparisons} == {"ttft_ms.p50", "ttft_ms.p95", "tokens_per_s.mean", "load_s", "rss_peak_gb", "accuracy"}
+
+
+def test_replacing_an_entry_needs_update_and_keeps_what_follows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    thresholds = tmp_path / "thresholds.yaml"
+    shutil.copy(SHIPPED, thresholds)
+    original = thresholds.read_text()
+    history = history_of(tmp_path, QUIET)
+    args = ("--model", "mathperf-tiny")
+    runs = [run for run in QUIET]
+    with History(history) as stored:  # the same runs under the shipped model's name
+        for run in runs:
+            stored.append(RunRecord(run.started_at, run.finished_at, run.environment,
+                                    tuple(ModelRecord(**{**m.__dict__, "model": "mathperf-tiny"}) for m in run.models),
+                                    tuple(CaseRecord(**{**c.__dict__, "model": "mathperf-tiny"}) for c in run.cases), ()))
+    assert main(["calibrate", *args, "--card", "cpu", "--from-history", "--history", str(history), "--thresholds", str(thresholds)]) == 1
+    error = capsys.readouterr().err
+    line = original.splitlines().index("      mathperf-tiny:") + 1
+    assert f"{thresholds}:{line}: card 'cpu' already has an entry for 'mathperf-tiny'; pass --update" in error
+    assert thresholds.read_text() == original
+    assert main(["calibrate", *args, "--card", "cpu", "--from-history", "--history", str(history),
+                 "--thresholds", str(thresholds), "--update"]) == 0
+    written = thresholds.read_text()
+    tail = original[original.index("\n  # The seed write-up"):]
+    assert written.endswith(tail)  # the next card's comment and entries, byte for byte
+    assert written.startswith(original[: original.index("      mathperf-tiny:")])
+    assert "measured 631–647" not in written
+
+
+def test_dry_run_prints_the_diff_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    thresholds = tmp_path / "thresholds.yaml"
+    shutil.copy(SHIPPED, thresholds)
+    before = thresholds.stat().st_mtime_ns, thresholds.read_bytes()
+    assert calibrate(tmp_path, history_of(tmp_path, QUIET), "--dry-run", thresholds=thresholds) == 0
+    out = capsys.readouterr().out
+    assert "+      m:" in out and "--dry-run" in out
+    assert (thresholds.stat().st_mtime_ns, thresholds.read_bytes()) == before
+    fresh = tmp_path / "fresh.yaml"
+    assert calibrate(tmp_path, tmp_path / "history.db", "--dry-run", thresholds=fresh) == 0
+    assert "+version: 1" in capsys.readouterr().out
+    assert not fresh.exists()
+
+
+@pytest.mark.parametrize(
+    ("changed", "named"),
+    [
+        ({"torch": "2.14.0+cpu"}, "torch differs (run 1: 2.13.0+cpu, run 2: 2.13.0+cpu, run 3: 2.14.0+cpu)"),
+        ({"suite_fingerprint.arithmetic": "ffffffffffff"}, "suite_fingerprint.arithmetic differs"),
+        ({"driver": "550.54"}, "driver differs"),
+        ({"dtype": "bfloat16"}, "m dtype differs (run 1: float32, run 2: float32, run 3: bfloat16)"),
+    ],
+)
+def test_refuses_runs_that_disagree_on_the_environment(tmp_path: Path, capsys: pytest.CaptureFixture[str], changed: dict[str, str], named: str) -> None:
+    history = history_of(tmp_path, [*QUIET[:2], make_run(3.6, 640, **changed)])
+    assert calibrate(tmp_path, history) == 1
+    error = capsys.readouterr().err
+    assert "the runs disagree on their environment" in error and named in error
+    assert not (tmp_path / "thresholds.yaml").exists()
+
+
+def test_refuses_a_busy_host_naming_the_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    busy = "other processes used 1.4 of 2 cores while it was measured (busy above 0.3)"
+    history = history_of(tmp_path, [QUIET[0], make_run(9.0, 200, busy=busy), QUIET[2]])
+    assert calibrate(tmp_path, history) == 1
+    assert f"run 2: {busy}" in capsys.readouterr().err
+
+
+def test_too_few_runs_says_how_many(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    history = history_of(tmp_path, QUIET[:2] + [make_run(3.6, 640, card="NVIDIA H100")])
+    assert calibrate(tmp_path, history, "--runs", "3") == 1
+    error = capsys.readouterr().err
+    assert f"{history} holds 2 complete runs of 'm' on card 'cpu'; calibration needs 3 (--runs 3)" in error
+    assert calibrate(tmp_path, tmp_path / "none.db") == 1
+    assert "holds 0 complete runs" in capsys.readouterr().err
+
+
+SMALL_SUITE = """\
+suite: arithmetic
+defaults: {template: "{prompt}", max_new_tokens: 64, temperature: 0.0, repeats: 1}
+cases:
+  - {id: a, prompt: "What is 705 + 583?", answer: 1288}
+  - {id: b, prompt: "What is 527 - 476?", answer: 51}
+  - {id: c, prompt: "计算 85 + 470。", answer: 555}
+"""
+
+
+def test_calibrates_the_demo_model_end_to_end(tmp_path: Path) -> None:
+    """Three real gate runs of the demo model, then a gate run judged by what was written."""
+    suite = tmp_path / "suites" / "small.yaml"
+    suite.parent.mkdir()
+    suite.write_text(SMALL_SUITE)
+    thresholds = tmp_path / "thresholds.yaml"
+    thresholds.write_text("# ours\nversion: 1\nno_budget: fail\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest_mathperf.cli", "calibrate", "--model", "mathperf-tiny", "--suites", str(suite),
+         "--runs", "3", "--card", "cpu", "--device", "cpu", "--thresholds", str(thresholds)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )
+    if done.returncode == 1 and "measured on a busy host and left out" in done.stderr:  # the guard did its job
+        pytest.skip(f"the shared host stayed busy through every try: {done.stderr.strip().splitlines()[-1]}")
+    assert done.returncode == 0, done.stderr
+    assert "calibrate: run 1 of 3, mathperf-tiny" in done.stderr and "run 3 of 3" in done.stderr
+    assert "+      mathperf-tiny:" in done.stdout
+    written = thresholds.read_text()
+    assert written.startswith("# ours\nversion: 1\nno_budget: fail\ncards:\n  cpu:\n    models:\n      mathperf-tiny:\n")
+    entry = load_thresholds(thresholds).cards["cpu"]["mathperf-tiny"]
+    names = {budget.name for budget in entry.budgets}
+    assert {"ttft_ms.p50", "ttft_ms.p95", "tokens_per_s.mean", "rss_peak_gb", "load_s", "accuracy"} <= names
+    assert "3/3, 3/3, 3/3 correct" in written
+    gate = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--mathperf", "--mathperf-model", "mathperf-tiny",
+         "--mathperf-suites", str(suite), "--mathperf-thresholds", str(thresholds), "--mathperf-card", "cpu",
+         "--mathperf-device", "cpu", "--mathperf-no-history", "-rA"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    # judged by the calibrated budgets (accuracy and memory are not timings: no host load excuses them)
+    judged = [line for line in gate.stdout.splitlines() if line.startswith(("PASSED", "FAILED")) and "mathperf-tiny::" in line]
+    assert any("accuracy" in line for line in judged) and any("rss_peak_gb" in line for line in judged), gate.stdout
+    assert not [line for line in judged if line.startswith("FAILED") and ("accuracy" in line or "rss_peak_gb" in line)]
+
+
+def test_reads_the_runs_from_a_postgresql_history(postgres_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with History(postgres_url) as history:
+        for run in QUIET:
+            history.append(run)
+    assert calibrate(tmp_path, postgres_url) == 0
+    assert "p50: {max: 4.1}" in (tmp_path / "thresholds.yaml").read_text()
