@@ -11,6 +11,10 @@ Documented thresholds: busy when other processes used more than ``BUSY_OTHER_COR
 average over the measured generations, or the hypervisor stole more than ``BUSY_STEAL_SHARE`` of
 the CPU time. Only in-process models are judged so: a model served from this host makes the
 server's CPU use part of the measurement itself.
+
+On a CUDA card, ``card_busy_reason`` asks NVML after each case whether other processes compute on
+the card, or whether its clocks were held back by heat or a power brake; either makes the card
+busy in the same sense.
 """
 
 from __future__ import annotations
@@ -100,3 +104,39 @@ class HostLoad:
     def describe(self) -> str:
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
         return f"{self.other_cores:.2f} other cores, steal {self.steal_share:.1%}, load average {load:.2f}"
+
+
+#: NVML clock-event reasons that mean "slower than the card can be", not load we caused by choice:
+#: hardware slowdown, software and hardware thermal slowdown, power brake.
+SLOWDOWN_REASONS = {0x8: "hardware slowdown", 0x20: "thermal slowdown (software)", 0x40: "thermal slowdown", 0x80: "power brake"}
+
+
+def card_busy_reason(target: str | None, held_processes: int = 1) -> str | None:
+    """Why a CUDA card counts as busy right now (other processes on it, slowed clocks); None when not, or unknown.
+
+    ``held_processes`` is how many of the card's processes are ours: in a PID namespace NVML lists our
+    process under another pid, so others are counted as the list beyond ours.
+    """
+    if target is None:
+        return None
+    from pytest_mathperf.devices import nvml_handle, nvml_processes
+    from pytest_mathperf.poller import nvml_errors
+
+    processes = nvml_processes(target)
+    if processes is None:
+        return None
+    others = [pid for pid in processes if pid != os.getpid()]
+    if os.getpid() not in processes:
+        others = others[held_processes:]
+    if others:
+        return f"{len(others)} other process{'es' if len(others) > 1 else ''} computed on the card while it was measured"
+    handle = nvml_handle(target)
+    try:
+        import pynvml
+
+        query = getattr(pynvml, "nvmlDeviceGetCurrentClocksEventReasons", None) or pynvml.nvmlDeviceGetCurrentClocksThrottleReasons
+        mask = int(query(handle))
+    except (*nvml_errors(), AttributeError):
+        return None
+    slowed = [name for bit, name in SLOWDOWN_REASONS.items() if mask & bit]
+    return f"the card's clocks were held back ({', '.join(slowed)}) while it was measured" if slowed else None

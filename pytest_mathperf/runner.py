@@ -24,7 +24,7 @@ from pytest_mathperf.backends import (
     split_model_spec,
 )
 from pytest_mathperf.devices import DeviceInfo, describe_device, detect_card, resolve_device
-from pytest_mathperf.hostload import HostLoad, snapshot
+from pytest_mathperf.hostload import HostLoad, card_busy_reason, snapshot
 from pytest_mathperf.load import LoadResult
 from pytest_mathperf.memory import MemoryFigures, MemoryMonitor, devices_of
 from pytest_mathperf.metrics import ACCURACY, GENERATION_METRICS, MODEL_METRICS
@@ -79,6 +79,7 @@ class ModelSession:
     host_load: HostLoad = field(default_factory=HostLoad)  # what other processes did while this model was measured
     specs: dict[tuple[str, str], tuple[Suite, Case]] = field(default_factory=dict)  # what each case was run from
     warmup_s: float | None = None
+    card_busy: str | None = None  # on CUDA: other processes on the card, or slowed clocks, seen after a case
 
     @property
     def loaded(self) -> bool:
@@ -298,6 +299,8 @@ class Runner:
                 )
             )
         session.host_load = session.host_load.plus(host_before, snapshot())
+        if session.card_busy is None and session.load_info is not None and str(session.load_info.device).startswith("cuda"):
+            session.card_busy = card_busy_reason(self.device_info.nvml_target)
         return generations
 
     def _record(
@@ -362,13 +365,13 @@ class Runner:
         session = self.sessions[model]
         if not self.options.busy_guard or not session.cases or not self.in_process(model):
             return None
-        return session.host_load.busy_reason()
+        return session.host_load.busy_reason() or session.card_busy
 
     def _host_details(self, model: str) -> dict[str, str]:
         session = self.sessions[model]
         if not session.cases:
             return {}
-        busy = session.host_load.busy_reason() if self.in_process(model) else None
+        busy = (session.host_load.busy_reason() or session.card_busy) if self.in_process(model) else None
         return {"host_load": session.host_load.describe(), "host_busy": busy or ""}
 
     def estimated_only(self, model: str, metric: str) -> bool:
