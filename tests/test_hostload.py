@@ -16,7 +16,7 @@ def test_other_processes_cpu_is_the_host_busy_time_beyond_ours() -> None:
     assert load.other_cpu_s == pytest.approx(2.0) and load.other_cores == pytest.approx(1.0)
     assert load.busy_reason() is not None and "1.0 of" in load.busy_reason()
     quiet = HostLoad().plus(start, HostSnapshot(2.0, 11.2, 0.0, 104.0, 2.0))
-    assert quiet.other_cores == pytest.approx(0.1) < BUSY_OTHER_CORES and quiet.busy_reason() is None
+    assert quiet.other_cores == pytest.approx(0.1) and quiet.other_cores < BUSY_OTHER_CORES and quiet.busy_reason() is None
     stolen = HostLoad().plus(start, HostSnapshot(2.0, 11.0, 1.0, 104.0, 2.0))
     assert "hypervisor stole 25%" in (stolen.busy_reason() or "")
 
