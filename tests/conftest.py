@@ -76,6 +76,7 @@ def heavy_modules() -> None:
     session scope.
     """
     import math_verify  # noqa: F401
+    import scipy.stats  # noqa: F401 - statistics for budgets and comparisons: slow to import anew per inner run
     import torch  # noqa: F401
     import transformers.models.qwen2.modeling_qwen2  # noqa: F401
     from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: F401

@@ -298,7 +298,7 @@ def test_a_run_of_the_previous_schema_can_be_blessed_and_compared_with(tmp_path:
     import shutil
 
     from pytest_mathperf.compare import Comparison, compare_samples
-    from pytest_mathperf.judge import _keyed_samples
+    from pytest_mathperf.results import CaseRecord
 
     old = tmp_path / "old.db"
     shutil.copy(Path(__file__).parent / "data" / "history-0.1.0-da657ef.db", old)
@@ -306,7 +306,7 @@ def test_a_run_of_the_previous_schema_can_be_blessed_and_compared_with(tmp_path:
         history.bless(1)
         run_id, record = history.blessed_run("cpu", "mathperf-tiny")
         assert run_id == 1 and history.check().schema_version == SCHEMA_VERSION
-    samples = _keyed_samples(record.cases_of("mathperf-tiny"), "ttft_ms")
+    samples = {key: value for case in record.cases_of("mathperf-tiny") for key, value in CaseRecord.keyed_samples(case, "ttft_ms").items()}
     assert len(samples) >= 2 and all(value > 0 for value in samples.values())
     same = Comparison("ttft_ms", "p50", 1.25, None, None, "model", None, old, 1)
     assert compare_samples(same, samples, samples, 0.95).verdict == "within_margin"
