@@ -35,6 +35,23 @@ cases:
     tags: [en]
 """
 
+#: Margins of a candidate against the baseline, for every model on the CPU.
+COMPARE = """
+version: 1
+cards:
+  cpu:
+    models:
+      "*":
+        compare:
+          ttft_ms: {p50: {max_ratio: 1.25}}
+          tokens_per_s: {mean: {min_ratio: 0.8}}
+          accuracy: {max_drop: 0.05}
+"""
+#: Twelve additions any arithmetic model answers: enough samples for an interval.
+TWELVE_CASES = "suite: arithmetic\ncases:\n" + "".join(
+    f"  - id: c{i}\n    prompt: \"What is {100 + i} + {7 * i}?\"\n    answer: {100 + 8 * i}\n" for i in range(12)
+)
+
 
 @dataclass
 class GateRun:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ElementTree
 
 import pytest
-from conftest import ARITHMETIC_SUITE, write
+from conftest import ARITHMETIC_SUITE, COMPARE, TWELVE_CASES, write
 from markdown_it import MarkdownIt
 
 from pytest_mathperf.judge import BudgetPlan, ModelPlan
@@ -98,7 +98,7 @@ def test_a_failing_run_shows_the_models_side_by_side_and_everything_that_did_not
     budgets = table_after(root, "Budgets not passed (2 of 3)")
     assert budgets[1] == ["m1", "ttft_ms.p50", "failed", "4.00 ms", "≤ 0.5 ms", "3", "–"]
     assert budgets[2] == ["m1", "accuracy", "inconclusive", "nothing measured", "≥ 90.0%", "3", "the host was busy"]
-    comparisons = table_after(root, "Comparisons not within their margin (1 of 2)")
+    comparisons = table_after(root, "Comparisons not within their margin (1 of 3)")
     assert comparisons[1] == ["m2", "m1", "ttft_ms.p50", "regression", "1.80× [1.50×, 2.10×]", "ratio ≤ 1.25", "7.20 ms vs 4.00 ms", "–"]
     wrong = table_after(root, "Wrong answers (1 of 3 cases)")
     assert wrong[1] == ["m1", "arithmetic::sub", "wrong", "-384", "384", "0/1"]
@@ -235,21 +235,6 @@ def test_under_xdist_the_controller_writes_the_summary_once_with_every_case(pyte
     assert table_after(root, "Wrong answers (1 of 3 cases)")[1] == ["mathperf-tiny", "arithmetic::sub-en", "wrong", "52", "51", "0/1"]
 
 
-COMPARE = """
-version: 1
-cards:
-  cpu:
-    models:
-      "*":
-        compare:
-          ttft_ms: {p50: {max_ratio: 1.25}}
-          accuracy: {max_drop: 0.05}
-"""
-TWELVE_CASES = "suite: arithmetic\ncases:\n" + "".join(
-    f"  - id: c{i}\n    prompt: \"What is {100 + i} + {7 * i}?\"\n    answer: {100 + 8 * i}\n" for i in range(12)
-)
-
-
 def test_a_regression_against_the_baseline_is_listed_with_its_interval(pytester, run_scripted) -> None:
     write(pytester, "suites/arithmetic.yaml", TWELVE_CASES)
     write(pytester, "thresholds.yaml", COMPARE)
@@ -258,7 +243,7 @@ def test_a_regression_against_the_baseline_is_listed_with_its_interval(pytester,
     run = run_scripted("--mathperf-markdown", "summary.md", scripts=scripts, models=("base", "slow"))
     assert run.result.ret == pytest.ExitCode.TESTS_FAILED
     text = (pytester.path / "summary.md").read_text(encoding="utf-8")
-    comparisons = table_after(render(text), "Comparisons not within their margin (1 of 2)")
+    comparisons = table_after(render(text), "Comparisons not within their margin (1 of 3)")
     candidate, baseline, name, verdict, estimate, margin, values, why = comparisons[1]
     assert (candidate, baseline, name, verdict, margin) == ("slow", "base", "ttft_ms.p50", "regression", "ratio ≤ 1.25")
     ratio, low, high = (float(part.strip("[]×,")) for part in estimate.split())

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ARITHMETIC_SUITE, MODEL_DIR, write
+from conftest import ARITHMETIC_SUITE, COMPARE, MODEL_DIR, TWELVE_CASES, write
 
 pytestmark = pytest.mark.skipif(not (MODEL_DIR / "model.safetensors").exists(), reason="demo model not built")
 
@@ -397,22 +397,6 @@ def test_a_busy_host_makes_a_failing_timing_budget_inconclusive_and_says_so(pyte
     assert run.properties("mathperf-tiny::ttft_ms.p50")["mathperf.verdict"] == "inconclusive"
     # memory and accuracy are judged as ever
     assert run.properties("mathperf-tiny::accuracy")["mathperf.verdict"] == "passed"
-
-
-COMPARE = """
-version: 1
-cards:
-  cpu:
-    models:
-      "*":
-        compare:
-          ttft_ms: {p50: {max_ratio: 1.25}}
-          tokens_per_s: {mean: {min_ratio: 0.8}}
-          accuracy: {max_drop: 0.05}
-"""
-TWELVE_CASES = "suite: arithmetic\ncases:\n" + "".join(
-    f"  - id: c{i}\n    prompt: \"What is {100 + i} + {7 * i}?\"\n    answer: {100 + 8 * i}\n" for i in range(12)
-)
 
 
 def test_a_slower_candidate_is_a_regression_on_timing_and_within_margin_on_accuracy(pytester, run_scripted) -> None:
