@@ -22,7 +22,7 @@ from pytest_mathperf.compare import (
     compare_values,
     family_confidence,
 )
-from pytest_mathperf.metrics import ACCURACY, METRICS, MODEL_METRICS
+from pytest_mathperf.metrics import ACCURACY, MEMORY_METRICS, METRICS
 from pytest_mathperf.thresholds import Budget, BudgetOutcome, Thresholds, evaluate
 
 if TYPE_CHECKING:
@@ -32,8 +32,6 @@ if TYPE_CHECKING:
 #: How a stored baseline is named: ``blessed run 12``.
 BLESSED_PREFIX = "blessed run "
 
-#: Budgets that only an in-process model can be held to.
-MEMORY_METRICS = frozenset(name for name in MODEL_METRICS if name.startswith(("vram_", "rss_")))
 
 
 @dataclass(frozen=True)

@@ -46,9 +46,6 @@ class Metric:
         text = format_number(value)
         return f"{text} {self.unit}" if unit and self.unit else text
 
-    def worse(self, candidate: float, baseline: float) -> bool:
-        return candidate < baseline if self.higher_is_better else candidate > baseline
-
 
 def _generation(name: str, unit: str, title: str, direction: Direction = "lower") -> Metric:
     return Metric(name, unit, title, "generation", direction, sampled=True)
@@ -114,20 +111,14 @@ MODEL_METRICS: dict[str, str] = _names("model")
 #: Measured by a load profile; the sampled ones keep a value per request.
 LOAD_METRICS: dict[str, str] = _names("load")
 LOAD_SAMPLE_METRICS: dict[str, str] = {name: unit for name, unit in LOAD_METRICS.items() if METRICS[name].sampled}
+#: Memory of the process under test: only an in-process model can be held to these.
+MEMORY_METRICS = frozenset(name for name in MODEL_METRICS if name.startswith(("vram_", "rss_")))
 #: Metrics that are a share between 0 and 1: shown as percentages, bounded to [0, 1].
 SHARE_METRICS = frozenset(name for name, metric in METRICS.items() if metric.share)
 #: Metrics where larger is better; decides which way "worse" points in reports and comparisons.
 HIGHER_IS_BETTER = frozenset(name for name, metric in METRICS.items() if metric.higher_is_better)
 
 STATISTICS: tuple[str, ...] = ("p50", "p90", "p95", "p99", "mean", "min", "max")
-
-
-def metric(name: str) -> Metric:
-    """The registered metric called ``name`` (KeyError names the known ones)."""
-    try:
-        return METRICS[name]
-    except KeyError:
-        raise KeyError(f"unknown metric {name!r}; known: {', '.join(METRICS)}") from None
 
 
 def unit_of(name: str) -> str:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from pytest_mathperf.compare import ComparisonOutcome
-from pytest_mathperf.judge import MEMORY_METRICS, CaseOutcome
-from pytest_mathperf.metrics import GENERATION_METRICS, format_value, statistic
+from pytest_mathperf.judge import CaseOutcome
+from pytest_mathperf.metrics import GENERATION_METRICS, MEMORY_METRICS, format_value, statistic
 from pytest_mathperf.results import BudgetRecord, CaseRecord, ComparisonRecord, GenerationRecord
 from pytest_mathperf.thresholds import BudgetOutcome
 

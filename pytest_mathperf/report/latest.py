@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pytest_mathperf.metrics import GENERATION_METRICS, wilson_interval
-from pytest_mathperf.report.formatting import METRIC_TITLES, bound_text, duration, unit_suffix, when, with_unit
+from pytest_mathperf.report.formatting import bound_text, duration, title_of, unit_suffix, when, with_unit
 from pytest_mathperf.report.runs import ordered
 from pytest_mathperf.results import CaseRecord, ComparisonRecord, GenerationRecord, RunRecord, summary_statistic
 
@@ -191,10 +191,10 @@ def _model_table(run: RunRecord, models: Sequence[str]) -> tuple[TableRow, ...]:
                         ("revision", "revision"), ("memory source", "memory_source"), ("load error", "load_error")):
         add(label, field(name))
     for metric in ("load_s", "vram_load_gb", "vram_peak_gb", "rss_load_gb", "rss_peak_gb"):
-        add(METRIC_TITLES[metric], model_metric(metric))
+        add(title_of(metric), model_metric(metric))
     for metric, name in (("ttft_ms", "p50"), ("ttft_ms", "p95"), ("tpot_ms", "p50"), ("tokens_per_s", "p50"),
                          ("decode_tokens_per_s", "p50"), ("output_tokens", "p50"), ("reasoning_tokens", "p50")):
-        add(f"{METRIC_TITLES[metric]} {name}", generation_metric(metric, name))
+        add(f"{title_of(metric)} {name}", generation_metric(metric, name))
     add("accuracy (all suites)", accuracy(None))
     for suite in sorted({case.suite for case in run.cases}):
         add(f"accuracy · {suite}", accuracy(suite))
@@ -219,7 +219,7 @@ def _case_view(case: CaseRecord) -> CaseView:
     for generation in case.generations:
         output, note = _shown_output(generation)
         metrics = " · ".join(
-            f"{METRIC_TITLES.get(name, name)} {with_unit(value, name)}"
+            f"{title_of(name)} {with_unit(value, name)}"
             for name, value in generation.metrics.items()
             if name in GENERATION_METRICS and isinstance(value, (int, float)) and not math.isnan(value)
         )
