@@ -15,6 +15,7 @@ most of whom only ever open the SQLite file.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -182,8 +183,21 @@ class SQLiteDatabase(Database):
             raise
 
     def enable_wal(self) -> None:
-        """On an empty database only: WAL lets readers (a report) run while a run writes."""
-        self.connection.execute("PRAGMA journal_mode = WAL")
+        """On an empty database only: WAL lets readers (a report) run while a run writes.
+
+        Two processes creating one file at once: while the first creates the tables, the second
+        one's switch fails at once with "database is locked" (SQLite's busy timeout does not
+        cover it), so it waits here; the mode is the file's, so by then the switch is a no-op.
+        """
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                self.connection.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     def tables(self) -> set[str]:
         return {row[0] for row in self.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
