@@ -41,6 +41,17 @@ def test_wilson_interval_matches_the_textbook() -> None:
     assert math.isnan(wilson_interval(0, 0).value)
 
 
+@pytest.mark.parametrize("confidence", [0.5, 0.8, 0.9, 0.95, 0.99, 0.999])
+def test_wilson_interval_is_scipys(confidence: float) -> None:
+    from scipy.stats import binomtest
+
+    for total in (1, 2, 5, 20, 48, 137, 1000):
+        for successes in sorted({*range(0, total + 1, max(1, total // 40)), 1, total - 1, total}):
+            expected = binomtest(successes, total).proportion_ci(confidence_level=confidence, method="wilson")
+            share = wilson_interval(successes, total, confidence)
+            assert (share.low, share.high) == pytest.approx((expected.low, expected.high), abs=1e-12), (successes, total)
+
+
 def test_generation_derives_rates_as_the_spec_defines_them() -> None:
     generation = Generation(
         text="x", prompt_tokens=10, output_tokens=11, reasoning_tokens=4, ttft_ms=100.0, e2e_ms=1100.0, finish_reason="stop"

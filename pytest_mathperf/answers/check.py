@@ -15,6 +15,7 @@ from pytest_mathperf.answers.equality import (
     _equal_text,
     _expected_math,
     _parse_value,
+    _plain_number,
 )
 from pytest_mathperf.answers.expected import _display_scalar, _expected_text, format_expected, validate_expected
 from pytest_mathperf.answers.extract import MAX_OUTPUT_CHARS, _Reading
@@ -261,7 +262,7 @@ def _compiled(pattern: str) -> re.Pattern[str]:
 
 
 def _mismatch(got: str, want: str) -> str:
-    if _parse_value(got) is None:
+    if _plain_number(got) is None and _parse_value(got) is None:
         return f"{shown(got)} is not a value that can be read or evaluated (expected {want})"
     return f"{shown(got)} ≠ {want}"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -85,6 +86,9 @@ def _clock(match: re.Match[str]) -> tuple[int, int, int]:
 
 
 def _equal_values(expected: str, got: str, rel_tol: float | None) -> bool:
+    plain_want, plain_got = _plain_number(expected), _plain_number(got)
+    if plain_want is not None and plain_got is not None:
+        return _equal_plain(plain_want, plain_got, rel_tol)
     want = _parse_value(expected)
     have = _parse_value(got)
     if want is None or have is None:
@@ -166,12 +170,53 @@ def _expected_math(text: str) -> str:
     return _clean_value(_math_text(text), keep_equation=True)
 
 
+def _value_text(text: str) -> str:
+    """A value's text as it is read: math symbols in LaTeX, no percent sign, no trailing unit or stop."""
+    text = _math_text(text).replace("\\%", "").replace("%", "").strip()
+    return _TRAILING_JUNK.sub("", text).strip()
+
+
+_PLAIN_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
+
+
+@dataclass(frozen=True)
+class _Plain:
+    value: Fraction
+    decimal: bool
+
+
+@lru_cache(maxsize=4096)
+def _plain_number(text: str) -> _Plain | None:
+    """`text` as an exact number when it is only a signed integer or decimal, else None.
+
+    Most answers are such numbers. Compared exactly here, with the tolerances `_equal` uses,
+    they never need sympy and math-verify, which take a gate half a second to import.
+    """
+    text = _value_text(text)
+    if len(text) > MAX_VALUE_CHARS or not _PLAIN_NUMBER.fullmatch(text):
+        return None
+    return _Plain(Fraction(text), "." in text)
+
+
+def _equal_plain(expected: _Plain, got: _Plain, rel_tol: float | None) -> bool:
+    """`_equal` on two plain numbers, in exact arithmetic."""
+    if expected.value == got.value:
+        return True
+    if rel_tol is not None:
+        tolerance = rel_tol
+    elif expected.decimal or got.decimal:
+        tolerance = DEFAULT_DECIMAL_REL_TOL
+    else:
+        tolerance = _EXACT_REL_TOL
+    scale = max(abs(expected.value), abs(got.value))
+    return abs(expected.value - got.value) <= Fraction(tolerance) * scale
+
+
 @lru_cache(maxsize=4096)
 def _parse_value(text: str) -> Basic | None:
     """`text` as a sympy value via math-verify's LaTeX reader, or None when it can't be read
     or would be too costly to work with (huge powers, factorials, long text)."""
-    text = _math_text(text).replace("\\%", "").replace("%", "").strip()
-    text = _TRAILING_JUNK.sub("", text).strip()
+    text = _value_text(text)
     if not text or len(text) > MAX_VALUE_CHARS or _evaluated_while_read(text):
         return None
     parse, _, config = _math_verify()

@@ -6,7 +6,7 @@ import math
 import re
 from typing import TYPE_CHECKING, Any
 
-from pytest_mathperf.answers.equality import _expected_math, _parse_value
+from pytest_mathperf.answers.equality import _expected_math, _parse_value, _plain_number
 from pytest_mathperf.answers.text import text_answer
 from pytest_mathperf.answers.values import both_roots
 
@@ -76,7 +76,7 @@ def _validate_scalar(value: int | float | str, where: str) -> str | None:
     text = _expected_text(value)
     if not text:
         return f"{where}: is empty"
-    if text_answer(text) is not None:
+    if text_answer(text) is not None or _plain_number(_expected_math(text)) is not None:
         return None
     roots = both_roots(text)
     if roots is not None and all(_parse_value(_expected_math(root)) is not None for root in roots):
