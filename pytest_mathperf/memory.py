@@ -266,6 +266,8 @@ class MemoryMonitor:
     def _cuda_setup(self, before_load: bool) -> None:
         import torch
 
+        if before_load and torch.cuda.is_initialized():
+            torch.cuda.empty_cache()  # what an earlier model's allocator kept must not count as this load's
         problem = nvml_init()
         for device in self.devices:
             info = describe_device(device)

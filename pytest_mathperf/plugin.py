@@ -8,6 +8,8 @@ plugin being installed.
 
 from __future__ import annotations
 
+import atexit
+import gc
 import os
 import re
 import time
@@ -211,6 +213,7 @@ def _history_location(value: str, base: Path) -> HistoryLocation:
 def pytest_configure(config: pytest.Config) -> None:
     if not _enabled(config):
         return
+    _keep_the_collector_away()
     from pytest_mathperf.runner import Runner, RunOptions
     from pytest_mathperf.thresholds import load_thresholds
     from pytest_mathperf.yamlfile import SchemaError
@@ -295,7 +298,22 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(STATE, None)
     if state is not None:
-        state.runner.close()
+        state.runner.close()  # the last model stays frozen: see _keep_the_collector_away
+
+
+def _keep_the_collector_away() -> None:
+    """The runner freezes each loaded model (``gc.freeze``) and leaves the last one frozen, so
+    that pytest's end-of-session collections skip it. An earlier session in this process
+    (pytester, a benchmark) may have left its model so: thawed, it is collectable again. And as
+    the interpreter exits, everything is frozen: its last collection would otherwise traverse
+    the model, torch and sympy (0.6 s of a demo gate) only for the OS to free them."""
+    gc.unfreeze()
+    if not _FREEZE_AT_EXIT:
+        atexit.register(gc.freeze)
+        _FREEZE_AT_EXIT.append(True)
+
+
+_FREEZE_AT_EXIT: list[bool] = []
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:

@@ -109,6 +109,7 @@ class Runner:
         #: the longest max_new_tokens among each model's selected cases, set once selection is known
         self.warmup_tokens: dict[str, int] = {}
         self._device_info: DeviceInfo | None = None
+        self._released_a_model = False
 
     @property
     def device_info(self) -> DeviceInfo:
@@ -154,6 +155,10 @@ class Runner:
         for other in self.sessions.values():
             if other is not session:
                 self._unload(other)
+        if self._released_a_model:  # its memory must not count as the next model's
+            gc.unfreeze()
+            gc.collect()
+            self._released_a_model = False
         backend_name, name = split_model_spec(model, self.options.backend)
         options = BackendOptions(
             model=name, device=self.options.device, dtype=self.options.dtype, endpoint=self.options.endpoint
@@ -172,14 +177,17 @@ class Runner:
                 monitor.close()
             if backend is not None:
                 backend.close()  # a half-loaded model must not hold memory the next one is measured with
+                self._released_a_model = True
             session.load_error = str(error) if isinstance(error, ModelLoadError) else f"{type(error).__name__}: {error}"
             raise ModelLoadError(session.load_error) from error
         session.backend, session.warmed_up = backend, False
         if not reload:
             session.load_info = load_info
         # The loaded model is many long-lived objects: moved out of the collector's sight, they are
-        # not traversed by every collection during the measured generations and at session end
-        # (a full collection first would cost a large process a fifth of a second per load).
+        # not traversed by the collections during the measured generations, nor by pytest's at
+        # the end (a full collection over a large process costs a fifth of a second). A released
+        # model stays frozen until another one loads, which collects it first; after the last one
+        # the plugin thaws what is left once pytest has finished.
         gc.freeze()
         if monitor is not None:
             monitor.after_load(devices_of(load_info))
@@ -193,9 +201,9 @@ class Runner:
             session.monitor.stop()
             session.memory, session.monitor = session.monitor.figures(), None
         assert session.backend is not None
-        gc.unfreeze()  # the model's objects become collectable again as it is released
         session.backend.close()
         session.backend = None
+        self._released_a_model = True
 
     def close(self) -> None:
         for session in self.sessions.values():

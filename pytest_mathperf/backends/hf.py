@@ -110,6 +110,7 @@ class HFBackend:
             dtype = _resolved_dtype(torch, dtype_name, config)
             self._check_bf16(dtype_name, dtype)  # before any weight is read: the card decides, not the file
             device_map = self._device_map(config, dtype)
+            _import_architecture(config)
         started = time.perf_counter()
         with _load_errors(model_id, source, local, self.device):
             self.tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
@@ -217,6 +218,10 @@ class HFBackend:
     def generate(self, request: GenerationRequest) -> Generation:
         import torch
 
+        if not request.greedy:
+            # Outside the clock: torch seeds every device type it knows, recording a stack trace
+            # for each one not yet initialised; greedy decoding draws nothing and needs no seed.
+            torch.manual_seed(request.seed)
         started = time.perf_counter()  # before templating: a server's clock includes it too
         prompt = self.render_prompt(request)
         inputs = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.device)
@@ -234,7 +239,6 @@ class HFBackend:
             settings.update(temperature=request.temperature, top_p=request.top_p)
         if request.repetition_penalty is not None:
             settings["repetition_penalty"] = request.repetition_penalty
-        torch.manual_seed(request.seed)
         prepared = time.perf_counter()
         if request.timeout_s is not None:
             # the limit counts from the start of the call: templating and tokenization spend it too.
@@ -334,16 +338,22 @@ class HFBackend:
         return f"out of host memory during generation: {_first_line(error)}"
 
     def close(self) -> None:
-        import gc
-
+        # The runner collects the released objects and the memory monitor empties the CUDA
+        # cache before the next model loads; the last model of a session needs neither.
         self.model = None
         self.tokenizer = None
-        gc.collect()  # so the next model's memory figures start from this one's absence
-        if self.device.startswith("cuda"):
-            import torch
 
-            torch.cuda.empty_cache()
 
+
+def _import_architecture(config: Any) -> None:
+    """Import the model class's code before the load is timed: importing Python modules is not
+    loading weights, and its cost depends on what the process happened to import before."""
+    from transformers import MODEL_FOR_CAUSAL_LM_MAPPING
+
+    try:
+        MODEL_FOR_CAUSAL_LM_MAPPING[type(config)]
+    except KeyError:
+        pass  # not a causal LM transformers knows: from_pretrained says so, with its own message
 
 
 def weights_bytes(config: Any, dtype: Any) -> int:
