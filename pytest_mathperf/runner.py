@@ -42,6 +42,7 @@ class RunOptions:
     device: str = "auto"
     dtype: str = "auto"
     endpoint: str | None = None
+    retries: int = 3  # a served model's requests that failed before their first byte, tried again
     repeats: int | None = None
     warmup: int = 1
     card: str | None = None
@@ -161,7 +162,8 @@ class Runner:
             self._released_a_model = False
         backend_name, name = split_model_spec(model, self.options.backend)
         options = BackendOptions(
-            model=name, device=self.options.device, dtype=self.options.dtype, endpoint=self.options.endpoint
+            model=name, device=self.options.device, dtype=self.options.dtype, endpoint=self.options.endpoint,
+            retries=self.options.retries,
         )
         backend = None
         # memory is watched from before the load, so the load's own peak is seen too

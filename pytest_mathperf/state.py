@@ -58,6 +58,7 @@ class Settings:
     busy_guard: bool = True
     markdown: Path | None = None  # the Markdown summary's file
     baseline: str | None = None
+    retries: int = 3  # a served model's requests that failed before their first byte, tried again
     allow_estimated_counts: bool = False
 
 

@@ -30,7 +30,7 @@ def test_served_model_gets_the_same_verdicts_beside_the_in_process_one(pytester,
 
 
 def test_load_profile_reports_and_gates_on_its_figures(pytester, run_gate, served_model) -> None:
-    write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE + "load: {users: 32, requests: 32}\n")
+    write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE + "load: {users: 8, requests: 16}\n")
     write(
         pytester,
         "thresholds.yaml",
@@ -51,8 +51,8 @@ def test_load_profile_reports_and_gates_on_its_figures(pytester, run_gate, serve
     )
     run.result.assert_outcomes(passed=6, failed=1, skipped=1)
     load = run.properties("::load[")
-    assert load["mathperf.load"] == "32 users, 32 requests"
-    assert float(load["load.success_rate"]) == 1.0 and float(load["load.requests"]) == 32
+    assert load["mathperf.load"] == "8 users, 16 requests"
+    assert float(load["load.success_rate"]) == 1.0 and float(load["load.requests"]) == 16
     assert float(load["load.e2e_ms.p95"]) >= float(load["load.e2e_ms.p50"]) > 0
     run.result.stdout.fnmatch_lines(
         [
@@ -67,10 +67,18 @@ def test_load_profile_reports_and_gates_on_its_figures(pytester, run_gate, serve
 
 def test_a_dead_server_is_one_error_for_the_model(pytester, run_gate, closed_port_url) -> None:
     write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE)
-    run = run_gate("--mathperf-backend", "openai", "--mathperf-endpoint", closed_port_url, model="served-tiny")
+    # one retry, after 0.5 s: the default three would wait 3.5 s for a server that is not coming
+    run = run_gate(
+        "--mathperf-backend", "openai", "--mathperf-endpoint", closed_port_url, "--mathperf-retries", "1", model="served-tiny"
+    )
     run.result.assert_outcomes(failed=1, skipped=2)
-    run.result.stdout.fnmatch_lines([f"*model served-tiny did not load: cannot reach {closed_port_url}*"])
+    run.result.stdout.fnmatch_lines(
+        [f"*model served-tiny did not load: cannot reach {closed_port_url}: connection refused (tried 2 times)*"]
+    )
     assert "Traceback" not in run.output
+    negative = run_gate("--mathperf-backend", "openai", "--mathperf-endpoint", closed_port_url, "--mathperf-retries", "-1")
+    assert negative.result.ret == pytest.ExitCode.USAGE_ERROR
+    negative.result.stderr.fnmatch_lines(["*--mathperf-retries: must be at least 0, got -1*"])
 
 
 def test_openai_backend_needs_an_endpoint(pytester, run_gate) -> None:

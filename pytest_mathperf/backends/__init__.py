@@ -155,6 +155,7 @@ class BackendOptions:
     device: str = "auto"
     dtype: str = "auto"
     endpoint: str | None = None
+    retries: int = 3  # of a request that failed before its first byte, for backends that send requests
 
 
 @dataclass(frozen=True)

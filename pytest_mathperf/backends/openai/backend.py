@@ -87,7 +87,7 @@ class OpenAIBackend:
             )
         self.options = options
         self.model = options.model
-        self.settings = settings or OpenAISettings()
+        self.settings = settings or OpenAISettings(retries=options.retries)
         self.endpoint = options.endpoint.rstrip("/")
         self.display_endpoint = display_endpoint(self.endpoint)
         self.chat_url = f"{self.endpoint}/chat/completions"
