@@ -44,9 +44,11 @@ class DeviceInfo:
 
 def resolve_device(requested: str) -> str:
     """``auto`` → ``cuda:N`` when CUDA is usable, else ``cpu``; a bare ``cuda`` gets its index."""
+    requested = requested.strip().lower()
+    if requested == "cpu":
+        return "cpu"  # without importing torch: a served model's gate, or an xdist worker, may never need it
     import torch
 
-    requested = requested.strip().lower()
     if requested == "auto":
         requested = "cuda" if torch.cuda.is_available() else "cpu"
     if requested == "cpu":

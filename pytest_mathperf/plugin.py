@@ -323,8 +323,8 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     state = config.stash.get(STATE, None)
     if state is None:
         return None
-    import torch
-    import transformers
+    # From the packages' metadata, not by importing them: a served model's gate and xdist workers never need torch.
+    from importlib.metadata import version
 
     settings = state.settings
     card = state.runner.card
@@ -333,7 +333,7 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
         f"mathperf: models {', '.join(settings.models)} · backend {settings.backend}"
         + (f" · endpoint {settings.endpoint}" if settings.endpoint else "")
         + f" · device {state.runner.device_info.device} · dtype {settings.dtype}",
-        f"mathperf: card {card!r} · thresholds {thresholds} · torch {torch.__version__} · transformers {transformers.__version__}",
+        f"mathperf: card {card!r} · thresholds {thresholds} · torch {version('torch')} · transformers {version('transformers')}",
     ]
 
 

@@ -144,7 +144,8 @@ def run_scripted(heavy_modules: None, pytester: pytest.Pytester) -> Callable[...
         conftest = f"import sys\nsys.path.insert(0, {str(Path(__file__).parent)!r})\n" + conftest_source(scripts or {"*": {}})
         (pytester.path / "conftest.py").write_text(conftest, encoding="utf-8")
         options = [] if cache else ["-p", "no:cacheprovider"]
-        options += ["--mathperf-backend=scripted", *(f"--mathperf-model={model}" for model in models)]
+        # on the CPU wherever the tests run: the budgets the tests write are for the card "cpu"
+        options += ["--mathperf-backend=scripted", "--mathperf-device=cpu", *(f"--mathperf-model={model}" for model in models)]
         if not busy_guard:  # scripted timings are set by the test, whatever the host is doing
             options.append("--mathperf-busy-guard=off")
         return _gate(pytester, options, args, history)
