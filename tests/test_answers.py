@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import subprocess
 import sys
@@ -698,3 +699,31 @@ def test_import_loads_neither_torch_nor_sympy() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_plain_numbers_are_checked_without_sympy() -> None:
+    # Most answers are integers and decimals: a gate on them need not import sympy (half a second).
+    code = (
+        "import sys\n"
+        "from pytest_mathperf.answers import check_answer, validate_expected\n"
+        "assert validate_expected(42) is None and validate_expected('-3.50') is None\n"
+        "print(check_answer('<think>6*7</think>The answer is \\\\boxed{42}.', 42).status)\n"
+        "print(check_answer('\\\\boxed{3.5} m', '3.50 m').status)\n"
+        "print(check_answer('\\\\boxed{41}', 42).status)\n"
+        "print(sorted({'sympy', 'math_verify'} & set(sys.modules)))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["correct", "correct", "wrong", "[]"]
+
+
+PLAIN = ["0", "7", "-7", "+7", "007", "42", "42.0", "41.99999", "42.00001", "0.5", "0.50", "-0.5", "1.5", "2.5",
+         "3.14159", "3.1416", "100", "1000000", "999999", "1000000.5", "0.000001", "0.0000011", "12345678901234567890"]
+
+
+@pytest.mark.parametrize("rel_tol", [None, 1e-3, 0.05])
+def test_plain_numbers_compare_as_the_sympy_path_does(rel_tol: float | None) -> None:
+    from pytest_mathperf.answers.equality import _equal, _equal_plain, _parse_value, _plain_number
+
+    for expected, got in itertools.product(PLAIN, PLAIN):
+        plain = _equal_plain(_plain_number(expected), _plain_number(got), rel_tol)
+        assert plain == _equal(_parse_value(expected), _parse_value(got), rel_tol), (expected, got, rel_tol)

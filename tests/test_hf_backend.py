@@ -123,3 +123,35 @@ def test_a_timeout_already_spent_before_the_prefill_stops_the_generation_there()
     finally:
         backend.close()
     assert generation.finish_reason == "timeout" and generation.output_tokens == 0 and generation.ttft_ms is None
+
+
+def test_a_sampled_generation_is_reproduced_by_its_seed(demo_backend: HFBackend) -> None:
+    def sample(seed: int) -> str:
+        request = GenerationRequest(
+            messages=(Message("user", "What is 427 + 385?"),), max_new_tokens=24, temperature=5.0, top_p=1.0, seed=seed
+        )
+        return demo_backend.generate(request).text
+
+    first = sample(7)
+    assert sample(7) == first
+    # a temperature this high makes even the demo model's sharp choices differ from seed to seed
+    assert len({sample(seed) for seed in range(1, 5)} | {first}) > 1
+    # in between, a greedy generation draws nothing and leaves the seeding to the sampled ones
+    demo_backend.generate(ask(QUESTIONS[1], 8))
+    assert sample(7) == first
+
+
+def test_the_load_time_is_the_weights_alone() -> None:
+    import gc
+
+    import transformers.models.qwen2.modeling_qwen2  # noqa: F401 - loaded before the clock in any case
+
+    backend = HFBackend(BackendOptions(model="mathperf-tiny", device="cpu"))
+    enabled = gc.isenabled()
+    try:
+        info = backend.load()
+        assert gc.isenabled() == enabled  # paused for the load only
+        assert info.load_s > 0
+        assert backend.tokenizer is not None and backend.model is not None
+    finally:
+        backend.close()
