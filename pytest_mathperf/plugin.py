@@ -9,6 +9,7 @@ plugin being installed.
 from __future__ import annotations
 
 import atexit
+import functools
 import gc
 import os
 import re
@@ -311,12 +312,12 @@ def _keep_the_collector_away() -> None:
     the interpreter exits, everything is frozen: its last collection would otherwise traverse
     the model, torch and sympy (0.6 s of a demo gate) only for the OS to free them."""
     gc.unfreeze()
-    if not _FREEZE_AT_EXIT:
-        atexit.register(gc.freeze)
-        _FREEZE_AT_EXIT.append(True)
+    _freeze_at_exit()
 
 
-_FREEZE_AT_EXIT: list[bool] = []
+@functools.cache
+def _freeze_at_exit() -> None:
+    atexit.register(gc.freeze)  # once per process, however many sessions it runs
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
