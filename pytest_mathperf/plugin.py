@@ -128,6 +128,10 @@ def _blessed_runs(settings: Settings, runner: Any) -> dict[str, tuple[int, Any]]
     return found
 
 
+def _default(value: int | None, default: int) -> int:
+    return default if value is None else value
+
+
 def _enabled(config: pytest.Config) -> bool:
     return bool(config.getoption("mathperf") or config.getini("mathperf"))
 
@@ -180,7 +184,7 @@ def _read_settings(config: pytest.Config) -> Settings:
         models=tuple(dict.fromkeys(models)),
         backend=backend,
         endpoint=endpoint or None,
-        retries=integer("mathperf_retries", 0) or 0,
+        retries=_default(integer("mathperf_retries", 0), 3),
         device=choice("mathperf_device", "auto | cpu | cuda | cuda:N", bool(DEVICE_PATTERN.match(str(value("mathperf_device")[0])))),
         dtype=choice("mathperf_dtype", " | ".join(DTYPES), value("mathperf_dtype")[0] in DTYPES),
         thresholds=thresholds_base / thresholds,

@@ -188,8 +188,8 @@ class Runner:
         # The loaded model is many long-lived objects: moved out of the collector's sight, they are
         # not traversed by the collections during the measured generations, nor by pytest's at
         # the end (a full collection over a large process costs a fifth of a second). A released
-        # model stays frozen until another one loads, which collects it first; after the last one
-        # the plugin thaws what is left once pytest has finished.
+        # model stays frozen until another one loads, which collects it first; the last one stays
+        # frozen until the process exits, or until the next session in this process thaws it.
         gc.freeze()
         if monitor is not None:
             monitor.after_load(devices_of(load_info))

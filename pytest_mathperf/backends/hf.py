@@ -345,7 +345,6 @@ class HFBackend:
         self.tokenizer = None
 
 
-
 def _import_architecture(config: Any) -> None:
     """Import the model class's code before the load is timed: importing Python modules is not
     loading weights, and its cost depends on what the process happened to import before."""
