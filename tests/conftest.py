@@ -90,15 +90,24 @@ def heavy_modules() -> None:
     ``pytester.runpytest`` restores ``sys.modules`` after each inner run; torch cannot be imported
     a second time in one process (its C extension registers itself once), so it must already be
     there before the first inner run — and before any ``pytester`` takes its snapshot, hence the
-    session scope.
+    session scope. The plugin's own modules too: re-imported (and their asserts rewritten) for
+    every inner run, they cost a quarter of the plugin tests' time. They hold no state from one
+    session to the next (a session's state lives in its config), so sharing them hides nothing;
+    a fresh import is tested in a subprocess (test_plugin.py).
     """
+    import importlib
+    import pkgutil
+
     import math_verify  # noqa: F401
     import scipy.stats  # noqa: F401 - statistics for budgets and comparisons: slow to import anew per inner run
     import torch  # noqa: F401
     import transformers.models.qwen2.modeling_qwen2  # noqa: F401
     from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: F401
 
-    import pytest_mathperf.answers  # noqa: F401
+    import pytest_mathperf
+
+    for module in pkgutil.walk_packages(pytest_mathperf.__path__, "pytest_mathperf."):
+        importlib.import_module(module.name)
 
 
 @pytest.fixture
