@@ -339,10 +339,18 @@ class HFBackend:
         return f"out of host memory during generation: {_first_line(error)}"
 
     def close(self) -> None:
-        # The runner collects the released objects and the memory monitor empties the CUDA
-        # cache before the next model loads; the last model of a session needs neither.
+        import gc
+
         self.model = None
         self.tokenizer = None
+        # So that the next model's memory figures start from this one's absence. A model the
+        # runner froze (gc.freeze) is out of this collection's reach, and so cheap to skip: the
+        # runner collects it before loading another.
+        gc.collect()
+        if self.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.empty_cache()
 
 
 def _import_architecture(config: Any) -> None:
