@@ -85,12 +85,9 @@ def plan_budgets(
     """
     plans: dict[str, ModelPlan] = {}
     selected = list(selected)
-    in_run = {model.model for model in selected}
-    baselines = {
-        candidate: baseline
-        for candidate, baseline in (baselines or {}).items()
-        if baseline in in_run or baseline.startswith(BLESSED_PREFIX)
-    }
+    # A baseline whose cases -k, -m or the paths deselected keeps its comparisons: each is then
+    # reported as unable to judge, with the reason, instead of vanishing from the run.
+    baselines = dict(baselines or {})
     compared = {  # baselines some candidate is compared with: the comparisons judge by them
         baselines[model.model]
         for model in selected
@@ -198,6 +195,13 @@ def judge_comparison(
         if runner.sessions[baseline].load_error is not None:
             return ComparisonOutcome(comparison, "cannot_judge", reason=f"{baseline} did not load")
         base_cases = [case for case in runner.sessions[baseline].cases.values() if _in_scope(case, comparison)]
+        if not base_cases:
+            scope = f" of suite {comparison.suite}" if comparison.scope == "suite" else ""
+            return ComparisonOutcome(
+                comparison, "cannot_judge",
+                reason=f"the baseline ran no case{scope}: this run's selection (-k, -m or paths) left out its "
+                "cases; select them beside the candidate's",
+            )
         base_metrics, base_busy = runner.sessions[baseline].model_metrics(), runner.busy_reason(baseline)
     cand_cases = [case for case in runner.sessions[candidate].cases.values() if _in_scope(case, comparison)]
     if stored is not None:  # a stored run may hold suites this run did not select: compare like with like

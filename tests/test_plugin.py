@@ -439,6 +439,17 @@ def test_a_less_accurate_candidate_is_a_regression_and_an_equal_one_never_is(pyt
     assert same == ["within_margin"] * 3
 
 
+def test_a_comparison_whose_baseline_is_deselected_says_so_instead_of_vanishing(pytester, run_scripted) -> None:
+    write(pytester, "suites/arithmetic.yaml", TWELVE_CASES)
+    write(pytester, "thresholds.yaml", COMPARE)
+    run = run_scripted("-rs", "-k", "slow", models=("base", "slow"))
+    run.result.assert_outcomes(passed=12, skipped=3)  # base's 12 cases deselected; slow's 3 comparisons shown
+    run.result.stdout.fnmatch_lines(
+        ["SKIPPED * cannot compare with base: the baseline ran no case: this run's selection (-k, -m or paths) left out its cases*"]
+    )
+    run.result.stdout.fnmatch_lines(["mathperf: 0 budgets applied to slow on 'cpu', 3 comparisons against base"])
+
+
 def test_a_candidate_is_compared_with_its_blessed_run(pytester, run_scripted) -> None:
     from pytest_mathperf.cli import main
 
