@@ -154,6 +154,7 @@ def comparison_record(outcome: ComparisonOutcome, model: str, baseline: str, car
         reason=outcome.reason,
         card=card,
         nodeid=nodeid,
+        confidence=outcome.confidence if outcome.low is not None else None,
     )
 
 
@@ -182,12 +183,16 @@ def comparison_text(record: ComparisonRecord, *, short: bool = False) -> str:
     lines = [
         f"{record.verdict.replace('_', ' ')}: {record.name}{scope} of {record.model} against {record.baseline} on {record.card}",
         f"  measured : {values}",
-        f"  {what:<9}: {estimate_text(record)}   (margin {record.margin})",
+        f"  {what:<9}: {estimate_text(record)}   (margin {record.margin}{_level(record)})",
         f"  p-value  : {'–' if record.p_value is None else f'{record.p_value:.3g}'}   ({record.samples} samples)",
     ]
     if record.reason:
         lines.append(f"  why      : {record.reason}")
     return "\n".join(lines)
+
+
+def _level(record: ComparisonRecord) -> str:
+    return "" if record.confidence is None else f"; {record.confidence:.1%} interval"
 
 
 def value_text(record: ComparisonRecord, value: float | None) -> str:
@@ -207,6 +212,7 @@ def comparison_properties(record: ComparisonRecord) -> list[tuple[str, Any]]:
         ("mathperf.drop" if record.metric == "accuracy" else "mathperf.ratio", rounded(record.estimate)),
         ("mathperf.ci_low", rounded(record.low)),
         ("mathperf.ci_high", rounded(record.high)),
+        ("mathperf.ci_level", rounded(record.confidence)),
         ("mathperf.p_value", "" if record.p_value is None else f"{record.p_value:.4g}"),
         ("mathperf.margin", record.margin),
         ("mathperf.samples", record.samples),

@@ -187,6 +187,7 @@ class ComparisonRecord:
     reason: str
     card: str
     nodeid: str
+    confidence: float | None = None  # the interval's level, corrected for the candidate's comparisons (older records: none)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

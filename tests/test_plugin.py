@@ -413,11 +413,12 @@ def test_a_slower_candidate_is_a_regression_on_timing_and_within_margin_on_accur
     assert ttft["mathperf.verdict"] == "regression" and ttft["mathperf.baseline"] == "base"
     assert 2.9 < float(ttft["mathperf.ratio"]) < 3.1 and float(ttft["mathperf.ci_low"]) > 1.25
     assert float(ttft["mathperf.p_value"]) < 0.01
+    assert float(ttft["mathperf.ci_level"]) == pytest.approx(1 - 0.05 / 3, abs=1e-5)  # Bonferroni over 3 comparisons
     assert run.properties("slow::compare::accuracy")["mathperf.verdict"] == "within_margin"
     run.result.stdout.fnmatch_lines(
         [
             "*regression: ttft_ms.p50 of slow against base on cpu",
-            "*ratio    : 3.0?× ?*×, *×?   (margin ratio ≤ 1.25)",
+            "*ratio    : 3.0?× ?*×, *×?   (margin ratio ≤ 1.25; 98.3% interval)",
             "comparison * verdict",
             "ttft_ms.p50 * slow * base * REGRESSION",
             "mathperf: 0 budgets applied to base on 'cpu', and it is the baseline of the comparisons",
