@@ -27,6 +27,9 @@ from dataclasses import dataclass
 BUSY_OTHER_CORES = 0.3
 #: More than this share of CPU time stolen by the hypervisor makes the host busy.
 BUSY_STEAL_SHARE = 0.05
+#: Less measured time than this decides nothing: the kernel counts CPU time in clock ticks (10 ms),
+#: so one tick over a model measured for 2 ms would read as five busy cores.
+MIN_MEASURED_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,8 @@ class HostLoad:
     def busy_reason(self) -> str | None:
         """Why the host counts as busy, in one line; None when it was quiet enough."""
         cores = os.cpu_count() or 1
+        if self.wall_s < MIN_MEASURED_S:
+            return None
         if self.other_cores > BUSY_OTHER_CORES:
             return (
                 f"other processes used {self.other_cores:.1f} of {cores} cores while it was measured "
@@ -103,6 +108,8 @@ class HostLoad:
 
     def describe(self) -> str:
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        if self.wall_s < MIN_MEASURED_S:
+            return f"measured for {self.wall_s:.3f} s, too short to tell, load average {load:.2f}"
         return f"{self.other_cores:.2f} other cores, steal {self.steal_share:.1%}, load average {load:.2f}"
 
 

@@ -21,6 +21,16 @@ def test_other_processes_cpu_is_the_host_busy_time_beyond_ours() -> None:
     assert "hypervisor stole 25%" in (stolen.busy_reason() or "")
 
 
+def test_a_model_measured_for_milliseconds_is_never_called_busy() -> None:
+    # One 10 ms clock tick of another process over 2 ms of measuring would read as 5 busy cores.
+    start = HostSnapshot(wall=0.0, host_busy_s=10.0, host_steal_s=0.0, host_total_s=100.0, own_cpu_s=1.0)
+    end = HostSnapshot(wall=0.002, host_busy_s=10.01, host_steal_s=0.0, host_total_s=100.02, own_cpu_s=1.0)
+    load = HostLoad().plus(start, end)
+    assert load.other_cores == pytest.approx(5.0)
+    assert load.busy_reason() is None
+    assert load.describe().startswith("measured for 0.002 s, too short to tell")
+
+
 def test_real_counters_add_up_over_several_windows() -> None:
     first, second = snapshot(), snapshot()
     assert first is not None and second is not None and second.wall >= first.wall
