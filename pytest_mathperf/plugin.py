@@ -315,7 +315,9 @@ def _keep_the_collector_away() -> None:
     (pytester, a benchmark) may have left its model so: thawed, it is collectable again. And as
     the interpreter exits, everything is frozen: its last collection would otherwise traverse
     the model, torch and sympy (0.6 s of a demo gate) only for the OS to free them."""
-    gc.unfreeze()
+    from pytest_mathperf.runner import thaw_earlier_sessions
+
+    thaw_earlier_sessions()
     _freeze_at_exit()
 
 

@@ -101,6 +101,21 @@ class ModelSession:
         return values
 
 
+class _Frozen:
+    """Whether a session of this process froze a model and left it so: the collector is the
+    process's, and pytester and benchmarks run several sessions in one process."""
+
+    left_by_a_session = False
+
+
+def thaw_earlier_sessions() -> None:
+    """Make the model an earlier session in this process left frozen collectable again; objects
+    frozen by anyone else stay as they are."""
+    if _Frozen.left_by_a_session:
+        gc.unfreeze()
+        _Frozen.left_by_a_session = False
+
+
 class Runner:
     """The session's measuring engine (one per pytest process, kept in ``config.stash``)."""
 
@@ -191,6 +206,7 @@ class Runner:
         # model stays frozen until another one loads, which collects it first; the last one stays
         # frozen until the process exits, or until the next session in this process thaws it.
         gc.freeze()
+        _Frozen.left_by_a_session = True
         if monitor is not None:
             monitor.after_load(devices_of(load_info))
             session.monitor = monitor
