@@ -40,15 +40,13 @@ def test_ids(root: Path) -> list[str]:
 
 def same_tests(old: list[str], new: list[str]) -> list[str]:
     """Today's ids of the baseline's tests: unchanged ids, and every test of a renamed one's new name."""
-    kept = [test for test in new if test in set(old)]
-    gone = {test.split("[")[0] for test in set(old) - set(new)}
+    old_ids, new_ids = set(old), set(new)
+    gone = {test.split("[")[0] for test in old_ids - new_ids}
     unknown = sorted(gone - set(RENAMED))
     if unknown:
         raise SystemExit(f"tests gone since the baseline with no replacement in RENAMED: {', '.join(unknown)}")
-    for test in new:
-        if test.split("[")[0] in {RENAMED[name] for name in gone}:
-            kept.append(test)
-    return kept
+    replacements = {RENAMED[name] for name in gone}
+    return [test for test in new if test in old_ids or test.split("[")[0] in replacements]
 
 
 def timed(command: list[str], root: Path) -> float:
