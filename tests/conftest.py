@@ -150,8 +150,7 @@ def run_scripted(heavy_modules: None, pytester: pytest.Pytester) -> Callable[...
     ) -> GateRun:
         from scripted import conftest_source
 
-        conftest = f"import sys\nsys.path.insert(0, {str(Path(__file__).parent)!r})\n" + conftest_source(scripts or {"*": {}})
-        (pytester.path / "conftest.py").write_text(conftest, encoding="utf-8")
+        (pytester.path / "conftest.py").write_text(conftest_source(scripts or {"*": {}}), encoding="utf-8")
         options = [] if cache else ["-p", "no:cacheprovider"]
         # on the CPU wherever the tests run: the budgets the tests write are for the card "cpu"
         options += ["--mathperf-backend=scripted", "--mathperf-device=cpu", *(f"--mathperf-model={model}" for model in models)]

@@ -14,6 +14,7 @@ import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 from pytest_mathperf.backends import (
@@ -105,8 +106,12 @@ class ScriptedBackend:
 
 
 def conftest_source(scripts: Mapping[str, dict[str, Any]]) -> str:
-    """A conftest.py registering scripted models (``Script`` keyword arguments per model name)."""
+    """A conftest.py registering scripted models (``Script`` keyword arguments per model name).
+
+    It finds this module wherever it runs: inside ``pytester`` or in a gate started as a subprocess.
+    """
     return (
+        f"import sys\nsys.path.insert(0, {str(Path(__file__).resolve().parent)!r})\n"
         "from scripted import Script, ScriptedBackend\n\n\n"
         "def pytest_mathperf_backends():\n"
         f"    scripts = {{name: Script(**values) for name, values in {dict(scripts)!r}.items()}}\n"

@@ -1,4 +1,4 @@
-"""The history as the gate uses it, through the real gate on the demo model: nothing measured is ever lost.
+"""The history as the gate uses it, through the real gate: nothing measured is ever lost.
 
 A history or report that cannot be written is refused before any model loads; a history that
 fails during the run fails the session (exit status 6) and the run goes to a side file that
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ARITHMETIC_SUITE, DEMO_MODEL, write
+from scripted import conftest_source
 from test_history import ROOT
 
 from pytest_mathperf.cli import main
@@ -122,6 +123,9 @@ def test_a_history_that_fails_during_the_run_loses_nothing(pytester, run_gate, k
     assert main(["history", "import", str(side_file), "--history", location]) == 0  # a second time: nothing
 
 
+#: The killed gate runs a scripted model (tests/scripted.py): what is tested is what the history
+#: keeps of a process killed mid-run, and a real model would only add its import and load time.
+KILLED_MODEL = "killed-model"
 HANG_AFTER_TWO_CASES = """
 import time
 from pathlib import Path
@@ -131,7 +135,7 @@ seen = []
 
 @pytest.hookimpl(trylast=True)
 def pytest_runtest_logreport(report):
-    if report.when == "call" and "[mathperf-tiny]" in report.nodeid:
+    if report.when == "call" and "[killed-model]" in report.nodeid:
         seen.append(report.nodeid)
         if len(seen) == 2:
             Path("two-cases-reported").touch()
@@ -142,11 +146,11 @@ def pytest_runtest_logreport(report):
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_a_run_killed_mid_way_leaves_what_it_measured_marked_incomplete(pytester, kind: str, request, capsys) -> None:
     write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE)
-    write(pytester, "conftest.py", HANG_AFTER_TWO_CASES)
+    write(pytester, "conftest.py", conftest_source({"*": {}}) + HANG_AFTER_TWO_CASES)
     location = str(pytester.path / "history.db") if kind == "sqlite" else request.getfixturevalue("postgres_url")
     gate = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "--mathperf", f"--mathperf-model={DEMO_MODEL}", "-p", "no:cacheprovider",
-         "--mathperf-history", location],
+        [sys.executable, "-m", "pytest", "--mathperf", "--mathperf-backend=scripted", f"--mathperf-model={KILLED_MODEL}",
+         "--mathperf-device=cpu", "-p", "no:cacheprovider", "--mathperf-history", location],
         cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])},
     )
@@ -164,6 +168,6 @@ def test_a_run_killed_mid_way_leaves_what_it_measured_marked_incomplete(pytester
         assert history.integrity_check() == "ok"
     assert [case.case for case in partial.cases] == ["add", "sub"]
     assert all(case.generations and case.generations[0].metrics["ttft_ms"] > 0 for case in partial.cases)
-    assert partial.models[0].model == DEMO_MODEL and partial.environment["card"] == "cpu"
+    assert partial.models[0].model == KILLED_MODEL and partial.environment["card"] == "cpu"
     assert main(["history", "check", "--history", location]) == 0
     assert "incomplete (killed mid-way, or being recorded now): runs 1" in capsys.readouterr().out
