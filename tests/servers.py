@@ -2,6 +2,9 @@
 
 * ``served_model``: ``transformers serve`` on 127.0.0.1 with the bundled demo model on CPU,
   started once per session and stopped at its end (skipped with the reason when it cannot start).
+  Its start is seconds of imports on one core, so it begins in the background as soon as
+  collection shows a test needs it, and the tests before that one run on the other core. A test
+  that measures real timings with the busy-host guard on asks for ``no_server_starting`` first.
 * ``scripted_server``: a small OpenAI-compatible server (stdlib asyncio, a real socket) that
   misbehaves on purpose: drops the stream, answers 429 (with a chosen ``Retry-After``) then 200,
   401 or 404, never sends the first byte, stalls; it can also stream reasoning apart, spread each
@@ -23,6 +26,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -39,6 +43,8 @@ BUNDLED_MODEL = REPO_ROOT / "pytest_mathperf" / "models" / "mathperf-tiny"
 #: Point the fixture at another local model folder (development only; the suite uses the bundled one).
 SERVE_MODEL_VARIABLE = "MATHPERF_TEST_SERVE_MODEL"
 SERVE_START_TIMEOUT_S = 180.0
+#: The served model's niceness in the tests (see ServeStart).
+BACKGROUND_NICENESS = 10
 LOOPBACK = "127.0.0.1"
 
 
@@ -84,11 +90,14 @@ def _get_json(url: str, timeout_s: float) -> Any:
         return json.loads(response.read())
 
 
-def start_transformers_serve(model_dir: Path, log_path: Path) -> tuple[subprocess.Popen[bytes], ServedModel]:
+def start_transformers_serve(
+    model_dir: Path, log_path: Path, *, niceness: int = 0
+) -> tuple[subprocess.Popen[bytes], ServedModel]:
     """Start ``transformers serve`` pinned to ``model_dir`` on a free loopback port; wait until it answers.
 
     Pinned (the positional ``force_model``), the server loads the model at start-up, lists it
-    under the path it was given, and answers requests that name that path.
+    under the path it was given, and answers requests that name that path. A positive
+    ``niceness`` runs it under ``nice``, so that it takes only CPU time that nothing else wants.
     """
     executable = shutil.which("transformers", path=str(Path(sys.executable).parent)) or shutil.which("transformers")
     if executable is None:
@@ -107,8 +116,9 @@ def start_transformers_serve(model_dir: Path, log_path: Path) -> tuple[subproces
     for _attempt in range(3):  # another process may take the free port before the server binds it
         port = free_port()
         log = log_path.open("wb")
+        nice = ["nice", "-n", str(niceness)] if niceness and shutil.which("nice") else []
         process = subprocess.Popen(
-            [executable, "serve", model, "--host", LOOPBACK, "--port", str(port), "--device", "cpu",
+            [*nice, executable, "serve", model, "--host", LOOPBACK, "--port", str(port), "--device", "cpu",
              "--dtype", "float32", "--log-level", "warning"],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -116,6 +126,9 @@ def start_transformers_serve(model_dir: Path, log_path: Path) -> tuple[subproces
             start_new_session=True,
         )
         log.close()
+        if niceness:  # with autogroup scheduling, niceness counts only inside the new session's group
+            with contextlib.suppress(OSError):
+                Path(f"/proc/{process.pid}/autogroup").write_text(f"{niceness}\n")
         base_url = f"http://{LOOPBACK}:{port}/v1"
         deadline = time.monotonic() + SERVE_START_TIMEOUT_S
         while time.monotonic() < deadline:
@@ -158,24 +171,97 @@ def serve_model_dir() -> Path:
     return Path(override).resolve() if override else BUNDLED_MODEL
 
 
-@pytest.fixture(scope="session")
-def served_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedModel]:
-    """``transformers serve`` with the demo model on CPU, for the whole session."""
-    missing = _serving_missing()
-    if missing:
-        pytest.skip(missing)
-    model_dir = serve_model_dir()
+def _cannot_serve(model_dir: Path) -> str | None:
+    """Why ``transformers serve`` cannot run here (the reason a test is skipped), or None."""
     if not (model_dir / "config.json").is_file():
-        pytest.skip(f"no model to serve at {model_dir} (config.json missing)")
-    log_path = tmp_path_factory.mktemp("transformers-serve") / "serve.log"
+        return f"no model to serve at {model_dir} (config.json missing)"
+    return _serving_missing()
+
+
+class ServeStart:
+    """One start of ``transformers serve`` on a thread of its own; ``wait`` gives the running server.
+
+    The server runs niced: started in the background, it must not slow the tests that run meanwhile
+    (a tiny model's two torch threads lose several times their speed to a third busy thread).
+    """
+
+    def __init__(self, model_dir: Path) -> None:
+        self.log_path = Path(tempfile.mkdtemp(prefix="transformers-serve-")) / "serve.log"
+        self._model_dir = model_dir
+        self._started: tuple[subprocess.Popen[bytes], ServedModel] | None = None
+        self._error: RuntimeError | None = None
+        self._thread = threading.Thread(target=self._start, name="transformers-serve-start", daemon=True)
+        self._thread.start()
+
+    def _start(self) -> None:
+        try:
+            self._started = start_transformers_serve(self._model_dir, self.log_path, niceness=BACKGROUND_NICENESS)
+        except RuntimeError as error:
+            self._error = error
+
+    @property
+    def starting(self) -> bool:
+        return self._thread.is_alive()
+
+    def wait(self) -> ServedModel:
+        """The running server; RuntimeError (why not) when it did not start."""
+        self._thread.join()
+        if self._started is None:
+            raise self._error or RuntimeError("no start was attempted")
+        return self._started[1]
+
+    def stop(self) -> None:
+        self._thread.join()
+        if self._started is not None:
+            stop_process(self._started[0])
+            shutil.rmtree(self.log_path.parent, ignore_errors=True)
+
+
+_SERVE_START = pytest.StashKey[ServeStart]()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Begin starting the server now when a collected test will need it."""
+    if session.config.option.collectonly:
+        return
+    needed = any("served_model" in getattr(item, "fixturenames", ()) for item in session.items)
+    if needed and not _cannot_serve(serve_model_dir()):
+        session.config.stash[_SERVE_START] = ServeStart(serve_model_dir())
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Stop a server that no test asked for after all (``-x``, a failed collection, ``-k``)."""
+    start = session.config.stash.get(_SERVE_START, None)
+    if start is not None:
+        start.stop()
+
+
+@pytest.fixture(scope="session")
+def served_model(request: pytest.FixtureRequest) -> Iterator[ServedModel]:
+    """``transformers serve`` with the demo model on CPU, for the whole session."""
+    model_dir = serve_model_dir()
+    reason = _cannot_serve(model_dir)
+    if reason:
+        pytest.skip(reason)
+    start = request.config.stash.get(_SERVE_START, None) or ServeStart(model_dir)
+    request.config.stash[_SERVE_START] = start
     try:
-        process, served = start_transformers_serve(model_dir, log_path)
+        served = start.wait()
     except RuntimeError as exc:
         pytest.skip(f"transformers serve could not start: {exc}")
     try:
         yield served
     finally:
-        stop_process(process)
+        start.stop()
+
+
+@pytest.fixture
+def no_server_starting(request: pytest.FixtureRequest) -> None:
+    """Wait for a background start of the server to end: its imports would slow what a test times."""
+    start = request.config.stash.get(_SERVE_START, None)
+    if start is not None and start.starting:
+        with contextlib.suppress(RuntimeError):  # the test that needs the server reports why it did not start
+            start.wait()
 
 
 # --------------------------------------------------------------------------------------------

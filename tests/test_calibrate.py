@@ -184,7 +184,7 @@ cases:
 """
 
 
-def test_calibrates_the_demo_model_end_to_end(tmp_path: Path) -> None:
+def test_calibrates_the_demo_model_end_to_end(tmp_path: Path, no_server_starting: None) -> None:
     """Three real gate runs of the demo model, then a gate run judged by what was written."""
     suite = tmp_path / "suites" / "small.yaml"
     suite.parent.mkdir()

@@ -6,6 +6,7 @@ No HTTP client is mocked: every test sends real requests over real sockets. The 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 
@@ -36,6 +37,10 @@ QUICK = OpenAISettings(
     backoff_s=0.01,
     load_check_timeout_s=2.0,
 )
+
+
+#: For the tests of a silent server: each waits out one of these in full.
+IMPATIENT = dataclasses.replace(QUICK, first_byte_timeout_s=0.2, read_timeout_s=0.2)
 
 
 def ask(question: str = QUESTION, max_new_tokens: int = 64, **settings: object) -> GenerationRequest:
@@ -424,25 +429,25 @@ def test_busy_server_gives_up_after_the_retries(scripted_server: ScriptedServer)
     )
 
 
-def test_first_byte_timeout(scripted_server: ScriptedServer, scripted_backend: OpenAIBackend) -> None:
+def test_first_byte_timeout(scripted_server: ScriptedServer) -> None:
     scripted_server.script.mode = "silent"
     started = time.perf_counter()
-    with pytest.raises(GenerationTimeout, match=r"no first byte from http://127\.0\.0\.1:\d+/v1/chat/completions within 0\.5 s"):
-        scripted_backend.generate(ask())
+    with pytest.raises(GenerationTimeout, match=r"no first byte from http://127\.0\.0\.1:\d+/v1/chat/completions within 0\.2 s"):
+        backend_for(scripted_server.base_url, settings=IMPATIENT).generate(ask())
     assert time.perf_counter() - started < 3
     assert scripted_server.chat_requests == 1  # a slow server is not hammered with retries
 
 
-def test_first_byte_timeout_after_headers(scripted_server: ScriptedServer, scripted_backend: OpenAIBackend) -> None:
+def test_first_byte_timeout_after_headers(scripted_server: ScriptedServer) -> None:
     scripted_server.script.mode = "headers-only"
-    with pytest.raises(GenerationTimeout, match="no first byte from .* within 0.5 s"):
-        scripted_backend.generate(ask())
+    with pytest.raises(GenerationTimeout, match="no first byte from .* within 0.2 s"):
+        backend_for(scripted_server.base_url, settings=IMPATIENT).generate(ask())
 
 
-def test_silence_mid_stream_times_out(scripted_server: ScriptedServer, scripted_backend: OpenAIBackend) -> None:
+def test_silence_mid_stream_times_out(scripted_server: ScriptedServer) -> None:
     scripted_server.script.mode = "stall"
-    with pytest.raises(GenerationTimeout, match="went silent for 0.5 s after 3 chunks"):
-        scripted_backend.generate(ask())
+    with pytest.raises(GenerationTimeout, match="went silent for 0.2 s after 3 chunks"):
+        backend_for(scripted_server.base_url, settings=IMPATIENT).generate(ask())
 
 
 def test_whole_generation_timeout(scripted_server: ScriptedServer, scripted_backend: OpenAIBackend) -> None:
