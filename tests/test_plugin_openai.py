@@ -30,7 +30,7 @@ def test_served_model_gets_the_same_verdicts_beside_the_in_process_one(pytester,
 
 
 def test_load_profile_reports_and_gates_on_its_figures(pytester, run_gate, served_model) -> None:
-    write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE + "load: {users: 8, requests: 16}\n")
+    write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE + "load: {users: 4, requests: 8}\n")
     write(
         pytester,
         "thresholds.yaml",
@@ -51,8 +51,8 @@ def test_load_profile_reports_and_gates_on_its_figures(pytester, run_gate, serve
     )
     run.result.assert_outcomes(passed=6, failed=1, skipped=1)
     load = run.properties("::load[")
-    assert load["mathperf.load"] == "8 users, 16 requests"
-    assert float(load["load.success_rate"]) == 1.0 and float(load["load.requests"]) == 16
+    assert load["mathperf.load"] == "4 users, 8 requests"
+    assert float(load["load.success_rate"]) == 1.0 and float(load["load.requests"]) == 8
     assert float(load["load.e2e_ms.p95"]) >= float(load["load.e2e_ms.p50"]) > 0
     run.result.stdout.fnmatch_lines(
         [
