@@ -310,12 +310,11 @@ class _Derivation:
     def _scope(self, binding: dict[str, Any]) -> dict[str, Any]:
         if not binding:
             return self.names
-        replace = {_symbol(name): value for name, value in binding.items()}
-        scope = {
-            name: value.subs(replace) if isinstance(value, sympy.Basic) and value.free_symbols else value
-            for name, value in self.names.items()
-        }
-        scope.update(binding)
+        symbolic = [name for name, value in self.names.items() if isinstance(value, sympy.Basic) and value.free_symbols]
+        scope = {**self.names, **binding}
+        if symbolic:  # let: names written in terms of the bound ones take their values
+            replace = {_symbol(name): value for name, value in binding.items()}
+            scope.update({name: self.names[name].subs(replace) for name in symbolic if name not in binding})
         return scope
 
     def _ranges(self, over: Any) -> dict[str, list[Any]]:
@@ -434,6 +433,7 @@ class _Evaluator(ast.NodeVisitor):
         return sympy.true if result is True else sympy.false if result is False else result
 
 
+@functools.lru_cache(maxsize=256)
 def _symbol(name: str) -> sympy.Symbol:
     return sympy.Symbol(name, real=True)
 
