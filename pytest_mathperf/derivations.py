@@ -260,12 +260,12 @@ class _Derivation:
         count = spec.get("n")
         if not terms or isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_TERMS:
             raise DerivationError(f"recurrence: needs start: [first terms] and n: (1..{MAX_TERMS})")
-        tree = _parse(str(spec.get("next", "")))
+        step = _compiled(str(spec.get("next", "")))
         while len(terms) < count:
             scope = {**self.names, "p": terms[-1], "n": sympy.Integer(len(terms) + 1)}
             if len(terms) > 1:
                 scope["q"] = terms[-2]
-            terms.append(sympy.expand(_Evaluator(scope).visit(tree)))
+            terms.append(sympy.expand(step(scope)))
         self.names["term"] = terms[count - 1]
         self.names["total"] = sympy.Add(*terms[:count])
 
@@ -342,95 +342,132 @@ class _Derivation:
             return sympy.Rational(repr(text))
         if not isinstance(text, str):
             raise DerivationError(f"expected an expression, got {text!r}")
-        return _Evaluator(scope).visit(_parse(text))
+        return _compiled(text)(scope)
 
 
 @functools.lru_cache(maxsize=1024)
-def _parse(text: str) -> ast.expr:
+def _compiled(text: str) -> Callable[[Mapping[str, Any]], Any]:
+    """``text`` as a function of the names in scope; compiled once, since brute force evaluates it per tuple."""
     if len(text) > MAX_EXPRESSION_CHARS:
         raise DerivationError(f"expression longer than {MAX_EXPRESSION_CHARS} characters")
     try:
-        return ast.parse(text.strip(), mode="eval").body
+        tree = ast.parse(text.strip(), mode="eval").body
     except SyntaxError as error:
         raise DerivationError(f"cannot read {text!r}: {error.msg}") from None
+    return _Compiler().visit(tree)
 
 
-class _Evaluator(ast.NodeVisitor):
-    """Evaluates the allow-listed subset of Python expression syntax with sympy values."""
+Evaluate = Callable[[Mapping[str, Any]], Any]
 
-    def __init__(self, scope: Mapping[str, Any]) -> None:
-        self.scope = scope
 
-    def generic_visit(self, node: ast.AST) -> Any:
+class _Compiler(ast.NodeVisitor):
+    """Compiles the allow-listed subset of Python expression syntax into closures over sympy values.
+
+    Anything outside the allow-list is refused when compiling, in every branch, whether or not an
+    evaluation would reach it; names are looked up when evaluating, in the scope given then.
+    """
+
+    def generic_visit(self, node: ast.AST) -> Evaluate:
         raise DerivationError(f"{type(node).__name__} is not allowed in a derivation ({ast.unparse(node)!r})")
 
-    def visit_Constant(self, node: ast.Constant) -> Any:
+    def visit_Constant(self, node: ast.Constant) -> Evaluate:
         if isinstance(node.value, bool) or not isinstance(node.value, (int, float, str)):
             raise DerivationError(f"constant {node.value!r} is not allowed")
-        if isinstance(node.value, str):
-            if node.value not in ("+", "-", "+-"):
-                raise DerivationError(f"strings are only limit directions ('+', '-', '+-'), got {node.value!r}")
-            return node.value
-        return sympy.Integer(node.value) if isinstance(node.value, int) else sympy.Rational(repr(node.value))
+        if isinstance(node.value, str) and node.value not in ("+", "-", "+-"):
+            raise DerivationError(f"strings are only limit directions ('+', '-', '+-'), got {node.value!r}")
+        value = (
+            node.value if isinstance(node.value, str)
+            else sympy.Integer(node.value) if isinstance(node.value, int)
+            else sympy.Rational(repr(node.value))
+        )
+        return lambda scope: value
 
-    def visit_Name(self, node: ast.Name) -> Any:
-        if node.id in self.scope:
-            return self.scope[node.id]
-        if node.id in CONSTANTS:
-            return CONSTANTS[node.id]
-        if len(node.id) == 1 and node.id.isalpha():
-            return _symbol(node.id)
-        raise DerivationError(f"unknown name {node.id!r}: bind it in let:/for:/over:, or use a single letter")
+    def visit_Name(self, node: ast.Name) -> Evaluate:
+        name = node.id
+        fallback = CONSTANTS.get(name)
+        if fallback is None and len(name) == 1 and name.isalpha():
+            fallback = _symbol(name)
 
-    def visit_BinOp(self, node: ast.BinOp) -> Any:
+        def load(scope: Mapping[str, Any]) -> Any:
+            if name in scope:
+                return scope[name]
+            if fallback is None:
+                raise DerivationError(f"unknown name {name!r}: bind it in let:/for:/over:, or use a single letter")
+            return fallback
+
+        return load
+
+    def visit_BinOp(self, node: ast.BinOp) -> Evaluate:
         operation = _BINARY.get(type(node.op))
         if operation is None:
             raise DerivationError(f"operator {type(node.op).__name__} is not allowed (powers are **)")
-        return operation(self.visit(node.left), self.visit(node.right))
+        left, right = self.visit(node.left), self.visit(node.right)
+        return lambda scope: operation(left(scope), right(scope))
 
-    def visit_UnaryOp(self, node: ast.UnaryOp) -> Any:
+    def visit_UnaryOp(self, node: ast.UnaryOp) -> Evaluate:
         operand = self.visit(node.operand)
         if isinstance(node.op, ast.USub):
-            return -operand
+            return lambda scope: -operand(scope)
         if isinstance(node.op, ast.UAdd):
             return operand
         if isinstance(node.op, ast.Not):
-            return sympy.Not(operand)
+            return lambda scope: sympy.Not(operand(scope))
         raise DerivationError(f"operator {type(node.op).__name__} is not allowed")
 
-    def visit_Compare(self, node: ast.Compare) -> Any:
-        left = self.visit(node.left)
-        results = []
+    def visit_Compare(self, node: ast.Compare) -> Evaluate:
+        first = self.visit(node.left)
+        links = []
         for op, comparator in zip(node.ops, node.comparators):
-            right = self.visit(comparator)
             if type(op) not in _COMPARE:
                 raise DerivationError(f"comparison {type(op).__name__} is not allowed")
-            symbolic, exact = _COMPARE[type(op)]
-            if isinstance(left, sympy.Rational) and isinstance(right, sympy.Rational):
-                results.append(sympy.true if exact(left, right) else sympy.false)  # exact numbers: fast
-            else:
-                results.append(symbolic(left, right))
-            left = right
-        return sympy.And(*results)
+            links.append((*_COMPARE[type(op)], self.visit(comparator)))
 
-    def visit_BoolOp(self, node: ast.BoolOp) -> Any:
+        def compare(scope: Mapping[str, Any]) -> Any:
+            left = first(scope)
+            results = []
+            for symbolic, exact, comparator in links:
+                right = comparator(scope)
+                if isinstance(left, sympy.Rational) and isinstance(right, sympy.Rational):
+                    results.append(sympy.true if exact(left, right) else sympy.false)  # exact numbers: fast
+                else:
+                    results.append(symbolic(left, right))
+                left = right
+            return sympy.And(*results)
+
+        return compare
+
+    def visit_BoolOp(self, node: ast.BoolOp) -> Evaluate:
         is_and = isinstance(node.op, ast.And)
-        values = []
-        for item in node.values:  # short-circuits like Python once a part is decided
-            value = self.visit(item)
-            if value is (sympy.false if is_and else sympy.true):
-                return value
-            values.append(value)
-        return sympy.And(*values) if is_and else sympy.Or(*values)
+        decided = sympy.false if is_and else sympy.true
+        combine = sympy.And if is_and else sympy.Or
+        parts = [self.visit(item) for item in node.values]
 
-    def visit_Tuple(self, node: ast.Tuple) -> Any:
-        return tuple(self.visit(item) for item in node.elts)
+        def boolean(scope: Mapping[str, Any]) -> Any:
+            values = []
+            for part in parts:  # short-circuits like Python once a part is decided
+                value = part(scope)
+                if value is decided:
+                    return value
+                values.append(value)
+            return combine(*values)
 
-    def visit_Call(self, node: ast.Call) -> Any:
+        return boolean
+
+    def visit_Tuple(self, node: ast.Tuple) -> Evaluate:
+        items = [self.visit(item) for item in node.elts]
+        return lambda scope: tuple(item(scope) for item in items)
+
+    def visit_Call(self, node: ast.Call) -> Evaluate:
         if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS or node.keywords:
             raise DerivationError(f"call {ast.unparse(node.func)}(…) is not allowed; functions: {', '.join(FUNCTIONS)}")
-        result = FUNCTIONS[node.func.id](*(self.visit(arg) for arg in node.args))
-        return sympy.true if result is True else sympy.false if result is False else result
+        function = FUNCTIONS[node.func.id]
+        arguments = [self.visit(argument) for argument in node.args]
+
+        def call(scope: Mapping[str, Any]) -> Any:
+            result = function(*(argument(scope) for argument in arguments))
+            return sympy.true if result is True else sympy.false if result is False else result
+
+        return call
 
 
 @functools.lru_cache(maxsize=256)
