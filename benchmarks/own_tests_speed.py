@@ -27,6 +27,7 @@ RENAMED = {
     "tests/test_answers.py::test_pathological_outputs_return_quickly": "tests/test_answers.py::test_pathological_outputs_get_a_verdict",
     "tests/test_plugin.py::test_a_corrupt_history_loses_nothing_else": "tests/test_plugin.py::test_a_corrupt_history_is_refused_before_the_run",
     "tests/test_lint.py::test_a_budget_for_a_suite_elsewhere_is_a_warning": "tests/test_lint.py::test_a_budget_for_a_suite_no_linted_file_defines_is_an_error",
+    "tests/test_lint.py::test_the_real_command_passes_on_everything_shipped": "tests/test_lint.py::test_the_command_passes_on_everything_shipped",
 }
 
 

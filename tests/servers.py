@@ -2,8 +2,8 @@
 
 * ``served_model``: ``transformers serve`` on 127.0.0.1 with the bundled demo model on CPU,
   started once per session and stopped at its end (skipped with the reason when it cannot start).
-  Its start is seconds of imports on one core, so it begins in the background as soon as
-  collection shows a test needs it, and the tests before that one run on the other core. A test
+  Its start is seconds of imports on one core, so it begins in the background as soon as a
+  test that needs it is collected, and collection and the tests before that one go on meanwhile. A test
   that measures real timings with the busy-host guard on asks for ``no_server_starting`` first.
 * ``scripted_server``: a small OpenAI-compatible server (stdlib asyncio, a real socket) that
   misbehaves on purpose: drops the stream, answers 429 (with a chosen ``Retry-After``) then 200,
@@ -91,13 +91,14 @@ def _get_json(url: str, timeout_s: float) -> Any:
 
 
 def start_transformers_serve(
-    model_dir: Path, log_path: Path, *, niceness: int = 0
+    model_dir: Path, log_path: Path, *, niceness: int = 0, cancel: threading.Event | None = None
 ) -> tuple[subprocess.Popen[bytes], ServedModel]:
     """Start ``transformers serve`` pinned to ``model_dir`` on a free loopback port; wait until it answers.
 
     Pinned (the positional ``force_model``), the server loads the model at start-up, lists it
     under the path it was given, and answers requests that name that path. A positive
     ``niceness`` runs it under ``nice``, so that it takes only CPU time that nothing else wants.
+    Setting ``cancel`` stops a start under way (RuntimeError).
     """
     executable = shutil.which("transformers", path=str(Path(sys.executable).parent)) or shutil.which("transformers")
     if executable is None:
@@ -132,6 +133,9 @@ def start_transformers_serve(
         base_url = f"http://{LOOPBACK}:{port}/v1"
         deadline = time.monotonic() + SERVE_START_TIMEOUT_S
         while time.monotonic() < deadline:
+            if cancel is not None and cancel.is_set():
+                stop_process(process)
+                raise RuntimeError("the start was cancelled")
             if process.poll() is not None:
                 last_error = f"exited with {process.returncode}:\n{_tail(log_path)}"
                 break
@@ -190,12 +194,15 @@ class ServeStart:
         self._model_dir = model_dir
         self._started: tuple[subprocess.Popen[bytes], ServedModel] | None = None
         self._error: RuntimeError | None = None
+        self._cancel = threading.Event()
         self._thread = threading.Thread(target=self._start, name="transformers-serve-start", daemon=True)
         self._thread.start()
 
     def _start(self) -> None:
         try:
-            self._started = start_transformers_serve(self._model_dir, self.log_path, niceness=BACKGROUND_NICENESS)
+            self._started = start_transformers_serve(
+                self._model_dir, self.log_path, niceness=BACKGROUND_NICENESS, cancel=self._cancel
+            )
         except RuntimeError as error:
             self._error = error
 
@@ -211,6 +218,7 @@ class ServeStart:
         return self._started[1]
 
     def stop(self) -> None:
+        self._cancel.set()
         self._thread.join()
         if self._started is not None:
             stop_process(self._started[0])
@@ -220,13 +228,25 @@ class ServeStart:
 _SERVE_START = pytest.StashKey[ServeStart]()
 
 
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """Begin starting the server now when a collected test will need it."""
-    if session.config.option.collectonly:
+def _needs_the_server(item: pytest.Item) -> bool:
+    return "served_model" in getattr(item, "fixturenames", ())
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Begin starting the server as soon as a test that needs it is collected."""
+    config = item.config
+    if config.option.collectonly or _SERVE_START in config.stash or not _needs_the_server(item):
         return
-    needed = any("served_model" in getattr(item, "fixturenames", ()) for item in session.items)
-    if needed and not _cannot_serve(serve_model_dir()):
-        session.config.stash[_SERVE_START] = ServeStart(serve_model_dir())
+    if not _cannot_serve(serve_model_dir()):
+        config.stash[_SERVE_START] = ServeStart(serve_model_dir())
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Stop it again when selection (``-k``, ``-m``) left no test that needs it."""
+    start = session.config.stash.get(_SERVE_START, None)
+    if start is not None and not any(_needs_the_server(item) for item in session.items):
+        start.stop()
+        del session.config.stash[_SERVE_START]
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
