@@ -237,6 +237,8 @@ def pytest_itemcollected(item: pytest.Item) -> None:
     config = item.config
     if config.option.collectonly or _SERVE_START in config.stash or not _needs_the_server(item):
         return
+    if hasattr(config, "workerinput"):  # an xdist worker collects every test; it starts one when it runs one
+        return
     if not _cannot_serve(serve_model_dir()):
         config.stash[_SERVE_START] = ServeStart(serve_model_dir())
 

@@ -129,7 +129,7 @@ def test_a_tox_ini_without_pytest_settings_is_no_obstacle(tmp_path: Path, capsys
     assert (tmp_path / "pyproject.toml").is_file()
 
 
-def test_the_demo_gate_runs_in_a_new_project(tmp_path: Path) -> None:
+def test_the_demo_gate_runs_in_a_new_project(tmp_path: Path, no_server_starting: None) -> None:
     """The README's path for a pip user: `mathperf init`, then the gate, in a folder of its own."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     project = tmp_path / "project"
