@@ -3,8 +3,8 @@
 * ``served_model``: ``transformers serve`` on 127.0.0.1 with the bundled demo model on CPU,
   started once per session and stopped at its end (skipped with the reason when it cannot start).
   Its start is seconds of imports on one core, so it begins in the background as soon as a
-  test that needs it is collected, and collection and the tests before that one go on meanwhile. A test
-  that measures real timings with the busy-host guard on asks for ``no_server_starting`` first.
+  test that needs it is collected; collection and the tests before that one go on meanwhile. A
+  test that measures real timings with the busy-host guard on asks for ``no_server_starting``.
 * ``scripted_server``: a small OpenAI-compatible server (stdlib asyncio, a real socket) that
   misbehaves on purpose: drops the stream, answers 429 (with a chosen ``Retry-After``) then 200,
   401 or 404, never sends the first byte, stalls; it can also stream reasoning apart, spread each
@@ -222,7 +222,7 @@ class ServeStart:
         self._thread.join()
         if self._started is not None:
             stop_process(self._started[0])
-            shutil.rmtree(self.log_path.parent, ignore_errors=True)
+        shutil.rmtree(self.log_path.parent, ignore_errors=True)  # a failed start's log tail is in its error
 
 
 _SERVE_START = pytest.StashKey[ServeStart]()
