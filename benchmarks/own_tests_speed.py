@@ -56,7 +56,8 @@ def timed(command: list[str], root: Path) -> float:
     wall = time.perf_counter() - started
     summary = (done.stdout.strip().splitlines() or ["(no output)"])[-1]
     if done.returncode != 0:
-        raise SystemExit(f"{root}: pytest exited {done.returncode}: {summary}")
+        failed = [line for line in done.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
+        raise SystemExit(f"{root}: pytest exited {done.returncode}: {summary}\n" + "\n".join(failed))
     print(f"  {root.name if root != ROOT else 'today'}: {wall:.1f} s  ({summary.strip('= ')})", flush=True)
     return wall
 

@@ -43,8 +43,8 @@ BUNDLED_MODEL = REPO_ROOT / "pytest_mathperf" / "models" / "mathperf-tiny"
 #: Point the fixture at another local model folder (development only; the suite uses the bundled one).
 SERVE_MODEL_VARIABLE = "MATHPERF_TEST_SERVE_MODEL"
 SERVE_START_TIMEOUT_S = 180.0
-#: The served model's niceness in the tests (see ServeStart).
-BACKGROUND_NICENESS = 10
+#: The served model's niceness in the tests (see ServeStart): the lowest priority, so it takes only idle CPU.
+BACKGROUND_NICENESS = 19
 LOOPBACK = "127.0.0.1"
 
 
