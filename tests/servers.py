@@ -384,6 +384,10 @@ class ScriptedServer:
             loop.run_until_complete(self._stopping.wait())
             self._server.close()
             loop.run_until_complete(self._server.wait_closed())
+            handlers = asyncio.all_tasks(loop)  # streams still being answered: end them as asyncio.run does
+            for handler in handlers:
+                handler.cancel()
+            loop.run_until_complete(asyncio.gather(*handlers, return_exceptions=True))
             loop.close()
 
         self._thread = threading.Thread(target=run, name="scripted-openai-server", daemon=True)
