@@ -345,8 +345,12 @@ class _Derivation:
         return _compiled(text)(scope)
 
 
+#: A compiled expression: its value in a scope of names.
+Evaluate = Callable[[Mapping[str, Any]], Any]
+
+
 @functools.lru_cache(maxsize=1024)
-def _compiled(text: str) -> Callable[[Mapping[str, Any]], Any]:
+def _compiled(text: str) -> Evaluate:
     """``text`` as a function of the names in scope; compiled once, since brute force evaluates it per tuple."""
     if len(text) > MAX_EXPRESSION_CHARS:
         raise DerivationError(f"expression longer than {MAX_EXPRESSION_CHARS} characters")
@@ -355,9 +359,6 @@ def _compiled(text: str) -> Callable[[Mapping[str, Any]], Any]:
     except SyntaxError as error:
         raise DerivationError(f"cannot read {text!r}: {error.msg}") from None
     return _Compiler().visit(tree)
-
-
-Evaluate = Callable[[Mapping[str, Any]], Any]
 
 
 class _Compiler(ast.NodeVisitor):

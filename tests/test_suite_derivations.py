@@ -145,6 +145,8 @@ def test_derive(derivation: dict[str, object], expected: str) -> None:
         ({"expr": "__import__('os')"}, "not allowed"),
         ({"expr": "(lambda: 1)()"}, "not allowed"),
         ({"expr": "open('x')"}, "not allowed"),
+        # refused where an evaluation would never go: the first part decides, the second is never run
+        ({"over": {"a": [1, 3]}, "where": "a > 0 or open('x')", "reduce": "count"}, "call open"),
         ({"expr": "foo + 1"}, "unknown name 'foo'"),
         ({"expr": "2**100000"}, "too large"),
         ({"expr": "x +"}, "cannot read"),
