@@ -299,9 +299,9 @@ class Runner:
                 text, metrics, finish = generation.text, generation.metrics(), generation.finish_reason
                 facts = generation.facts()
                 if generation.finish_reason == "timeout":
-                    verdict = Verdict.error(
-                        f"generation exceeded timeout_s={case.timeout_s:g} after {generation.output_tokens} tokens"
-                    )
+                    # without the case's timeout_s, the limit was the backend's own (a server's, say)
+                    limit = "the backend's time limit" if case.timeout_s is None else f"timeout_s={case.timeout_s:g}"
+                    verdict = Verdict.error(f"generation exceeded {limit} after {generation.output_tokens} tokens")
                 else:
                     verdict = check_answer(
                         generation.text,

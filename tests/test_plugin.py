@@ -376,6 +376,14 @@ def test_a_failed_generation_is_counted_and_never_averaged_into_timing_budgets(p
     run.result.stdout.fnmatch_lines(["failed generations (not in timings)*1", "*sub-en*error*"])
 
 
+def test_a_backend_that_stops_on_its_own_time_limit_gives_an_error_verdict(pytester, run_scripted) -> None:
+    write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE)  # no timeout_s: the limit is the backend's
+    run = run_scripted(scripts={"*": {"timeouts": {"527 - 476": 60000.0}}})
+    run.result.assert_outcomes(passed=2, failed=1)
+    run.result.stdout.fnmatch_lines(["*error: 0 of 1 generations correct*", "*generation exceeded the backend's time limit after 12 tokens*"])
+    assert "Traceback" not in run.output
+
+
 def test_a_busy_host_makes_a_failing_timing_budget_inconclusive_and_says_so(pytester, run_scripted) -> None:
     write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE)
     write(pytester, "thresholds.yaml", CPU_BUDGETS.format(budgets="ttft_ms: {p50: {max: 1}}\n        accuracy: {min: 0.9}"))
