@@ -144,6 +144,16 @@ def _ratio(path: Path, bounds: LocatedDict, metric: str, statistic: str | None, 
     high, low = _number(path, bounds, "max_ratio", where), _number(path, bounds, "min_ratio", where)
     if (high is None) == (low is None):
         raise SchemaError(path, bounds.line, f"{where}: give max_ratio (lower is better) or min_ratio (higher is better)")
+    # a margin on the wrong side would call a better candidate a regression and pass a worse one
+    given, margin = ("max_ratio", high) if high is not None else ("min_ratio", low)
+    wanted = "min_ratio" if METRICS[metric].higher_is_better else "max_ratio"
+    if given != wanted:
+        suggestion = f" (e.g. {wanted}: {1 / margin:.3g})" if margin else ""
+        raise SchemaError(
+            path,
+            bounds.line_of(given),
+            f"{where}.{given}: {metric} is better {METRICS[metric].direction}, so its margin is a {wanted}{suggestion}",
+        )
     return Comparison(metric, statistic, high, low, None, scope, suite, path, bounds.line)
 
 

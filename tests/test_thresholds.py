@@ -78,6 +78,16 @@ def test_model_glob_and_suites_not_in_the_run(tmp_path: Path) -> None:
         ("cards:\n  cpu:\n    model: {}\n", 3, "unknown key 'model' in cards.'cpu'; did you mean 'models'?"),
         ("cards:\n  cpu:\n    models:\n      m:\n        suites:\n          algebra: {vram_peak_gb: {max: 1}}\n", 6, "measured per model, not per suite"),
         ("cards: [\n", 2, "YAML syntax error"),
+        (
+            "cards:\n  cpu:\n    models:\n      m:\n        compare:\n          tokens_per_s:\n            mean: {max_ratio: 1.25}\n",
+            7,
+            "compare.tokens_per_s.mean.max_ratio: tokens_per_s is better higher, so its margin is a min_ratio (e.g. min_ratio: 0.8)",
+        ),
+        (
+            "cards:\n  cpu:\n    models:\n      m:\n        compare:\n          load_s:\n            min_ratio: 0.9\n",
+            7,
+            "compare.load_s.min_ratio: load_s is better lower, so its margin is a max_ratio (e.g. max_ratio: 1.11)",
+        ),
     ],
 )
 def test_schema_errors_name_key_path_and_line(tmp_path: Path, body: str, line: int, message: str) -> None:
