@@ -330,13 +330,18 @@ def _budget_items(session: pytest.Session, state: GateState, cases: list[pytest.
     thresholds_node = (
         ThresholdsFile.from_parent(session, path=state.thresholds.path) if state.thresholds is not None else None
     )
-    case_parents = {(item.model, item.case.id): item.parent for item in cases if isinstance(item, CaseItem)}  # type: ignore[attr-defined]
+    case_parents = {
+        (item.model, item.suite.name, item.case.id): item.parent  # type: ignore[attr-defined]
+        for item in cases
+        if isinstance(item, CaseItem)
+    }
     made: list[MathperfItem] = []
     for model in state.settings.models:
         plan = state.plan.for_model(model)
         for budget in plan.budgets:
             if budget.scope == "case":
-                parent, name = case_parents[(model, budget.case)], f"{budget.case}.{budget.name}[{slugs[model]}]"
+                parent = case_parents[(model, budget.suite, budget.case)]  # case ids repeat across suites
+                name = f"{budget.case}.{budget.name}[{slugs[model]}]"
             else:
                 assert thresholds_node is not None
                 suite = f"{budget.suite}::" if budget.scope == "suite" else ""

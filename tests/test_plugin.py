@@ -197,6 +197,17 @@ def test_per_case_budget_is_its_own_item(pytester, run_scripted) -> None:
     run.result.stdout.fnmatch_lines(["*budget e2e_ms.max failed for mathperf-tiny in case add on cpu"])
 
 
+def test_per_case_budgets_of_one_case_id_in_two_suites_stay_with_their_files(pytester, run_scripted) -> None:
+    case = '  - id: c1\n    prompt: "What is 705 + 583?"\n    answer: 1288\n    budgets: {{e2e_ms: {{max: {{max: {bound}}}}}}}\n'
+    write(pytester, "suites/fast.yaml", "suite: fast\ncases:\n" + case.format(bound=1000))
+    write(pytester, "suites/slow.yaml", "suite: slow\ncases:\n" + case.format(bound=0.001))
+    run = run_scripted()
+    run.result.assert_outcomes(passed=3, failed=1)
+    failed = [report.nodeid for report in run.result.reprec.getreports("pytest_runtest_logreport") if report.failed]
+    assert failed == ["suites/slow.yaml::c1.e2e_ms.max[mathperf-tiny]"]
+    run.result.stdout.fnmatch_lines(["*budget e2e_ms.max failed for mathperf-tiny in case c1 on cpu", "budgets * 1 passed, 1 failed"])
+
+
 def test_two_models_are_compared_side_by_side(pytester, run_gate, tmp_path) -> None:
     second = tmp_path / "tiny-copy"
     shutil.copytree(MODEL_DIR, second)
