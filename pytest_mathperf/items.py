@@ -312,7 +312,8 @@ def _selected_models(state: GateState, cases: list[pytest.Item]) -> list[Any]:
 
     per_model: dict[str, list[Any]] = {}
     for item in cases:
-        per_model.setdefault(item.model, []).append(item)  # type: ignore[attr-defined]
+        if item.get_closest_marker("skip") is None:  # a case marked skip: measures nothing, like a deselected one
+            per_model.setdefault(item.model, []).append(item)  # type: ignore[attr-defined]
     return [
         SelectedModel(
             model=model,

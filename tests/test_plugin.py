@@ -208,6 +208,18 @@ def test_per_case_budgets_of_one_case_id_in_two_suites_stay_with_their_files(pyt
     run.result.stdout.fnmatch_lines(["*budget e2e_ms.max failed for mathperf-tiny in case c1 on cpu", "budgets * 1 passed, 1 failed"])
 
 
+def test_cases_marked_skip_are_left_out_of_budgets_as_deselected_ones_are(pytester, run_scripted) -> None:
+    skipped = '    skip: "not today"\n'
+    write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE.replace("    tags: [en]\n  - id: sub\n", f"    tags: [en]\n    budgets: {{e2e_ms: {{max: {{max: 1000}}}}}}\n{skipped}  - id: sub\n", 1))
+    write(pytester, "suites/slow.yaml", f'suite: slow\ncases:\n  - id: s1\n    prompt: "What is 1 + 2?"\n    answer: 3\n{skipped}')
+    write(pytester, "thresholds.yaml", CPU_BUDGETS.format(budgets="ttft_ms: {p50: {max: 1000}}\n        suites:\n          slow: {accuracy: {min: 0.9}}"))
+    run = run_scripted("-rs")
+    run.result.assert_outcomes(passed=3, skipped=2)  # sub and sub-en, the model's ttft budget; add and s1
+    run.result.stdout.fnmatch_lines(["SKIPPED * not today", "SKIPPED * not today"])
+    assert "add.e2e_ms" not in run.output and "slow::accuracy" not in run.output
+    assert run.properties("mathperf-tiny::ttft_ms.p50")["mathperf.samples"] == "2"
+
+
 def test_two_models_are_compared_side_by_side(pytester, run_gate, tmp_path) -> None:
     second = tmp_path / "tiny-copy"
     shutil.copytree(MODEL_DIR, second)
