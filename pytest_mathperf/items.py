@@ -188,6 +188,7 @@ class BudgetItem(MathperfItem):
         card = state.runner.card
         outcome = judge_budget(state.runner, self.model, self.budget)
         if outcome.status == "cannot_judge":
+            self.mathperf_payload = {"unjudged": {"model": self.model, "name": self.budget.name, "reason": outcome.reason}}
             pytest.skip(outcome.reason)
         model_record = state.runner.model_record(self.model)
         self.mathperf_payload = {

@@ -26,7 +26,7 @@ from pytest_mathperf.metrics import ACCURACY, MEMORY_METRICS, METRICS
 from pytest_mathperf.thresholds import Budget, BudgetOutcome, Thresholds, evaluate
 
 if TYPE_CHECKING:
-    from pytest_mathperf.results import CaseRecord, RunRecord
+    from pytest_mathperf.results import BudgetRecord, CaseRecord, ComparisonRecord, RunRecord
     from pytest_mathperf.runner import Runner
 
 #: How a stored baseline is named: ``blessed run 12``.
@@ -48,6 +48,10 @@ class ModelPlan:
         return any(
             budget.metric == ACCURACY and (budget.scope == "model" or budget.suite == suite) for budget in self.budgets
         )
+
+
+#: What the ``no_budget`` policy does to a model that nothing judged, in the words the summary uses.
+NO_BUDGET_EFFECT = {"fail": "this fails the run", "skip": "nothing judged it", "record": "recorded only"}
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,31 @@ def plan_budgets(
     if thresholds is None:
         return BudgetPlan(plans)
     return BudgetPlan(plans, thresholds.no_budget, thresholds.compare_settings)
+
+
+def judged_by_nothing(
+    plan: BudgetPlan,
+    judged: Iterable[BudgetRecord],
+    unjudged: Iterable[Mapping[str, str]],
+    comparisons: Iterable[ComparisonRecord],
+) -> dict[str, list[str]]:
+    """Models whose budgets all turned out unjudgeable (``name: why`` for each), with no comparison judged either.
+
+    The plan counts a budget as applied before the run; one on a metric the run cannot measure
+    (VRAM on a CPU, TTFAT from a backend that does not report it) judges nothing, and a model
+    judged only by such budgets must meet the ``no_budget`` policy as one with none would.
+    ``unjudged`` holds each such budget's ``model``, ``name`` and ``reason``.
+    """
+    judged_models = {record.model for record in judged}
+    for comparison in comparisons:
+        if comparison.verdict != "cannot_judge":
+            judged_models.update((comparison.model, comparison.baseline))
+    found: dict[str, list[str]] = {}
+    for entry in unjudged:
+        model = entry["model"]
+        if plan.for_model(model).no_budget_reason is None and model not in judged_models:
+            found.setdefault(model, []).append(f"{entry['name']}: {entry['reason']}")
+    return found
 
 
 CaseStatus = Literal["passed", "failed", "left_to_budget"]

@@ -456,6 +456,9 @@ class GateRecorder:
             return
         from pytest_mathperf.results import BudgetRecord, CaseRecord, ComparisonRecord, ModelRecord
 
+        if "unjudged" in payload:  # a budget that could not be judged: nothing measured to record
+            self.state.unjudged_budgets[report.nodeid] = payload["unjudged"]
+            return
         model = ModelRecord.from_dict(payload["model"])
         self.state.models[model.model] = model
         if self.recorder is not None:
@@ -502,6 +505,7 @@ class GateRecorder:
             if self.recorder is not None:
                 self.recorder.close()  # a run begun but with nothing measured stays marked incomplete
             return
+        self.check_something_was_judged(session)
         run = self.run_record()
         if self.recorder is not None:
             from pytest_mathperf.history.recording import EXIT_RUN_NOT_RECORDED
@@ -524,6 +528,23 @@ class GateRecorder:
                 if history is not None:
                     history.close()
         self.write_markdown(run, session)
+
+    def check_something_was_judged(self, session: pytest.Session) -> None:
+        """Apply the no_budget policy to a model whose every applied budget turned out unjudgeable."""
+        from pytest_mathperf.judge import NO_BUDGET_EFFECT, judged_by_nothing
+
+        state = self.state
+        effect = NO_BUDGET_EFFECT[state.plan.policy]
+        unjudged = judged_by_nothing(
+            state.plan, state.budget_records.values(), state.unjudged_budgets.values(), state.comparisons.values()
+        )
+        for model, reasons in unjudged.items():
+            state.messages.append(
+                f"mathperf: NO budget judged {model} ({effect}): every budget applied to it could not be judged: "
+                + "; ".join(reasons)
+            )
+        if unjudged and state.plan.policy == "fail" and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def write_markdown(self, run: RunRecord, session: pytest.Session) -> None:
         """The Markdown summary, to --mathperf-markdown and appended to GitHub's step summary when it is set."""

@@ -31,6 +31,7 @@ class GateState:
     started_at: float = field(default_factory=time.time)
     cases: dict[str, CaseRecord] = field(default_factory=dict)  # nodeid → record (controller side)
     budget_records: dict[str, BudgetRecord] = field(default_factory=dict)
+    unjudged_budgets: dict[str, dict[str, str]] = field(default_factory=dict)  # node id → model, name, why not
     comparisons: dict[str, ComparisonRecord] = field(default_factory=dict)
     blessed: dict[str, tuple[int, RunRecord]] = field(default_factory=dict)  # model → its blessed baseline run
     models: dict[str, ModelRecord] = field(default_factory=dict)

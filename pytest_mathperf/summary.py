@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pytest_mathperf.judge import BudgetPlan
+from pytest_mathperf.judge import NO_BUDGET_EFFECT, BudgetPlan
 from pytest_mathperf.metrics import format_value, title_of, unit_of, wilson_interval
 from pytest_mathperf.reporting import estimate_text, shown_generation, value_text
 from pytest_mathperf.results import RunRecord, summary_statistic
@@ -140,7 +140,7 @@ def budget_plan_lines(plan: BudgetPlan, card: str) -> list[str]:
                 judged += ", and it is the baseline of the comparisons"
             lines.append(judged)
         else:
-            effect = {"fail": "this fails the run", "skip": "nothing judged it", "record": "recorded only"}[plan.policy]
+            effect = NO_BUDGET_EFFECT[plan.policy]
             lines.append(f"mathperf: NO budget applied to {model} ({effect}): {model_plan.no_budget_reason}")
     return lines
 

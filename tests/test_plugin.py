@@ -267,6 +267,18 @@ def test_a_budget_on_a_metric_this_run_cannot_measure_is_skipped(pytester, run_s
     run = run_scripted("-rs")
     run.result.assert_outcomes(passed=3, skipped=2)
     run.result.stdout.fnmatch_lines(["*vram_peak_gb is not measured for mathperf-tiny on cpu*"])
+    # both budgets judged nothing, so the model meets the no_budget policy as one without budgets would
+    unjudged = "mathperf: NO budget judged mathperf-tiny ({effect}): every budget applied to it could not be judged: vram_peak_gb: *"
+    run.result.stdout.fnmatch_lines([unjudged.format(effect="nothing judged it")])
+    assert run.result.ret == pytest.ExitCode.OK  # thresholds.yaml's default policy is skip
+    write(pytester, "thresholds.yaml", "no_budget: fail\n" + CPU_BUDGETS.format(budgets="vram_peak_gb: {max: 8}\n        ttfat_ms: {p50: {max: 100}}"))
+    failing = run_scripted("-rs")
+    failing.result.assert_outcomes(passed=3, skipped=2)
+    failing.result.stdout.fnmatch_lines([unjudged.format(effect="this fails the run")])
+    assert failing.result.ret == pytest.ExitCode.TESTS_FAILED
+    write(pytester, "thresholds.yaml", "no_budget: fail\n" + CPU_BUDGETS.format(budgets="vram_peak_gb: {max: 8}\n        accuracy: {min: 0.5}"))
+    judged = run_scripted("-rs")  # one budget judged it: enough
+    assert judged.result.ret == pytest.ExitCode.OK and "NO budget judged" not in judged.output
 
 
 @pytest.mark.skipif(not shutil.which("nvidia-smi"), reason="needs an NVIDIA GPU: CUDA timing, NVML memory by PCI bus id")
