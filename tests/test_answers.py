@@ -664,6 +664,9 @@ def test_check_answer_rejects_an_invalid_expected_form() -> None:
         pytest.param("</think>\n" + "{" * 50_000 + "\\boxed{1}" + "}" * 50_000, id="deep-braces"),
         pytest.param("</think>\n" + "x = 1, " * 15_000, id="many-names"),
         pytest.param("<think>" + "wait, " * 20_000, id="100k-think"),
+        # a model looping on a unit near max_new_tokens: "cm" is a unit and a word, 2ⁿ ways to split
+        pytest.param("</think>\n面积是 25" + " cm" * 60 + " (", id="repeated-unit"),
+        pytest.param("</think>\nThe area is 25" + " cm²" * 60 + " c", id="repeated-squared-unit"),
     ],
 )
 def test_pathological_outputs_get_a_verdict(output: str) -> None:

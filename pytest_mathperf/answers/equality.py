@@ -9,7 +9,7 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
-from pytest_mathperf.answers.values import _TRAILING_JUNK, PERCENT, _clean_value, _math_text
+from pytest_mathperf.answers.values import PERCENT, _clean_value, _math_text, strip_trailing_junk
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -173,7 +173,7 @@ def _expected_math(text: str) -> str:
 def _value_text(text: str) -> str:
     """A value's text as it is read: math symbols in LaTeX, no percent sign, no trailing unit or stop."""
     text = _math_text(text).replace("\\%", "").replace("%", "").strip()
-    return _TRAILING_JUNK.sub("", text).strip()
+    return strip_trailing_junk(text).strip()
 
 
 _PLAIN_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")

@@ -79,11 +79,24 @@ _PERCENT_SIGN = re.compile(r"(?<!\\)%")
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
 _LEADING_WORDS = re.compile(r"^\s*(?:(?<!\\)\b(?!pi\b)[A-Za-z]{2,}\b\s*:?\s+)+")
 _UNIT = r"(?:cm|mm|km|dm|kg|mg|ml|km/h|m/s|cm/s|kph|mph)(?:\s*\^\s*\{?[23]\}?)?"
-_TRAILING_JUNK = re.compile(
-    r"(?:\s*(?:(?<![A-Za-z\\])" + _UNIT + r"|(?<=\s)[mgslh](?:\s*\^\s*\{?[23]\}?)?"
+#: One unit, word, degree sign or punctuation mark at the end of a value.
+_JUNK_AT_END = re.compile(
+    r"\s*(?:(?<![A-Za-z\\])" + _UNIT + r"|(?<=\s)[mgslh](?:\s*\^\s*\{?[23]\}?)?"
     r"|(?<=\s)(?<!\\)(?!pi\b)[A-Za-z]{2,}(?:\s*\^\s*\{?[23]\}?)?"
-    r"|°|\^\s*\{?\\circ\}?|\\circ|\\degree|[.,;:]))+\s*$"
+    r"|°|\^\s*\{?\\circ\}?|\\circ|\\degree|[.,;:])\s*$"
 )
+
+
+def strip_trailing_junk(text: str) -> str:
+    """``text`` without the units, words and punctuation that end it, one at a time from the end.
+
+    One regular expression repeating over them would backtrack exponentially when the end is not
+    all junk (a unit repeated by a model stuck in a loop, then a stray bracket): a unit like ``cm``
+    is also a word, so n repeats can be split 2ⁿ ways before the match fails.
+    """
+    while (match := _JUNK_AT_END.search(text)) is not None:
+        text = text[: match.start()]
+    return text
 _PERCENT_END = re.compile(r"\s*\\%\s*$")
 #: Kept at the end of a value read with a percent sign; equality decides what it means.
 PERCENT = "\\%"
@@ -288,11 +301,11 @@ def _clean_value(text: str, *, keep_equation: bool = False) -> str:
         text = _top_level_split(text, _EQUALS)[-1]
     text = _CJK.sub(" ", text)
     text = _LEADING_WORDS.sub("", text)
-    text = _TRAILING_JUNK.sub("", text)
+    text = strip_trailing_junk(text)
     percent = False
     while (match := _PERCENT_END.search(text)) is not None:
         percent = True
-        text = _TRAILING_JUNK.sub("", text[: match.start()])
+        text = strip_trailing_junk(text[: match.start()])
     value = " ".join(text.strip(" :=,;").split())
     return f"{value}{PERCENT}" if percent and value else value
 
