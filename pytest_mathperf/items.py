@@ -44,7 +44,7 @@ class SuiteFile(pytest.File):
 
     def collect(self) -> Iterator[pytest.Item]:
         from pytest_mathperf.context import file_fingerprint
-        from pytest_mathperf.suite import load_suite
+        from pytest_mathperf.suite import load_suite, name_taken
         from pytest_mathperf.yamlfile import SchemaError
 
         state = self.config.stash[STATE]
@@ -52,6 +52,9 @@ class SuiteFile(pytest.File):
             suite = load_suite(self.path)
         except SchemaError as error:
             raise self.CollectError(str(error)) from None
+        first = state.suite_paths.setdefault(suite.name, self.path)
+        if first != self.path:  # results are kept by suite and case: one would overwrite the other's
+            raise self.CollectError(name_taken(suite, first))
         sources = [self.path, *sorted({case.source for case in suite.cases if case.source is not None})]
         state.suite_fingerprints[suite.name] = (file_fingerprint(sources), len(suite.cases))
         slugs = unique_slugs(state.settings.models)

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from pytest_mathperf.derivations import check_derivation
-from pytest_mathperf.suite import Suite, is_suite_file, load_suite
+from pytest_mathperf.suite import Suite, is_suite_file, load_suite, name_taken
 from pytest_mathperf.thresholds import Thresholds, load_thresholds, near_miss_entries
 from pytest_mathperf.yamlfile import SchemaError, SchemaErrors
 
@@ -91,26 +91,14 @@ def _case_problems(suite: Suite) -> list[str]:
 
 
 def _duplicate_names(suites: list[Suite]) -> list[str]:
-    """Two files with one suite name would share node ids, budgets and history rows."""
     first: dict[str, Suite] = {}
     problems = []
     for suite in suites:
         if suite.name in first:
-            problems.append(
-                f"{suite.path}:{_suite_line(suite.path)}: suite name {suite.name!r} is also used by "
-                f"{first[suite.name].path}; give one of them another `suite:` name"
-            )
+            problems.append(name_taken(suite, first[suite.name].path))
         else:
             first[suite.name] = suite
     return problems
-
-
-def _suite_line(path: Path) -> int:
-    """The line of the ``suite:`` key (1 when the name comes from the file's stem)."""
-    for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if text.startswith("suite:"):
-            return number
-    return 1
 
 
 def _lint_thresholds(path: Path, suite_names: set[str], problems: list[str], warnings: list[str]) -> str:

@@ -28,6 +28,7 @@ class GateState:
     plan: BudgetPlan = field(default_factory=BudgetPlan)  # made once, after selection
     xdist_workers: int = 0
     suite_fingerprints: dict[str, tuple[str, int]] = field(default_factory=dict)  # suite → (content hash, cases)
+    suite_paths: dict[str, Path] = field(default_factory=dict)  # suite name → the file that defines it
     started_at: float = field(default_factory=time.time)
     cases: dict[str, CaseRecord] = field(default_factory=dict)  # nodeid → record (controller side)
     budget_records: dict[str, BudgetRecord] = field(default_factory=dict)

@@ -123,6 +123,15 @@ class Suite:
         )
 
 
+def name_taken(suite: Suite, other: Path) -> str:
+    """The problem of a second file with one suite name: they would share node ids, budgets and results."""
+    line = next(
+        (number for number, text in enumerate(suite.path.read_text(encoding="utf-8").splitlines(), 1) if text.startswith("suite:")),
+        1,  # the name comes from the file's stem
+    )
+    return f"{suite.path}:{line}: suite name {suite.name!r} is also used by {other}; give one of them another `suite:` name"
+
+
 def is_suite_file(path: Path) -> bool:
     return path.suffix in SUITE_SUFFIXES
 

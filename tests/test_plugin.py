@@ -108,6 +108,17 @@ def test_broken_suite_is_one_collection_error_and_the_other_suites_run(pytester,
     assert "Traceback" not in run.output
 
 
+def test_a_suite_name_two_files_use_is_a_collection_error_naming_both(pytester, run_scripted) -> None:
+    write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE)
+    write(pytester, "suites/more/arithmetic.yaml", ARITHMETIC_SUITE.replace("answer: 1288", "answer: 1289"))
+    run = run_scripted()
+    run.result.assert_outcomes(passed=3, errors=1)  # the second file's cases would have replaced the first's results
+    run.result.stdout.fnmatch_lines(
+        ["*suites/more/arithmetic.yaml:1: suite name 'arithmetic' is also used by *suites/arithmetic.yaml; give one of them another `suite:` name"]
+    )
+    assert run.result.ret != pytest.ExitCode.OK
+
+
 def test_unknown_key_names_the_line_and_suggests_the_fix(pytester, run_scripted) -> None:
     write(pytester, "suites/typo.yaml", "cases:\n  - id: a\n    prompt: What is 1 + 2?\n    answr: 3\n")
     run = run_scripted()
