@@ -99,9 +99,12 @@ def _report(history: str, output: Path) -> int:
     from pytest_mathperf.report.html import page_from_history, write_page
 
     try:
-        parse_location(history)
+        location = parse_location(history)
     except HistoryError as error:
         print(f"mathperf report: --history: {error}", file=sys.stderr)
+        return 2
+    if location.path is not None and location.path.resolve() == output.resolve():
+        print(f"mathperf report: -o {output} is the history itself; writing the report there would replace it", file=sys.stderr)
         return 2
     try:
         rendered = page_from_history(history)

@@ -49,6 +49,21 @@ def test_an_unwritable_report_path_is_refused_at_start(pytester, run_gate) -> No
     _refused(run, "--mathperf-html", "*a-folder.html cannot be written: is a folder")
 
 
+def test_an_output_that_would_replace_an_input_or_the_history_is_refused_at_start(pytester, run_gate) -> None:
+    write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE)
+    write(pytester, "thresholds.yaml", "version: 1\n")
+    history = ("--mathperf-history", "history.db")
+    run = run_gate(*history, "--mathperf-html", "history.db", history=True)
+    _refused(run, "--mathperf-html", "*/history.db is the history (--mathperf-history); writing the output there would replace it")
+    run = run_gate("--mathperf-markdown", "thresholds.yaml")
+    _refused(run, "--mathperf-markdown", "*/thresholds.yaml is the budgets file (--mathperf-thresholds); *")
+    run = run_gate("--mathperf-markdown", "suites/summary.yaml")
+    _refused(run, "--mathperf-markdown", "*/suites/summary.yaml is a suite file under *suites; *")
+    run = run_gate("--mathperf-html", "out.html", "--mathperf-markdown", "out.html")
+    _refused(run, "--mathperf-markdown", "*/out.html is also the HTML report's file")
+    assert sorted(path.name for path in pytester.path.iterdir() if path.is_file()) == ["thresholds.yaml"]
+
+
 def test_an_unreachable_or_read_only_postgres_history_is_refused_at_start(pytester, run_gate, postgres_server) -> None:
     write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE)
     closed_port = f"postgresql://mathperf@127.0.0.1:{postgres_server.port + 1 if postgres_server.port < 65535 else 1}/x"

@@ -295,6 +295,13 @@ def test_mathperf_report_command(three_runs: Path, tmp_path: Path, capsys: pytes
     assert output.read_text().startswith("<!DOCTYPE html>")
 
 
+def test_mathperf_report_refuses_to_write_over_its_history(three_runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = three_runs.read_bytes()
+    assert mathperf(["report", "--history", str(three_runs), "-o", str(three_runs)]) == 2
+    assert capsys.readouterr().err == f"mathperf report: -o {three_runs} is the history itself; writing the report there would replace it\n"
+    assert three_runs.read_bytes() == before
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
