@@ -418,7 +418,7 @@ class GateRecorder:
 
         outputs = (("--mathperf-html", self.state.settings.html), ("--mathperf-markdown", self.state.settings.markdown))
         for option, path in outputs:
-            taken = self.read_here(path) if path is not None else None
+            taken = self.state.settings.replaced_by(path) if path is not None else None
             if taken is not None:
                 raise pytest.UsageError(f"{option}: {path} is {taken}; writing the output there would replace it")
         html, markdown = (path.resolve() if path is not None else None for _, path in outputs)
@@ -436,22 +436,6 @@ class GateRecorder:
                 ensure_writable_file(path)
             except OSError as error:
                 raise pytest.UsageError(f"{option}: {path} cannot be written: {error.strerror or error}") from None
-
-    def read_here(self, output: Path) -> str | None:
-        """What of the run's inputs and records ``output`` would overwrite (the history, the budgets, a suite), or None."""
-        from pytest_mathperf.suite import is_suite_file
-
-        settings, target = self.state.settings, output.resolve()
-        history = settings.history.path if settings.history is not None else None
-        if history is not None and history.resolve() == target:
-            return "the history (--mathperf-history)"
-        if settings.thresholds.resolve() == target:
-            return "the budgets file (--mathperf-thresholds)"
-        for suites in settings.suites:
-            folder = suites.resolve()
-            if is_suite_file(target) and (target == folder or folder in target.parents):
-                return f"a suite file under {suites}"
-        return None
 
     def environment(self) -> dict[str, str]:
         """Where and from what the run came; read once (it runs git), when the items are known."""

@@ -63,5 +63,20 @@ class Settings:
     retries: int = 3  # a served model's requests that failed before their first byte, tried again
     allow_estimated_counts: bool = False
 
+    def replaced_by(self, output: Path) -> str | None:
+        """What of the run's inputs and records ``output`` would overwrite (the history, the budgets, a suite), or None."""
+        from pytest_mathperf.suite import is_suite_file
+
+        target = output.resolve()
+        if self.history is not None and self.history.path is not None and self.history.path.resolve() == target:
+            return "the history (--mathperf-history)"
+        if self.thresholds.resolve() == target:
+            return "the budgets file (--mathperf-thresholds)"
+        for suites in self.suites:
+            folder = suites.resolve()
+            if is_suite_file(target) and (target == folder or folder in target.parents):
+                return f"a suite file under {suites}"
+        return None
+
 
 STATE = pytest.StashKey[GateState]()
