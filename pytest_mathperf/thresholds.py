@@ -373,7 +373,7 @@ def evaluate(budget: Budget, samples: Sequence[float]) -> BudgetOutcome:
     elif budget.statistic:
         measured = statistic(values, budget.statistic)
     else:
-        measured = values[-1]
+        measured = _least_within(values, budget)
     passed = (budget.minimum is None or measured >= budget.minimum) and (
         budget.maximum is None or measured <= budget.maximum
     )
@@ -382,6 +382,16 @@ def evaluate(budget: Budget, samples: Sequence[float]) -> BudgetOutcome:
     status, evidence = _with_confidence(budget, values)
     return BudgetOutcome(budget, measured, len(values), status, f"{detail} {evidence}".strip(),
                          reason="" if status != "inconclusive" else f"not enough evidence at {budget.confidence:.0%}: {evidence}")
+
+
+def _least_within(values: list[float], budget: Budget) -> float:
+    """The value of several that holds least to the bounds: one per load profile, each must hold."""
+    low, high = min(values), max(values)
+    if budget.minimum is not None and low < budget.minimum:
+        return low
+    if budget.maximum is not None and high > budget.maximum:
+        return high
+    return low if budget.minimum is not None else high
 
 
 #: Statistics a ``confidence:`` can be judged for (a min or max of samples has no useful interval).

@@ -114,6 +114,17 @@ def test_evaluate_statistics_bounds_and_accuracy(tmp_path: Path) -> None:
     assert budgets[(None, "tokens_per_s.p50")].bound_text == "≥ 95 tok/s"
 
 
+def test_a_load_budget_holds_for_every_profile_not_the_last_one(tmp_path: Path) -> None:
+    text = "version: 1\ncards:\n  cpu:\n    models:\n      m:\n        load.success_rate: {min: 0.99}\n        load.failed: {max: 0}\n"
+    budgets = by_name(load_thresholds(thresholds_file(tmp_path, text)).budgets_for("cpu", "m", ["a", "b"]))
+    # one value per suite's load profile: suite a lost half its requests, suite b none
+    success = evaluate(budgets[(None, "load.success_rate")], [0.5, 1.0])
+    assert not success.passed and success.measured == 0.5 and success.samples == 2
+    failed = evaluate(budgets[(None, "load.failed")], [5.0, 0.0])
+    assert not failed.passed and failed.measured == 5.0
+    assert evaluate(budgets[(None, "load.success_rate")], [1.0, 1.0]).passed
+
+
 def test_a_confidence_judges_the_bound_against_evidence(tmp_path: Path) -> None:
     text = """
 version: 1
