@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 DEFAULT_HISTORY = Path(".mathperf/history.db")
@@ -136,12 +137,33 @@ def _add_calibrate(commands: argparse._SubParsersAction) -> None:
     calibrate.add_argument("--dry-run", action="store_true", help="print the diff, write nothing")
     calibrate.add_argument("--compare", action="store_true", help="also write compare: margins from the same spread")
     calibrate.add_argument("--alpha", type=float, default=0.01, help="false-alarm rate per timing budget (default %(default)s)")
-    calibrate.add_argument("--floor-margin", type=float, default=0.10, help="least timing margin, share of the mean (default %(default)s)")
-    calibrate.add_argument("--memory-margin", type=float, default=0.10, help="memory budget above the peak (default %(default)s)")
+    calibrate.add_argument(
+        "--floor-margin", type=_at_least_zero(float), default=0.10, help="least timing margin, share of the mean (default %(default)s)"
+    )
+    calibrate.add_argument(
+        "--memory-margin", type=_at_least_zero(float), default=0.10, help="memory budget above the peak (default %(default)s)"
+    )
     for flag in ("backend", "endpoint", "device", "dtype"):
         calibrate.add_argument(f"--{flag}", help=f"as --mathperf-{flag}")
     calibrate.add_argument("--repeats", type=int, help="as --mathperf-repeats")
-    calibrate.add_argument("--busy-retries", type=int, help="runs to add when the gate finds the host busy (default: --runs)")
+    calibrate.add_argument(
+        "--busy-retries", type=_at_least_zero(int), help="runs to add when the gate finds the host busy (default: --runs)"
+    )
+
+
+def _at_least_zero(kind: type[int] | type[float]) -> Callable[[str], float]:
+    """An argparse type: a finite number ≥ 0 (a negative margin writes budgets no run can meet)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {'whole ' if kind is int else ''}number, got {text!r}") from None
+        if not (math.isfinite(value) and value >= 0):
+            raise argparse.ArgumentTypeError(f"must be a number ≥ 0, got {text}")
+        return value
+
+    return parse
 
 
 def _calibrate(args: argparse.Namespace) -> int:

@@ -316,7 +316,11 @@ def _metric_budgets(
             value = bounds.get(side)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
                 raise SchemaError(path, bounds.line_of(side), f"{bound_where}.{side}: must be a number, got {value!r}")
+            if value is not None and not (math.isfinite(value) and value >= 0):  # every metric is ≥ 0: it would never pass
+                raise SchemaError(path, bounds.line_of(side), f"{bound_where}.{side}: must be a number ≥ 0, got {value!r}")
             values.append(None if value is None else float(value))
+        if values[0] is not None and values[1] is not None and values[0] > values[1]:
+            raise SchemaError(path, bounds.line_of("min"), f"{bound_where}: min {values[0]:g} is above max {values[1]:g}; no value could pass")
         if metric in SHARE_METRICS and any(v is not None and not 0 <= v <= 1 for v in values):
             raise SchemaError(path, bounds.line or line, f"{bound_where}: a share is between 0 and 1 (0.9 means 90 %)")
         confidence = bounds.get("confidence")

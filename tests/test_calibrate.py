@@ -174,6 +174,25 @@ def test_too_few_runs_says_how_many(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "holds 0 complete runs" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--floor-margin", "-1", "argument --floor-margin: must be a number ≥ 0, got -1"),
+        ("--memory-margin", "nan", "argument --memory-margin: must be a number ≥ 0, got nan"),
+        ("--busy-retries", "-3", "argument --busy-retries: must be a number ≥ 0, got -3"),
+    ],
+)
+def test_a_margin_or_retry_count_below_zero_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str, value: str, message: str
+) -> None:
+    history = history_of(tmp_path, QUIET)
+    with pytest.raises(SystemExit) as exit:  # argparse's usage error: nothing derived, nothing written
+        calibrate(tmp_path, history, option, value)
+    assert exit.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "thresholds.yaml").exists()
+
+
 SMALL_SUITE = """\
 suite: arithmetic
 defaults: {template: "{prompt}", max_new_tokens: 64, temperature: 0.0, repeats: 1}
