@@ -83,20 +83,23 @@ def edit_entry(path: Path, card: str, model: str, bounds: Sequence[WrittenBound]
     cards = _child(document, "cards", path)
     card_entry = _child(cards, card, path)
     models = _child(card_entry, "models", path)
-    entry = _entry_map(bounds)
     if model in models:
         if not update:
             line = models.lc.key(model)[0] + 1
             raise CalibrationFileError(
                 f"{path}:{line}: card {card!r} already has an entry for {model!r}; "
-                "pass --update to replace it (the diff is printed first)"
+                "pass --update to replace its calibrated numbers (the diff is printed first)"
             )
-        trailing = _take_trailing_comment(models[model])
-        models[model] = entry
+        if not isinstance(models[model], CommentedMap):
+            raise CalibrationFileError(f"{path}:{models.lc.key(model)[0] + 1}: the entry for {model!r} is not a mapping")
+        # the numbers calibration derives are replaced; every other budget of the entry stays
+        entry = models[model]
+        trailing = _take_trailing_comment(entry)
+        _write_bounds(entry, bounds)
     else:
         # what followed the card's last entry (the next card's introduction) follows the new one
         trailing = _take_trailing_comment(models[list(models)[-1]]) if models else ""
-        models[model] = entry
+        entry = models[model] = _entry_map(bounds)
     if trailing:
         _append_trailing(entry, trailing)
     out = io.StringIO()
@@ -121,16 +124,26 @@ def _entry_map(bounds: Sequence[WrittenBound]) -> Any:
     from ruamel.yaml.comments import CommentedMap
 
     entry = CommentedMap()
+    _write_bounds(entry, bounds)
+    return entry
+
+
+def _write_bounds(entry: Any, bounds: Sequence[WrittenBound]) -> None:
+    """Set each bound in ``entry``, keeping what else the entry and each leaf hold (``confidence:``, a ``min``)."""
+    from ruamel.yaml.comments import CommentedMap
+
     for bound in bounds:
         *parents, leaf_key, side = bound.path
         node = entry
         for key in parents:
-            node = node.setdefault(key, CommentedMap())
-        leaf = node.setdefault(leaf_key, CommentedMap())
-        leaf.fa.set_flow_style()
-        leaf[side] = _number(bound.value)
+            if not isinstance(node.get(key), CommentedMap):
+                node[key] = CommentedMap()
+            node = node[key]
+        if not isinstance(node.get(leaf_key), CommentedMap):
+            node[leaf_key] = CommentedMap()
+            node[leaf_key].fa.set_flow_style()
+        node[leaf_key][side] = _number(bound.value)
         node.yaml_add_eol_comment(f"# {bound.comment}", leaf_key, column=COMMENT_COLUMN)
-    return entry
 
 
 def _number(value: float) -> int | float:

@@ -133,7 +133,7 @@ def _add_calibrate(commands: argparse._SubParsersAction) -> None:
     calibrate.add_argument("--thresholds", type=Path, default=Path("thresholds.yaml"), help="budgets file to edit (default %(default)s)")
     calibrate.add_argument("--from-history", action="store_true", help="use the last N recorded runs instead of measuring")
     calibrate.add_argument("--history", default=str(DEFAULT_HISTORY), help="with --from-history: " + HISTORY_HELP)
-    calibrate.add_argument("--update", action="store_true", help="replace an existing entry for this card and model")
+    calibrate.add_argument("--update", action="store_true", help="write into an existing entry for this card and model (its other budgets stay)")
     calibrate.add_argument("--dry-run", action="store_true", help="print the diff, write nothing")
     calibrate.add_argument("--compare", action="store_true", help="also write compare: margins from the same spread")
     calibrate.add_argument("--alpha", type=float, default=0.01, help="false-alarm rate per timing budget (default %(default)s)")

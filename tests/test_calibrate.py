@@ -127,6 +127,33 @@ def test_replacing_an_entry_needs_update_and_keeps_what_follows(tmp_path: Path, 
     assert "measured 631–647" not in written
 
 
+def test_update_replaces_the_calibrated_numbers_and_keeps_every_other_budget(tmp_path: Path) -> None:
+    thresholds = tmp_path / "thresholds.yaml"
+    thresholds.write_text(
+        "version: 1\n"
+        "cards:\n"
+        "  cpu:\n"
+        "    models:\n"
+        "      m:\n"
+        "        ttft_ms: {p50: {max: 9, confidence: 0.95}}  # by hand\n"
+        "        warmup_s: {max: 3}                          # by hand\n"
+        "        compare:\n"
+        "          ttft_ms: {p50: {max_ratio: 1.2}}\n"
+        "        suites:\n"
+        "          geometry: {accuracy: {min: 0.5}}\n",
+        "utf-8",
+    )
+    assert calibrate(tmp_path, history_of(tmp_path, QUIET), "--update", thresholds=thresholds) == 0
+    entry = load_thresholds(thresholds).cards["cpu"]["m"]
+    budgets = {(budget.suite, budget.name): budget for budget in entry.budgets}
+    assert budgets[(None, "ttft_ms.p50")].maximum == 4.1  # calibrated: the old 9 is replaced
+    assert budgets[(None, "ttft_ms.p50")].confidence == 0.95  # what else the leaf said stays
+    assert budgets[(None, "warmup_s")].maximum == 3 and budgets[("geometry", "accuracy")].minimum == 0.5
+    assert [(rule.name, rule.max_ratio) for rule in entry.comparisons] == [("ttft_ms.p50", 1.2)]
+    written = thresholds.read_text()
+    assert "warmup_s: {max: 3}                          # by hand" in written
+
+
 def test_dry_run_prints_the_diff_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     thresholds = tmp_path / "thresholds.yaml"
     shutil.copy(SHIPPED, thresholds)
