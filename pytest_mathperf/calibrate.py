@@ -237,9 +237,15 @@ def derive(runs: Sequence[CalibratedRun], model: str, name: str, card: str, sett
     cases_by_run = [run.record.cases_of(model) for run in runs]
     for metric, statistics in GENERATION_BUDGETS.items():
         for stat in statistics:
-            values = [summary_statistic(cases, metric, stat) for cases in cases_by_run]
+            # as the gate judges: values resting on an estimated token count are left out by default
+            values = [summary_statistic(cases, metric, stat, estimated=False) for cases in cases_by_run]
             if all(value is not None for value in values):
                 timing((metric, stat), metric, [float(v) for v in values])  # type: ignore[arg-type]
+            elif all(summary_statistic(cases, metric, stat) is not None for cases in cases_by_run):
+                notes.append(
+                    f"{metric}.{stat}: rests on token counts estimated from stream chunks (the server sent no usage), "
+                    "which the gate does not judge by default; not written"
+                )
     model_metrics = [model_records(run.record, model)[0].metrics for run in runs]
     for metric in MODEL_TIMING_BUDGETS:
         if all(metric in metrics for metrics in model_metrics):

@@ -228,7 +228,7 @@ class RunRecord:
         )
 
 
-def summary_statistic(cases: Sequence[CaseRecord], metric: str, name: str) -> float | None:
-    """A statistic of one per-generation metric over all generations of some cases."""
-    values = [value for case in cases for value in case.samples(metric)]
+def summary_statistic(cases: Sequence[CaseRecord], metric: str, name: str, *, estimated: bool = True) -> float | None:
+    """A statistic of one per-generation metric over all generations of some cases (see ``CaseRecord.samples``)."""
+    values = [value for case in cases for value in case.samples(metric, estimated=estimated)]
     return statistic(values, name) if values else None

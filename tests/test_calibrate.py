@@ -26,10 +26,17 @@ ENVIRONMENT = {
 }
 
 
-def make_run(ttft: float, tokens_per_s: float, *, correct: int = 10, cases: int = 10, busy: str = "", dtype: str = "float32", **environment: str) -> RunRecord:
+#: The facts of a generation whose token counts a server did not send: counted from stream chunks.
+ESTIMATED = {"output_tokens_source": "chunks", "estimated_metrics": "decode_tokens_per_s,output_tokens,tokens_per_s,tpot_ms"}
+
+
+def make_run(
+    ttft: float, tokens_per_s: float, *, correct: int = 10, cases: int = 10, busy: str = "", dtype: str = "float32",
+    facts: dict[str, str] | None = None, **environment: str,
+) -> RunRecord:
     generations = lambda passed: (  # noqa: E731
         GenerationRecord(0, 0, "correct" if passed else "wrong", "1", "", "stop",
-                         {"ttft_ms": ttft, "tokens_per_s": tokens_per_s}, "1"),
+                         {"ttft_ms": ttft, "tokens_per_s": tokens_per_s}, "1", facts=facts or {}),
     )
     records = tuple(
         CaseRecord("m", "arithmetic", f"c{i}", f"arithmetic.yaml::m::c{i}", "p", "1", (), "all", i < correct, generations(i < correct))
@@ -152,6 +159,17 @@ def test_update_replaces_the_calibrated_numbers_and_keeps_every_other_budget(tmp
     assert [(rule.name, rule.max_ratio) for rule in entry.comparisons] == [("ttft_ms.p50", 1.2)]
     written = thresholds.read_text()
     assert "warmup_s: {max: 3}                          # by hand" in written
+
+
+def test_token_rates_from_estimated_counts_are_not_written_as_the_gate_would_not_judge_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runs = [make_run(ttft, rate, facts=ESTIMATED) for ttft, rate in ((50.0, 100.0), (51.0, 102.0), (50.5, 98.0))]
+    assert calibrate(tmp_path, history_of(tmp_path, runs)) == 0
+    entry = load_thresholds(tmp_path / "thresholds.yaml").cards["cpu"]["m"]
+    names = {budget.name for budget in entry.budgets}
+    assert "ttft_ms.p50" in names and not any(name.startswith("tokens_per_s") for name in names)
+    assert "tokens_per_s.mean: rests on token counts estimated from stream chunks" in capsys.readouterr().err
 
 
 def test_dry_run_prints_the_diff_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
