@@ -288,6 +288,20 @@ def test_the_commands_refuse_a_url_with_a_password(capsys: pytest.CaptureFixture
     ]
 
 
+def test_a_malformed_url_is_one_line_naming_it_in_the_gate_and_the_commands(pytester, run_gate, capsys) -> None:
+    url = "postgresql://fleet@[::1/mathperf"
+    assert main(["report", "--history", url]) == 2
+    assert main(["history", "check", "--history", url]) == 2
+    expected = f"{url}: not a valid URL (Invalid IPv6 URL); give a postgresql://user@host:port/database URL"
+    assert capsys.readouterr().err.splitlines() == [f"mathperf report: --history: {expected}", f"mathperf history check: {expected}"]
+    run = run_gate("--mathperf-history", url, history=True)
+    assert run.result.ret == pytest.ExitCode.USAGE_ERROR
+    run.result.stderr.fnmatch_lines([f"ERROR: --mathperf-history: {expected}"])
+    with pytest.raises(HistoryError) as error:  # a password in a malformed URL is not echoed either
+        parse_location("postgresql://fleet:hunter2-secret@db:fifty/mathperf")
+    assert "hunter2-secret" not in str(error.value) and "fleet:…@db:fifty" in str(error.value)
+
+
 def test_a_url_with_a_password_is_refused_without_echoing_it() -> None:
     with pytest.raises(HistoryError) as error:
         parse_location("postgresql://fleet:hunter2-secret@db.example:5433/mathperf")

@@ -14,6 +14,7 @@ most of whom only ever open the SQLite file.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -66,7 +67,12 @@ def parse_location(value: str | Path | HistoryLocation, base: Path | None = None
     if "://" not in text:
         path = Path(text)
         return HistoryLocation(path=base / path if base is not None else path)
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - a port that is not a number raises here, not deep in libpq
+    except ValueError as error:
+        redacted = re.sub(r"(://[^/@:]*):[^@/]*@", r"\1:…@", text)  # never echo a password
+        raise HistoryError(f"{redacted}: not a valid URL ({error}); give a postgresql://user@host:port/database URL") from None
     if parts.scheme not in POSTGRES_SCHEMES:
         raise HistoryError(
             f"{parts.scheme}://…: not a history location; give a file path or a postgresql://user@host/database URL"
