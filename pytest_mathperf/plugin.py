@@ -170,6 +170,8 @@ def _read_settings(config: pytest.Config) -> Settings:
     models, _ = value("mathperf_models")
     if not models:
         raise pytest.UsageError("--mathperf needs a model: --mathperf-model mathperf-tiny (or mathperf_models in the ini file)")
+    if any(not str(model).strip() for model in models):  # an unset CI variable, say
+        raise pytest.UsageError("--mathperf-model: an empty model name; give an HF id, a folder or mathperf-tiny")
     backend, _ = value("mathperf_backend")
     endpoint, _ = value("mathperf_endpoint")
     if not endpoint and (backend == "openai" or any(str(model).startswith("openai:") for model in models)):

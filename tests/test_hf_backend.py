@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from pytest_mathperf.backends import BackendOptions, GenerationRequest, Message
-from pytest_mathperf.backends.hf import HFBackend
+from pytest_mathperf.backends.hf import BUNDLED_MODELS_DIR, HFBackend, resolve_model_source
 from pytest_mathperf.backends.thinking import THINK_CLOSE, THINK_OPEN
 
 QUESTIONS = ("What is 427 + 385?", "What is 705 + 583?", "What is 527 - 476?", "What is 19 + 23?", "What is 600 + 401?")
@@ -113,7 +113,7 @@ def test_no_ttfat_while_still_thinking(demo_backend: HFBackend) -> None:
 
 def test_a_timeout_already_spent_before_the_prefill_stops_the_generation_there() -> None:
     from pytest_mathperf.backends import BackendOptions, GenerationRequest, Message
-    from pytest_mathperf.backends.hf import HFBackend
+    from pytest_mathperf.backends.hf import BUNDLED_MODELS_DIR, HFBackend, resolve_model_source
 
     backend = HFBackend(BackendOptions(model="mathperf-tiny", device="cpu"))
     backend.load()
@@ -155,3 +155,13 @@ def test_the_load_time_is_the_weights_alone() -> None:
         assert backend.tokenizer is not None and backend.model is not None
     finally:
         backend.close()
+
+
+def test_a_path_names_a_folder_and_a_bare_name_the_bundled_model(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bundled = str(BUNDLED_MODELS_DIR / "mathperf-tiny")
+    monkeypatch.chdir(tmp_path)  # "." is this folder, never the bundled models' folder
+    assert resolve_model_source(".") == (str(tmp_path.resolve()), True)
+    assert resolve_model_source("mathperf-tiny") == (bundled, True)
+    (tmp_path / "mathperf-tiny").mkdir()
+    assert resolve_model_source("./mathperf-tiny") == (str((tmp_path / "mathperf-tiny").resolve()), True)
+    assert resolve_model_source("org/name") == ("org/name", False)  # a hub id, from the cache

@@ -135,6 +135,13 @@ def test_broken_thresholds_file_is_a_usage_error_with_key_path_and_line(pytester
     )
 
 
+def test_an_empty_model_name_is_a_usage_error(pytester, run_scripted) -> None:
+    write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE)
+    run = run_scripted(models=("",))
+    assert run.result.ret == pytest.ExitCode.USAGE_ERROR
+    run.result.stderr.fnmatch_lines(["ERROR: --mathperf-model: an empty model name; give an HF id, a folder or mathperf-tiny"])
+
+
 def test_unknown_model_is_one_clear_failure_not_one_per_case(pytester, run_gate) -> None:
     write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE)
     run = run_gate(model="no-such-org/no-such-model")

@@ -34,7 +34,8 @@ DTYPES = ("auto", "float16", "bfloat16", "float32")
 def resolve_model_source(model: str) -> tuple[str, bool]:
     """Where to load ``model`` from: a bundled demo model, a local folder, or a hub id (cache only)."""
     bundled = BUNDLED_MODELS_DIR / model
-    if "/" not in model and bundled.is_dir():
+    bare_name = Path(model).name == model and model not in (".", "..")  # never a path such as "."
+    if bare_name and bundled.is_dir():
         return str(bundled), True
     local = Path(model).expanduser()
     if local.is_dir():
