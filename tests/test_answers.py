@@ -730,3 +730,20 @@ def test_plain_numbers_compare_as_the_sympy_path_does(rel_tol: float | None) -> 
     for expected, got in itertools.product(PLAIN, PLAIN):
         plain = _equal_plain(_plain_number(expected), _plain_number(got), rel_tol)
         assert plain == _equal(_parse_value(expected), _parse_value(got), rel_tol), (expected, got, rel_tol)
+
+
+@pytest.mark.parametrize(
+    ("output", "expected", "status"),
+    [
+        # two boxes joined as one answer: the extraneous root is part of it, and a teacher marks it wrong
+        ("解得 $x=\\boxed{1}$ 或 $x=\\boxed{6}$。", "6", "wrong"),
+        ("So $\\boxed{1}$ and $\\boxed{6}$.", "6", "wrong"),
+        ("\\boxed{2} 和 \\boxed{3}", ["2", "3"], "correct"),
+        ("x = \\boxed{2}, y = \\boxed{3}", {"x": "2", "y": "3"}, "correct"),
+        # a box after other words corrects the earlier one: the last box is the answer
+        ("\\boxed{5}. Wait, that is wrong: the answer is \\boxed{6}.", "6", "correct"),
+        ("First guess \\boxed{5}\n\nRechecking, \\boxed{6}", "6", "correct"),
+    ],
+)
+def test_boxes_written_as_one_answer_are_read_together(output: str, expected: object, status: str) -> None:
+    assert check_answer(output, expected).status == status

@@ -56,6 +56,7 @@ class _Reading:
         self.folded = _DISPLAY_MATH.sub(_one_line, folded)
         self.after_think = after_think
         self.boxes = _boxes(self.folded)
+        self.last_box = _last_box(self.folded)
         # Cut off while writing a box: what is in it so far ("\\boxed{12") may not be the answer.
         box_starts = [match.end() for match in _BOX.finditer(self.folded)] if truncated else []
         self.cut_in_box = bool(box_starts) and _closing_brace(self.folded, box_starts[-1]) is None
@@ -74,7 +75,7 @@ class _Reading:
         if self.cut_in_box:
             return None
         if self.boxes:
-            return self.boxes[-1]
+            return self.last_box
         strong = self._anchored(_STRONG_ANCHOR)
         if strong is not None or require_anchor:
             return strong
@@ -119,7 +120,7 @@ class _Reading:
         if self.cut_in_box:
             return None
         if self.boxes:
-            return self.boxes[-1]
+            return self.last_box
         return self._anchored(_STRONG_ANCHOR, needs_value=False)
 
     def _anchored(self, anchor: re.Pattern[str], *, needs_value: bool = True) -> str | None:
@@ -166,14 +167,40 @@ def _cut_prose(text: str) -> str:
     return ""
 
 
-def _boxes(text: str) -> list[str]:
-    """Contents of every complete \\boxed{…} / \\fbox{…}, in order; empty ones are skipped."""
-    contents = []
+def _box_spans(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, contents) of every complete \\boxed{…} / \\fbox{…}, in order; empty ones are skipped."""
+    spans = []
     for match in _BOX.finditer(text):
         end = _closing_brace(text, match.end())
         if end is not None and text[match.end() : end].strip():
-            contents.append(text[match.end() : end].strip())
-    return contents
+            spans.append((match.start(), end + 1, text[match.end() : end].strip()))
+    return spans
+
+
+def _boxes(text: str) -> list[str]:
+    return [contents for _, _, contents in _box_spans(text)]
+
+
+# Between two boxes of one answer: "x = \boxed{1} 或 x = \boxed{6}", "\boxed{1} and \boxed{6}".
+_BOX_JOINER = re.compile(r"(?:或者?|或是|以及|和|与|及|、|,|;|or|and)", re.IGNORECASE)
+_BOX_SEPARATORS = re.compile(r"[\s$]|\\[()]")
+_ASSIGNMENT_BEFORE_BOX = re.compile(r"(?:[A-Za-z](?:_\{?\w{1,3}\}?)?=)?$")
+
+
+def _last_box(text: str) -> str | None:
+    """The final answer's box: the last one, with the boxes it is joined to by "or", "and", "或",
+    "和" or a comma written as one answer. A box after other words corrects the earlier ones."""
+    spans = _box_spans(text)
+    if not spans:
+        return None
+    chain = [spans[-1][2]]
+    for (_, end, contents), (start, _, _) in zip(reversed(spans[:-1]), reversed(spans[1:])):
+        gap = _BOX_SEPARATORS.sub("", text[end:start])
+        gap = _ASSIGNMENT_BEFORE_BOX.sub("", gap, count=1)
+        if not _BOX_JOINER.fullmatch(gap):
+            break
+        chain.insert(0, contents)
+    return ", ".join(chain)
 
 
 def _closing_brace(text: str, start: int) -> int | None:
