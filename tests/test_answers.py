@@ -747,3 +747,20 @@ def test_plain_numbers_compare_as_the_sympy_path_does(rel_tol: float | None) -> 
 )
 def test_boxes_written_as_one_answer_are_read_together(output: str, expected: object, status: str) -> None:
     assert check_answer(output, expected).status == status
+
+
+@pytest.mark.parametrize(
+    ("output", "expected", "status"),
+    [
+        # the words between two numbers keep them apart: never read as 1200
+        ("答：1小时可以加工200个零件。", "1200", "wrong"),
+        ("答：面积是25π平方厘米。", "25\\pi", "correct"),
+        ("答：共有 3 种方法。", "3", "correct"),
+        # mixed numbers in plain text and in Chinese are a whole number plus a fraction
+        ("It takes 2 1/2 hours.", "5/2", "correct"),
+        ("It takes 2 1/2 hours.", "3/2", "wrong"),
+        ("答：需要 2又1/2 小时。", "5/2", "correct"),
+    ],
+)
+def test_numbers_in_a_sentence_keep_their_own_values(output: str, expected: str, status: str) -> None:
+    assert check_answer(output, expected).status == status

@@ -77,6 +77,10 @@ _DEGREE_ARGUMENT = re.compile(
 _MATHRM_LETTER = re.compile(r"\\(?:mathrm|mathit|rm|text)\s*\{\s*([A-Za-z])\s*\}")
 _PERCENT_SIGN = re.compile(r"(?<!\\)%")
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
+# Words between two numbers keep them apart: "1小时加工200个" is 1 and 200, never 1200.
+_CJK_BETWEEN_NUMBERS = re.compile(r"(?<=\d)\s*[\u3400-\u9fff\uf900-\ufaff]+\s*(?=[-+]?\d)")
+# A mixed number: "2又1/2" (Chinese), "2 1/2" (plain text) is 2 + 1/2.
+_MIXED_NUMBER = re.compile(r"(?<![\d.,/])(\d+)(?:\s*又\s*|\s+)(\d+)\s*/\s*(\d+)(?![\d./])")
 _LEADING_WORDS = re.compile(r"^\s*(?:(?<!\\)\b(?!pi\b)[A-Za-z]{2,}\b\s*:?\s+)+")
 _UNIT = r"(?:cm|mm|km|dm|kg|mg|ml|km/h|m/s|cm/s|kph|mph)(?:\s*\^\s*\{?[23]\}?)?"
 #: One unit, word, degree sign or punctuation mark at the end of a value.
@@ -299,6 +303,8 @@ def _clean_value(text: str, *, keep_equation: bool = False) -> str:
         text = approx[1]
     if not keep_equation:
         text = _top_level_split(text, _EQUALS)[-1]
+    text = _MIXED_NUMBER.sub(r"(\1+\2/\3)", text)
+    text = _CJK_BETWEEN_NUMBERS.sub(", ", text)
     text = _CJK.sub(" ", text)
     text = _LEADING_WORDS.sub("", text)
     text = strip_trailing_junk(text)
