@@ -764,3 +764,16 @@ def test_boxes_written_as_one_answer_are_read_together(output: str, expected: ob
 )
 def test_numbers_in_a_sentence_keep_their_own_values(output: str, expected: str, status: str) -> None:
     assert check_answer(output, expected).status == status
+
+
+@pytest.mark.parametrize(
+    ("output", "expected", "status"),
+    [
+        ("\\boxed{0.000001}", "1e-6", "correct"),  # YAML reads `answer: 1e-6` as text: 10⁻⁶, not e − 6
+        ("\\boxed{e-6}", "1e-6", "wrong"),
+        ("\\boxed{6.02 \\times 10^{23}}", "6.02e23", "correct"),
+        ("\\boxed{1.5e3}", "1500", "correct"),
+    ],
+)
+def test_scientific_notation_is_a_power_of_ten(output: str, expected: str, status: str) -> None:
+    assert check_answer(output, expected).status == status

@@ -167,7 +167,7 @@ def _node_count(expr: Basic) -> int:
 @lru_cache(maxsize=1024)
 def _expected_math(text: str) -> str:
     """An expected answer read like an output's ("25π 平方厘米" is 25\\pi), equations kept whole."""
-    return _clean_value(_math_text(text), keep_equation=True)
+    return _clean_value(_E_NOTATION.sub(r"\1 \\times 10^{\2}", _math_text(text)), keep_equation=True)
 
 
 def _value_text(text: str) -> str:
@@ -176,7 +176,9 @@ def _value_text(text: str) -> str:
     return strip_trailing_junk(text).strip()
 
 
-_PLAIN_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
+_PLAIN_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?(?:[eE][+-]?\d{1,3})?")
+# Scientific notation (YAML reads `answer: 1e-6` as text): 10 to a power, never Euler's e.
+_E_NOTATION = re.compile(r"(?<![\w.\\])(\d+(?:\.\d+)?)[eE]([+-]?\d{1,3})(?![\w.])")
 
 
 @dataclass(frozen=True)
@@ -195,7 +197,7 @@ def _plain_number(text: str) -> _Plain | None:
     text = _value_text(text)
     if len(text) > MAX_VALUE_CHARS or not _PLAIN_NUMBER.fullmatch(text):
         return None
-    return _Plain(Fraction(text), "." in text)
+    return _Plain(Fraction(text), "." in text or "e" in text.lower())
 
 
 def _equal_plain(expected: _Plain, got: _Plain, rel_tol: float | None) -> bool:
