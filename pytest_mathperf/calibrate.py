@@ -53,10 +53,10 @@ class CalibrationSettings:
     """The stated error rates and margins every written number is derived with."""
 
     runs: int = 3
-    alpha: float = 0.01  # one-sided false-alarm rate per timing budget for one future run
+    alpha: float = 0.01  # one-sided false-alarm rate per timing and accuracy budget for one future run
     floor_margin: float = 0.10  # a timing budget is at least this far from the mean
     memory_margin: float = 0.10  # memory budget = observed peak × (1 + margin)
-    accuracy_confidence: float = 0.95  # the Wilson bound's confidence
+    accuracy_confidence: float = 0.95  # the Wilson interval behind compare: accuracy max_drop
     compare: bool = False
     busy_retries: int | None = None  # gate runs added for runs found busy (None: as many as ``runs``)
 
@@ -105,6 +105,19 @@ def prediction_bound(values: Sequence[float], alpha: float, floor_margin: float)
     margin = float(t.ppf(1 - alpha, n - 1)) * spread * math.sqrt(1 + 1 / n)
     floor = abs(mean) * floor_margin
     return PredictionBound(mean, max(margin, floor), margin < floor)
+
+
+def accuracy_floor(correct: int, total: int, cases: int, alpha: float) -> int:
+    """The fewest of ``cases`` the next run gets right, but with probability ``alpha``.
+
+    The beta-binomial predictive distribution of the next run's count, from the ``correct`` of
+    ``total`` answers pooled over the runs (Jeffreys prior). A confidence bound on the accuracy
+    itself would not do: it narrows as runs are added, while the next run's own sampling of its
+    ``cases`` does not, so such a floor fails an unchanged model more often the more runs it saw.
+    """
+    from scipy.stats import betabinom
+
+    return int(betabinom.ppf(alpha, cases, correct + 0.5, total - correct + 0.5))
 
 
 def round_outward(value: float, *, up: bool, digits: int = 2) -> float:
@@ -265,13 +278,14 @@ def derive(runs: Sequence[CalibratedRun], model: str, name: str, card: str, sett
         passed = [sum(c.passed for c in cases if c.suite == suite) for cases in cases_by_run]
         totals = [sum(1 for c in cases if c.suite == suite) for cases in cases_by_run]
         pooled_correct, pooled_total = pooled_correct + sum(passed), pooled_total + sum(totals)
-        interval = wilson_interval(sum(passed), sum(totals), settings.accuracy_confidence)
         per_run = ", ".join(f"{p}/{t}" for p, t in zip(passed, totals))
+        cases = min(totals)
+        floor = accuracy_floor(sum(passed), sum(totals), cases, settings.alpha)
         bounds.append(
             WrittenBound(
                 ("suites", suite, "accuracy", "min"),
-                floor_share(interval.low),
-                f"{source}: {per_run} correct; Wilson {settings.accuracy_confidence:.0%} lower bound {interval.low:.3f}",
+                floor_share(floor / cases),
+                f"{source}: {per_run} correct; next run ≥ {floor}/{cases} but with α={settings.alpha:g} (beta-binomial)",
             )
         )
     if settings.compare and pooled_total:

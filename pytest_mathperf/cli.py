@@ -136,7 +136,7 @@ def _add_calibrate(commands: argparse._SubParsersAction) -> None:
     calibrate.add_argument("--update", action="store_true", help="write into an existing entry for this card and model (its other budgets stay)")
     calibrate.add_argument("--dry-run", action="store_true", help="print the diff, write nothing")
     calibrate.add_argument("--compare", action="store_true", help="also write compare: margins from the same spread")
-    calibrate.add_argument("--alpha", type=float, default=0.01, help="false-alarm rate per timing budget (default %(default)s)")
+    calibrate.add_argument("--alpha", type=float, default=0.01, help="false-alarm rate per timing and accuracy budget (default %(default)s)")
     calibrate.add_argument(
         "--floor-margin", type=_at_least_zero(float), default=0.10, help="least timing margin, share of the mean (default %(default)s)"
     )

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_mathperf.calibrate import prediction_bound, round_outward
+from pytest_mathperf.calibrate import accuracy_floor, prediction_bound, round_outward
 from pytest_mathperf.cli import main
 from pytest_mathperf.history import History
 from pytest_mathperf.results import CaseRecord, GenerationRecord, ModelRecord, RunRecord
@@ -64,6 +64,18 @@ def calibrate(tmp_path: Path, history: Path | str, *extra: str, thresholds: Path
 QUIET = [make_run(3.6, 632), make_run(3.7, 631), make_run(3.6, 647)]
 
 
+def test_an_accuracy_floor_fails_an_unchanged_model_about_alpha_of_the_time() -> None:
+    from scipy.stats import binom
+
+    # the floor's own promise, checked against the next run's binomial count for a model whose
+    # accuracy is what the runs showed; a confidence bound on the accuracy failed 11-21 % of runs
+    for correct, total, cases in ((137, 144, 48), (54, 60, 12), (432, 480, 48)):
+        floor = accuracy_floor(correct, total, cases, 0.01)
+        assert binom.cdf(floor - 1, cases, correct / total) <= 0.02
+        assert binom.cdf(floor, cases, correct / total) > 0.001  # and not needlessly low
+    assert accuracy_floor(144, 144, 48, 0.01) == 46  # all right three times: two misses are still chance
+
+
 def test_prediction_bound_and_rounding() -> None:
     bound = prediction_bound([3.6, 3.7, 3.6], alpha=0.01, floor_margin=0.10)
     # mean 3.633, s 0.0577, t(0.99, 2) = 6.965, √(4/3): margin 0.464, above the 10 % floor
@@ -98,12 +110,13 @@ def test_writes_every_budget_with_its_source_and_keeps_the_rest_byte_for_byte(tm
     assert "# 3 runs (2/3/4) 2023-11-14: 3.60 / 3.70 / 3.60 ms; t-bound α=0.01" in written
     assert "mean: {min: 560}" in written  # mean 636.7 − 10 % floor (the t-bound is wider: 636.7 − 74.6 = 562)
     assert "rss_peak_gb: {max: 0.42}" in written
-    assert "accuracy: {min: 0.88}" in written  # 30/30: Wilson 95 % lower bound 0.8865, rounded down
+    # 30/30 over three runs of 10 cases: the next run gets at least 8 of 10 right, but with 1 %
+    assert "accuracy: {min: 0.8}" in written and "next run ≥ 8/10 but with α=0.01 (beta-binomial)" in written
     assert "max_ratio: 1.13" in written
     entry = load_thresholds(thresholds).cards["cpu"]["m"]
     assert {budget.name: (budget.minimum, budget.maximum) for budget in entry.budgets} == {
         "ttft_ms.p50": (None, 4.1), "ttft_ms.p95": (None, 4.1), "tokens_per_s.mean": (560, None),
-        "load_s": (None, 1.4), "rss_peak_gb": (None, 0.42), "accuracy": (0.88, None),
+        "load_s": (None, 1.4), "rss_peak_gb": (None, 0.42), "accuracy": (0.8, None),
     }
     assert {c.name for c in entry.comparisons} == {"ttft_ms.p50", "ttft_ms.p95", "tokens_per_s.mean", "load_s", "rss_peak_gb", "accuracy"}
 
