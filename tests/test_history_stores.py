@@ -6,6 +6,7 @@ run uid), a writer killed mid-transaction, `mathperf history check`.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -111,6 +112,29 @@ def test_a_side_file_completes_the_incomplete_copy_of_its_run(store: str, tmp_pa
         assert history.run_ids() == [run_id] and history.run(run_id) == run
         assert history.incomplete_run_ids() == []
         assert import_history(side_file, history).present == ["uid-side"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "field"),
+    [
+        (lambda run: run.update(started_at="yesterday"), "run.started_at: expected a number, got 'yesterday'"),
+        (
+            lambda run: run["cases"][0]["generations"][0]["metrics"].update(ttft_ms="fast"),
+            "run.cases[0].generations[0].metrics.ttft_ms: expected a number, got 'fast'",
+        ),
+    ],
+    ids=["start", "metric"],
+)
+def test_a_side_file_with_a_malformed_number_is_refused_and_nothing_is_added(tmp_path: Path, edit, field: str) -> None:
+    side_file = write_side_file(make_run("bad"), "uid-bad", True, tmp_path)
+    document = json.loads(side_file.read_text(encoding="utf-8"))
+    edit(document["run"])
+    side_file.write_text(json.dumps(document), encoding="utf-8")
+    with History(tmp_path / "history.db") as history:
+        with pytest.raises(HistoryError) as error:
+            import_history(side_file, history)
+        assert str(error.value) == f"{side_file}: a run file with a malformed field: {field}"
+        assert history.run_ids() == []  # reports drawn from the history keep working
 
 
 def test_the_previous_release_history_imports_once(store: str, tmp_path: Path) -> None:

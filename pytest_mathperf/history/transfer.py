@@ -131,6 +131,37 @@ def read_side_file(path: Path) -> StoredRun:
         raise HistoryError(f"{path}: run file version {document.get('version')!r}; this pytest-mathperf reads {SIDE_FILE_VERSION}")
     try:
         record = RunRecord.from_dict(document["run"])
-        return StoredRun(run_id=0, uid=str(document["uid"]), complete=bool(document["complete"]), record=record)
+        stored = StoredRun(run_id=0, uid=str(document["uid"]), complete=bool(document["complete"]), record=record)
     except (KeyError, TypeError) as exc:
         raise HistoryError(f"{path}: a run file with a missing or malformed field: {exc}") from exc
+    problem = _malformed_number(record)
+    if problem is not None:  # taken in, it would break every report drawn from the history
+        raise HistoryError(f"{path}: a run file with a malformed field: {problem}")
+    return stored
+
+
+def _malformed_number(record: RunRecord) -> str | None:
+    """The first field that should hold a number and does not, as ``run.cases[0]....``; None when all do."""
+
+    def bad(value: Any, optional: bool = False) -> bool:
+        if value is None:
+            return not optional
+        return isinstance(value, bool) or not isinstance(value, (int, float))
+
+    for name in ("started_at", "finished_at"):
+        if bad(getattr(record, name)):
+            return f"run.{name}: expected a number, got {getattr(record, name)!r}"
+    for index, model in enumerate(record.models):
+        for metric, value in model.metrics.items():
+            if bad(value):
+                return f"run.models[{index}].metrics.{metric}: expected a number, got {value!r}"
+    for index, case in enumerate(record.cases):
+        for number, generation in enumerate(case.generations):
+            for metric, value in generation.metrics.items():
+                if bad(value, optional=True):
+                    return f"run.cases[{index}].generations[{number}].metrics.{metric}: expected a number, got {value!r}"
+    for index, budget in enumerate(record.budgets):
+        for name in ("minimum", "maximum", "measured"):
+            if bad(getattr(budget, name), optional=True):
+                return f"run.budgets[{index}].{name}: expected a number, got {getattr(budget, name)!r}"
+    return None
