@@ -75,11 +75,19 @@ def plan(project: Path, force: bool = False) -> list[PlannedFile]:
     conflicts = [f"{entry.path} exists" for entry in planned if (project / entry.path).exists()]
     if conflicts and force:
         conflicts = []
+    # a file where a folder must go (a `.github` file, say): found now, before anything is written
+    conflicts += sorted({
+        f"{folder.relative_to(project)} is a file, where {entry.path} needs a folder"
+        for entry in planned
+        for folder in (project / entry.path).parents
+        if project in folder.parents and folder.exists() and not folder.is_dir()
+    })
     pyproject_entry, pyproject_problem = _pyproject(project)
     if pyproject_problem:
         conflicts.append(pyproject_problem)  # --force never replaces a project's pyproject.toml
     if conflicts:
-        hint = "" if force else " (--force overwrites the suites, thresholds.yaml and the workflow)"
+        replaceable = any(conflict.endswith(" exists") for conflict in conflicts)
+        hint = " (--force overwrites the suites, thresholds.yaml and the workflow)" if replaceable and not force else ""
         raise InitError(f"mathperf init: nothing written in {project}:\n  " + "\n  ".join(conflicts) + hint)
     return [*planned, pyproject_entry]
 
@@ -137,6 +145,9 @@ def run_init(project: Path, force: bool) -> int:
         written = init_project(project, force)
     except InitError as error:
         print(error)
+        return 1
+    except OSError as error:  # a folder that cannot be made or written, after the checks above
+        print(f"mathperf init: {error.filename or project}: {error.strerror or error}")
         return 1
     for entry in written:
         print(f"{'appended to' if entry.append else 'wrote'} {project / entry.path}")

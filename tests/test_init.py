@@ -82,6 +82,17 @@ def test_a_file_is_not_a_project_folder(tmp_path: Path, capsys: pytest.CaptureFi
     assert init(capsys, str(tmp_path / "notes.txt")) == (1, f"mathperf init: {tmp_path / 'notes.txt'} is a file, not a folder\n")
 
 
+def test_a_file_where_a_folder_must_go_is_named_and_nothing_is_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / ".github").write_text("not a folder")
+    for extra in ([], ["--force"]):  # --force replaces files, never a file standing where a folder goes
+        assert main(["init", str(tmp_path), *extra]) == 1
+        assert capsys.readouterr().out.splitlines() == [
+            f"mathperf init: nothing written in {tmp_path}:",
+            "  .github is a file, where .github/workflows/mathperf-gate.yml needs a folder",
+        ]
+        assert sorted(path.name for path in tmp_path.iterdir()) == [".github"]
+
+
 def test_force_overwrites_the_starter_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "thresholds.yaml").write_text("mine\n", "utf-8")
     code, _ = init(capsys, str(tmp_path), "--force")
