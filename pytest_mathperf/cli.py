@@ -26,7 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     lint = commands.add_parser("lint", help="check suites and thresholds without loading a model")
     lint.add_argument("paths", nargs="*", type=Path, help="suite files or folders (default: suites)")
-    lint.add_argument("--thresholds", type=Path, default=Path("thresholds.yaml"), help="budgets file")
+    lint.add_argument("--thresholds", type=Path, help="budgets file (default: thresholds.yaml, when there is one)")
 
     history = commands.add_parser("history", help="check the run history, or import runs into it")
     history_commands = history.add_subparsers(dest="history_command", required=True)
@@ -68,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "lint":
         from pytest_mathperf.lint import lint
 
-        return lint(args.paths or [Path("suites")], args.thresholds)
+        return lint(args.paths or [Path("suites")], args.thresholds or Path("thresholds.yaml"), explicit=args.thresholds is not None)
     if args.command == "bless":
         return _bless(args.history, args.run)
     if args.command == "init":

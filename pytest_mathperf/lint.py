@@ -25,8 +25,12 @@ from pytest_mathperf.yamlfile import SchemaError, SchemaErrors
 _THRESHOLDS_NAMES = ("thresholds.yaml", "thresholds.yml")
 
 
-def lint(paths: list[Path], thresholds: Path) -> int:
-    """Print one ``path:line: message`` per problem and a summary line; 0 when there are none."""
+def lint(paths: list[Path], thresholds: Path, *, explicit: bool = True) -> int:
+    """Print one ``path:line: message`` per problem and a summary line; 0 when there are none.
+
+    A missing thresholds file is a problem when it was named (``explicit``), as the gate refuses
+    a ``--mathperf-thresholds`` that is not there, and a warning otherwise.
+    """
     problems: list[str] = []
     warnings: list[str] = []
     files = _suite_files(paths, thresholds, problems)
@@ -42,7 +46,7 @@ def lint(paths: list[Path], thresholds: Path) -> int:
         problems.extend(_case_problems(suite))
     problems.extend(_duplicate_names(suites))
 
-    budgets_text = _lint_thresholds(thresholds, {suite.name for suite in suites}, problems, warnings)
+    budgets_text = _lint_thresholds(thresholds, {suite.name for suite in suites}, problems, warnings, explicit)
     for line in problems:
         print(line)
     for line in warnings:
@@ -62,6 +66,9 @@ def _suite_files(paths: Iterable[Path], thresholds: Path, problems: list[str]) -
     skip = thresholds.resolve() if thresholds.exists() else None
     found: list[Path] = []
     for path in paths:
+        if path.is_file() and not is_suite_file(path):  # the gate would not collect it either
+            problems.append(f"{path}: not a suite file (*.yaml, *.yml)")
+            continue
         if path.is_file():
             candidates = [path]
         elif path.is_dir():
@@ -101,10 +108,13 @@ def _duplicate_names(suites: list[Suite]) -> list[str]:
     return problems
 
 
-def _lint_thresholds(path: Path, suite_names: set[str], problems: list[str], warnings: list[str]) -> str:
+def _lint_thresholds(path: Path, suite_names: set[str], problems: list[str], warnings: list[str], explicit: bool) -> str:
     """Load the thresholds file; budgets for suites no linted file defines and near-miss entries are errors."""
     if not path.exists():
-        warnings.append(f"{path}: warning: not found, budgets not checked (pass --thresholds PATH)")
+        if explicit:
+            problems.append(f"{path}: no such file (--thresholds)")
+        else:
+            warnings.append(f"{path}: warning: not found, budgets not checked (pass --thresholds PATH)")
         return f"{path} not found"
     try:
         parsed: Thresholds = load_thresholds(path)

@@ -145,7 +145,10 @@ def _read_settings(config: pytest.Config) -> Settings:
         given = config.getoption(name)
         if given is not None:
             return given, invocation
-        return config.getini(name), ini_base
+        try:
+            return config.getini(name), ini_base
+        except (ValueError, pytest.UsageError) as error:  # "invalid truth value 'maybe'" names neither option nor file
+            raise pytest.UsageError(f"ini option {name} in {config.inipath}: {error}") from None
 
     def choice(name: str, allowed: str, valid: bool) -> str:
         chosen, _ = value(name)
@@ -158,7 +161,7 @@ def _read_settings(config: pytest.Config) -> Settings:
         raw, _ = value(name)
         if raw in (None, ""):
             return None
-        option = "--" + name.replace("_", "-")
+        option = "--" + name.replace("_", "-") if config.getoption(name) is not None else f"ini option {name}"
         try:
             number = int(raw)
         except ValueError:

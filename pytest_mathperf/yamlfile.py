@@ -103,7 +103,8 @@ def load_yaml(path: Path) -> Any:
         return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
-        if error.context_mark is not None and "end of stream" in (error.problem or ""):
+        problem_text = error.problem or ""
+        if error.context_mark is not None and ("end of stream" in problem_text or "<stream end>" in problem_text):
             mark = error.context_mark  # an unclosed quote or bracket: point at where it opened
         line = mark.line + 1 if mark is not None else None
         problem = error.problem or error.context or "invalid YAML"

@@ -113,10 +113,18 @@ def test_a_model_entry_a_typo_away_from_another_is_an_error(
     assert f"{thresholds}:{line_of(thresholds, 'mathperf-tnyi:')}: model entry 'mathperf-tnyi' under card 'cpu'" in "\n".join(lines)
 
 
-def test_missing_paths_are_problems(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_paths_are_problems(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "empty").mkdir()
-    code, lines = lint(capsys, tmp_path / "nowhere", tmp_path / "empty", thresholds=tmp_path / "thresholds.yaml")
+    (tmp_path / "notes.txt").write_text("suite: s\n", "utf-8")
+    code, lines = lint(capsys, tmp_path / "nowhere", tmp_path / "empty", tmp_path / "notes.txt", thresholds=tmp_path / "thresholds.yaml")
     assert code == 1
     assert f"{tmp_path / 'nowhere'}: no such file or folder" in lines
     assert f"{tmp_path / 'empty'}: no suite files (*.yaml, *.yml) found" in lines
-    assert any("warning: not found, budgets not checked" in line for line in lines)
+    assert f"{tmp_path / 'notes.txt'}: not a suite file (*.yaml, *.yml)" in lines  # the gate would not collect it
+    assert f"{tmp_path / 'thresholds.yaml'}: no such file (--thresholds)" in lines  # named, as the gate refuses it
+    # not named: a project may gate on answers alone
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "suites").mkdir()
+    shutil.copy(SUITES / "demo" / "arithmetic.yaml", tmp_path / "suites")
+    assert main(["lint"]) == 0
+    assert "thresholds.yaml: warning: not found, budgets not checked (pass --thresholds PATH)" in capsys.readouterr().out

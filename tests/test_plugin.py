@@ -135,6 +135,21 @@ def test_broken_thresholds_file_is_a_usage_error_with_key_path_and_line(pytester
     )
 
 
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("mathperf_strict = maybe", "ERROR: ini option mathperf_strict in */pytest.ini: invalid truth value 'maybe'"),
+        ("mathperf_repeats = abc", "ERROR: ini option mathperf_repeats: expected a whole number, got 'abc'"),
+    ],
+)
+def test_a_bad_ini_value_names_the_ini_option(pytester, run_scripted, line: str, message: str) -> None:
+    write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE)
+    write(pytester, "pytest.ini", f"[pytest]\n{line}\n")
+    run = run_scripted()
+    assert run.result.ret == pytest.ExitCode.USAGE_ERROR
+    run.result.stderr.fnmatch_lines([message])
+
+
 def test_an_empty_model_name_is_a_usage_error(pytester, run_scripted) -> None:
     write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE)
     run = run_scripted(models=("",))
