@@ -369,8 +369,8 @@ def _cases_from(path: Path, block: LocatedDict, defaults: Mapping[str, Any], sui
                 raise SchemaError(source, number, f"not valid JSON: {error.msg}") from None
             if not isinstance(record, dict):
                 raise SchemaError(source, number, "each line must be a JSON object")
-            for key in (block["prompt"], block["answer"]):
-                if key not in record:
+            for key in (block["prompt"], block["answer"], *([id_field] if id_field else [])):
+                if key not in record:  # a misspelt field name would otherwise be ignored
                     raise SchemaError(source, number, f"missing field {key!r} (named in {path.name})")
             answer = record[block["answer"]]
             if pattern is not None:
@@ -380,7 +380,11 @@ def _cases_from(path: Path, block: LocatedDict, defaults: Mapping[str, Any], sui
                         source, number, f"answer_regex {pattern.pattern!r} does not match {str(answer)[-80:]!r}"
                     )
                 answer = (match.group(1) if pattern.groups else match.group(0)).strip().replace(",", "")
-            case_id = str(record[id_field]) if id_field and id_field in record else f"{source.stem}-{number}"
+            case_id = record[id_field] if id_field else f"{source.stem}-{number}"
+            if isinstance(case_id, int) and not isinstance(case_id, bool):
+                case_id = str(case_id)
+            if not isinstance(case_id, str) or not _ID_PATTERN.match(case_id):  # it names a test item
+                raise SchemaError(source, number, f"field {id_field!r}: {case_id!r} must use letters, digits and . _ - + only")
             if not isinstance(record[block["prompt"]], str):
                 raise SchemaError(source, number, f"field {block['prompt']!r} must be a string")
             problem = _answer_problem(answer)

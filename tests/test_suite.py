@@ -211,6 +211,22 @@ def test_cases_from_takes_ids_from_a_field_and_respects_limit(tmp_path: Path) ->
     assert [case.id for case in suite.cases] == ["q0", "q1"]
 
 
+@pytest.mark.parametrize(
+    ("record", "problem"),
+    [
+        ({"qid": "q0", "question": "1 + 1?", "answer": "#### 2"}, "missing field 'id' (named in gsm.yaml)"),  # a misspelt field
+        ({"id": "", "question": "1 + 1?", "answer": "#### 2"}, "field 'id': '' must use letters, digits and . _ - + only"),
+        ({"id": "a::b[x]", "question": "1 + 1?", "answer": "#### 2"}, "field 'id': 'a::b[x]' must use letters"),
+        ({"id": None, "question": "1 + 1?", "answer": "#### 2"}, "field 'id': None must use letters"),
+    ],
+)
+def test_cases_from_ids_name_a_test_item_as_yaml_ids_do(tmp_path: Path, record: dict[str, object], problem: str) -> None:
+    jsonl(tmp_path, "data.jsonl", [record])
+    message = error_of(importing(tmp_path, extra="  id: id"))
+    assert message.startswith(f"{(tmp_path / 'data.jsonl').resolve()}:1: "), message
+    assert problem in message, message
+
+
 def test_cases_from_missing_file_names_the_suite_line(tmp_path: Path) -> None:
     message = error_of(importing(tmp_path, name="nowhere.jsonl"))
     assert message.startswith(f"{tmp_path / 'gsm.yaml'}:5: cases_from: file not found"), message
