@@ -777,3 +777,18 @@ def test_numbers_in_a_sentence_keep_their_own_values(output: str, expected: str,
 )
 def test_scientific_notation_is_a_power_of_ten(output: str, expected: str, status: str) -> None:
     assert check_answer(output, expected).status == status
+
+
+@pytest.mark.parametrize(
+    ("output", "expected", "status"),
+    [
+        # an exact value, then the same value rounded, is one answer
+        ("答：圆的面积是25π平方厘米，约等于78.5平方厘米。", "25\\pi", "correct"),
+        ("答：圆的面积是25π平方厘米，约等于78.5平方厘米。", "78.5", "correct"),
+        ("So x = 20/7, or approximately 2.857.", "20/7", "correct"),
+        ("So x = 20/7 (about 2.86).", "20/7", "correct"),
+        ("So x = 20/7 (about 2.86).", "3", "wrong"),
+    ],
+)
+def test_a_value_restated_rounded_is_one_answer(output: str, expected: str, status: str) -> None:
+    assert check_answer(output, expected).status == status

@@ -24,7 +24,7 @@ from pytest_mathperf.answers.units import conversion, unit_at_end
 from pytest_mathperf.answers.values import (
     _clean_value,
     _math_text,
-    _split_parts,
+    answer_parts,
     both_roots,
     is_group,
     set_elements,
@@ -147,7 +147,7 @@ def _judge_scalar(reading: _Reading, expected: int | float | str, *, how: Compar
         return Verdict("no_answer", None, reading.nothing_found())
     expected_text = _expected_text(expected)
     is_equation = "=" in expected_text
-    parts = _split_parts(_math_text(answer))
+    parts = answer_parts(answer)
     values = [value for value in (_clean_value(part, keep_equation=is_equation) for part in parts) if value]
     if not values:
         return Verdict("no_answer", None, f"no value in the final answer {_quote(answer)}")
@@ -159,6 +159,9 @@ def _judge_scalar(reading: _Reading, expected: int | float | str, *, how: Compar
             return by_unit
         if _equal_text(expected_text, got, how):
             return Verdict("correct", shown(got), f"matches {want}")
+        rounded = _clean_value(_math_text(answer), keep_equation=True)  # "25π，约等于 78.5" against 78.5
+        if rounded and rounded != got and _equal_text(expected_text, rounded, how):
+            return Verdict("correct", shown(rounded), f"matches {want}")
         return Verdict("wrong", shown(got), _mismatch(got, want))
     whole = _clean_value(_math_text(answer), keep_equation=True)
     joined = ", ".join(shown(value) for value in values)

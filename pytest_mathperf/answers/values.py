@@ -229,6 +229,22 @@ def _separator_width(text: str, index: int) -> int:
     return 0
 
 
+# The value before it again, rounded: "25π，约等于 78.5", "20/7, or approximately 2.857" — no part of its own.
+_APPROXIMATION_PART = re.compile(
+    r"(?:or\s+|i\.e\.\s*)?(?:approximately|approx\.|about|roughly|约等于|约为|约合|大约|约|≈|\\approx)", re.IGNORECASE
+)
+# ... or in brackets after it: "20/7 (about 2.86)".
+_APPROXIMATION_ASIDE = re.compile(
+    r"\s*\((?:approximately|approx\.|about|roughly|约|≈|\\approx)[^()]{0,40}\)", re.IGNORECASE
+)
+
+
+def answer_parts(answer: str) -> list[str]:
+    """The parts of an answer as math text, without the rounded restatements of a value."""
+    text = _APPROXIMATION_ASIDE.sub("", _math_text(answer))
+    return [part for index, part in enumerate(_split_parts(text)) if not (index and _APPROXIMATION_PART.match(part))]
+
+
 def _values(answer: str, *, groups: bool = False) -> list[str]:
     """The readable values of a several-part answer, in order; parts with no value dropped.
 
@@ -236,7 +252,7 @@ def _values(answer: str, *, groups: bool = False) -> list[str]:
     unless the parts wanted are `groups` themselves (pairs, intervals), when only a group of
     groups is opened: "\\{(1, 2), (3, 4)\\}". "1 \\pm 2" gives both 3 and -1.
     """
-    values = [value for value in (_clean_value(part) for part in _split_parts(_math_text(answer))) if value]
+    values = [value for value in (_clean_value(part) for part in answer_parts(answer)) if value]
     group = _lone_group(values[0]) if len(values) == 1 else None
     if group is not None:
         inner = [value for value in (_clean_value(part) for part in _split_parts(group)) if value]
