@@ -792,3 +792,15 @@ def test_scientific_notation_is_a_power_of_ten(output: str, expected: str, statu
 )
 def test_a_value_restated_rounded_is_one_answer(output: str, expected: str, status: str) -> None:
     assert check_answer(output, expected).status == status
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        ("所以这两个数是17和19。\n检验：17+19=36，符合题意。", ["17", "19"]),
+        ("So x = 2.\nCheck: 30 * 2 = 60 ✓", "2"),
+        ("So x = 2.\nVerify: 2 + 3 = 5.", "2"),
+    ],
+)
+def test_a_check_line_after_the_answer_is_not_the_answer(output: str, expected: object) -> None:
+    assert check_answer(output, expected).status == "correct"

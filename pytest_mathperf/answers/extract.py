@@ -28,6 +28,9 @@ _WEAK_ANCHOR = re.compile(
     re.IGNORECASE,
 )
 _SENTENCE_END = re.compile(r"。|\n|\.(?!\d)|(?<!\\)[!?]")
+_CHECK_LINE = re.compile(
+    r"\W*(?:检验|验算|验证|(?:sanity\s+)?check(?:ing)?\b|verif(?:y|ication)\b)", re.IGNORECASE
+)
 _PROSE = re.compile(
     r"\b(?:because|since|which|where|when|as|if)\b|因为|由于|其中|验证", re.IGNORECASE
 )
@@ -137,6 +140,8 @@ class _Reading:
         for line in reversed(self.folded.splitlines()):
             if line.rstrip(" \t*").endswith(":"):
                 continue  # "Question 3:" introduces what follows; it is not the answer
+            if _CHECK_LINE.match(line):
+                continue  # "检验：17 + 19 = 36" checks the answer above it against the question
             anchors = list(_WEAK_ANCHOR.finditer(line))
             if anchors:
                 line = line[anchors[-1].end() :]
