@@ -804,3 +804,22 @@ def test_a_value_restated_rounded_is_one_answer(output: str, expected: str, stat
 )
 def test_a_check_line_after_the_answer_is_not_the_answer(output: str, expected: object) -> None:
     assert check_answer(output, expected).status == "correct"
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        ("答：他需要付 30（元）。", "30"),  # a unit in brackets, as Chinese textbooks write it
+        ("60÷15=4（本）", "4"),
+        ("答：面积是25π (cm²)。", "25\\pi"),
+        ("答：速度为60千米/时。", "60"),  # a compound unit in Chinese
+        ("答：共花了￥60。", "60"),
+        ("温度是-3℃。", "-3"),
+        ("\\boxed{25^{\\circ}\\mathrm{C}}", "25"),
+        ("答：面积是12m²。", "12"),  # a unit written against its number
+        ("The tank holds 2 L.", "2"),
+        ("\\boxed{f(x)}", "f(x)"),  # brackets that hold no unit stay
+    ],
+)
+def test_units_as_people_write_them_are_no_part_of_the_value(output: str, expected: str) -> None:
+    assert check_answer(output, expected).status == "correct"

@@ -85,10 +85,13 @@ _LEADING_WORDS = re.compile(r"^\s*(?:(?<!\\)\b(?!pi\b)[A-Za-z]{2,}\b\s*:?\s+)+")
 _UNIT = r"(?:cm|mm|km|dm|kg|mg|ml|km/h|m/s|cm/s|kph|mph)(?:\s*\^\s*\{?[23]\}?)?"
 #: One unit, word, degree sign or punctuation mark at the end of a value.
 _JUNK_AT_END = re.compile(
-    r"\s*(?:(?<![A-Za-z\\])" + _UNIT + r"|(?<=\s)[mgslh](?:\s*\^\s*\{?[23]\}?)?"
+    r"\s*(?:(?<![A-Za-z\\])" + _UNIT + r"|(?<=\s)[mgslhtL](?:\s*\^\s*\{?[23]\}?)?|(?<=\d)m\s*\^\s*\{?[23]\}?"
     r"|(?<=\s)(?<!\\)(?!pi\b)[A-Za-z]{2,}(?:\s*\^\s*\{?[23]\}?)?"
-    r"|°|\^\s*\{?\\circ\}?|\\circ|\\degree|[.,;:])\s*$"
+    r"|\(\s*(?:" + _UNIT + r"|[mgslhtL])?\s*\)"  # "30（元）", "25π (cm²)": a unit in brackets, or the bracket a word left
+    r"|℃|°\s*[CF]\b|°|\^\s*\{?\\circ\}?(?:\s*[CF]\b)?|\\circ|\\degree|/|[.,;:])\s*$"
 )
+# Currency signs before an amount: "￥60" is 60 (the dollar sign is TeX's, and read there).
+_CURRENCY = re.compile(r"[¥￥€£]\s*")
 
 
 def strip_trailing_junk(text: str) -> str:
@@ -322,6 +325,7 @@ def _clean_value(text: str, *, keep_equation: bool = False) -> str:
     text = _MIXED_NUMBER.sub(r"(\1+\2/\3)", text)
     text = _CJK_BETWEEN_NUMBERS.sub(", ", text)
     text = _CJK.sub(" ", text)
+    text = _CURRENCY.sub("", text)
     text = _LEADING_WORDS.sub("", text)
     text = strip_trailing_junk(text)
     percent = False
