@@ -112,6 +112,9 @@ def _report(history: str, output: Path) -> int:
     except HistoryError as error:
         print(f"mathperf report: {error}", file=sys.stderr)
         return 1
+    if rendered.runs == 0:  # an empty page would replace a report that had something in it
+        print(f"mathperf report: {history} holds no complete run yet; {output} is left as it is", file=sys.stderr)
+        return 1
     try:
         write_page(output, rendered.page)
     except OSError as error:
