@@ -823,3 +823,17 @@ def test_a_check_line_after_the_answer_is_not_the_answer(output: str, expected: 
 )
 def test_units_as_people_write_them_are_no_part_of_the_value(output: str, expected: str) -> None:
     assert check_answer(output, expected).status == "correct"
+
+
+@pytest.mark.parametrize(
+    ("output", "expected", "status"),
+    [
+        # a system written with a left brace is its rows, never a matrix
+        ("\\boxed{\\left\\{\\begin{array}{l}x=2\\\\y=3\\end{array}\\right.}", ["2", "3"], "correct"),
+        ("解得 $\\left\\{\\begin{array}{l}x=\\frac{20}{7}\\\\y=\\frac{25}{7}\\end{array}\\right.$", {"x": "20/7", "y": "25/7"}, "correct"),
+        ("解得 $\\left\\{\\begin{array}{l}x=\\frac{20}{7}\\\\y=\\frac{25}{7}\\end{array}\\right.$", {"x": "20/7", "y": "3"}, "wrong"),
+        ("\\boxed{\\begin{array}{cc}1&2\\\\3&4\\end{array}}", "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", "correct"),  # still a matrix
+    ],
+)
+def test_a_system_in_a_left_brace_is_its_rows(output: str, expected: object, status: str) -> None:
+    assert check_answer(output, expected).status == status

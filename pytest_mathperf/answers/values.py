@@ -19,6 +19,13 @@ _MATRIX = re.compile(
     re.DOTALL,
 )
 _MATRIX_SLOT = re.compile("\x00(\\d+)\x00")
+# A system written with a left brace, "\left\{\begin{array}{l} x=2 \\ y=3 \end{array}\right.", is
+# its rows, each a part (as in a cases environment), never a matrix.
+_SYSTEM = re.compile(
+    r"\\left\s*(?:\\\{|\\lbrace)\s*\\begin\s*\{(?P<env>array|aligned)\}(?:\s*\{[lcr|\s]*\})?"
+    r"(?P<body>.*?)\\end\s*\{(?P=env)\}(?:\s*\\right\s*\.?)?",  # a sentence cut may have taken the dot
+    re.DOTALL,
+)
 _SYMBOLS = [
     ("π", "\\pi "),
     ("√", "\\sqrt"),
@@ -138,6 +145,7 @@ def _math_text(text: str) -> str:
         return f"\x00{len(matrices) - 1}\x00"
 
     if "\\begin" in text:
+        text = _SYSTEM.sub(_system_rows, text)
         text = _MATRIX.sub(keep_matrix, text)
     if "circ" in text or "°" in text:
         text = _DEGREE_ARGUMENT.sub(_in_radians, text)
@@ -159,6 +167,10 @@ def _math_text(text: str) -> str:
     if matrices:
         text = _MATRIX_SLOT.sub(lambda match: matrices[int(match.group(1))], text)
     return text
+
+
+def _system_rows(match: re.Match[str]) -> str:
+    return " " + ", ".join(row.replace("&", " ") for row in match.group("body").split("\\\\")) + " "
 
 
 def _in_radians(match: re.Match[str]) -> str:
