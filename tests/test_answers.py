@@ -739,6 +739,7 @@ def test_plain_numbers_compare_as_the_sympy_path_does(rel_tol: float | None) -> 
         ("解得 $x=\\boxed{1}$ 或 $x=\\boxed{6}$。", "6", "wrong"),
         ("So $\\boxed{1}$ and $\\boxed{6}$.", "6", "wrong"),
         ("\\boxed{2} 和 \\boxed{3}", ["2", "3"], "correct"),
+        ("x=\\boxed{-2} or x=\\boxed{1} or x=\\boxed{6}", ["1", "6"], "wrong"),  # three roots given for two
         ("x = \\boxed{2}, y = \\boxed{3}", {"x": "2", "y": "3"}, "correct"),
         # a box after other words corrects the earlier one: the last box is the answer
         ("\\boxed{5}. Wait, that is wrong: the answer is \\boxed{6}.", "6", "correct"),
@@ -773,6 +774,8 @@ def test_numbers_in_a_sentence_keep_their_own_values(output: str, expected: str,
         ("\\boxed{e-6}", "1e-6", "wrong"),
         ("\\boxed{6.02 \\times 10^{23}}", "6.02e23", "correct"),
         ("\\boxed{1.5e3}", "1500", "correct"),
+        ("\\boxed{6.02e23}", "6.02e23", "correct"),  # the same on both sides
+        ("\\boxed{1e-6}", "1e-6", "correct"),
     ],
 )
 def test_scientific_notation_is_a_power_of_ten(output: str, expected: str, status: str) -> None:
@@ -788,9 +791,11 @@ def test_scientific_notation_is_a_power_of_ten(output: str, expected: str, statu
         ("So x = 20/7, or approximately 2.857.", "20/7", "correct"),
         ("So x = 20/7 (about 2.86).", "20/7", "correct"),
         ("So x = 20/7 (about 2.86).", "3", "wrong"),
+        # each value of a list rounded is a value of its own
+        ("The solutions are approximately 0.38 and approximately 2.62", ["0.38", "2.62"], "correct"),
     ],
 )
-def test_a_value_restated_rounded_is_one_answer(output: str, expected: str, status: str) -> None:
+def test_a_value_restated_rounded_is_one_answer(output: str, expected: object, status: str) -> None:
     assert check_answer(output, expected).status == status
 
 
@@ -800,6 +805,8 @@ def test_a_value_restated_rounded_is_one_answer(output: str, expected: str, stat
         ("所以这两个数是17和19。\n检验：17+19=36，符合题意。", ["17", "19"]),
         ("So x = 2.\nCheck: 30 * 2 = 60 ✓", "2"),
         ("So x = 2.\nVerify: 2 + 3 = 5.", "2"),
+        ("解得 x=1。\n检验：x=1 时分母为 0，是增根，所以 x=3", "3"),  # a check that concludes gives the answer
+        ("Checking each case, we get 5.", "5"),
     ],
 )
 def test_a_check_line_after_the_answer_is_not_the_answer(output: str, expected: object) -> None:
@@ -816,13 +823,25 @@ def test_a_check_line_after_the_answer_is_not_the_answer(output: str, expected: 
         ("答：共花了￥60。", "60"),
         ("温度是-3℃。", "-3"),
         ("\\boxed{25^{\\circ}\\mathrm{C}}", "25"),
-        ("答：面积是12m²。", "12"),  # a unit written against its number
-        ("The tank holds 2 L.", "2"),
         ("\\boxed{f(x)}", "f(x)"),  # brackets that hold no unit stay
+        ("\\boxed{\\sin(t)}", "\\sin(t)"),
     ],
 )
 def test_units_as_people_write_them_are_no_part_of_the_value(output: str, expected: str) -> None:
     assert check_answer(output, expected).status == "correct"
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        ("\\boxed{f(s)}", "f(t)"),  # a variable in brackets is no unit
+        ("\\boxed{2}", "2m^2"),  # nor is a letter written against a number
+        ("\\boxed{v_0 + a t}", "v_0 + a"),
+    ],
+)
+def test_letters_that_could_be_units_are_not_dropped_from_algebra(output: str, expected: str) -> None:
+    assert check_answer(output, expected).status == "wrong"
+    assert validate_expected(expected) is None
 
 
 @pytest.mark.parametrize(

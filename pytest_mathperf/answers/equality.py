@@ -167,7 +167,7 @@ def _node_count(expr: Basic) -> int:
 @lru_cache(maxsize=1024)
 def _expected_math(text: str) -> str:
     """An expected answer read like an output's ("25π 平方厘米" is 25\\pi), equations kept whole."""
-    return _clean_value(_E_NOTATION.sub(r"\1 \\times 10^{\2}", _math_text(text)), keep_equation=True)
+    return _clean_value(_math_text(text), keep_equation=True)
 
 
 def _value_text(text: str) -> str:
@@ -218,7 +218,7 @@ def _equal_plain(expected: _Plain, got: _Plain, rel_tol: float | None) -> bool:
 def _parse_value(text: str) -> Basic | None:
     """`text` as a sympy value via math-verify's LaTeX reader, or None when it can't be read
     or would be too costly to work with (huge powers, factorials, long text)."""
-    text = _value_text(text)
+    text = _E_NOTATION.sub(r"\1 \\times 10^{\2}", _value_text(text))  # on either side: math-verify reads e as Euler's
     if not text or len(text) > MAX_VALUE_CHARS or _evaluated_while_read(text):
         return None
     parse, _, config = _math_verify()

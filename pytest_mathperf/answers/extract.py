@@ -91,8 +91,8 @@ class _Reading:
         if self.cut_in_box:
             return []
         if self.boxes:
-            last = _values(self.boxes[-1], groups=groups)
-            if len(last) >= count:
+            last = _values(self.last_box or "", groups=groups)
+            if len(last) >= count or self.last_box != self.boxes[-1]:  # boxes joined as one answer are all of it
                 return last
             every = [value for box in self.boxes for value in _values(box, groups=groups)]
             return every[-count:]
@@ -140,8 +140,8 @@ class _Reading:
         for line in reversed(self.folded.splitlines()):
             if line.rstrip(" \t*").endswith(":"):
                 continue  # "Question 3:" introduces what follows; it is not the answer
-            if _CHECK_LINE.match(line):
-                continue  # "检验：17 + 19 = 36" checks the answer above it against the question
+            if _CHECK_LINE.match(line) and not _WEAK_ANCHOR.search(line):
+                continue  # "检验：17 + 19 = 36" checks the answer above it (unless it concludes: "…，所以 x=3")
             anchors = list(_WEAK_ANCHOR.finditer(line))
             if anchors:
                 line = line[anchors[-1].end() :]

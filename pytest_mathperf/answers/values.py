@@ -92,9 +92,9 @@ _LEADING_WORDS = re.compile(r"^\s*(?:(?<!\\)\b(?!pi\b)[A-Za-z]{2,}\b\s*:?\s+)+")
 _UNIT = r"(?:cm|mm|km|dm|kg|mg|ml|km/h|m/s|cm/s|kph|mph)(?:\s*\^\s*\{?[23]\}?)?"
 #: One unit, word, degree sign or punctuation mark at the end of a value.
 _JUNK_AT_END = re.compile(
-    r"\s*(?:(?<![A-Za-z\\])" + _UNIT + r"|(?<=\s)[mgslhtL](?:\s*\^\s*\{?[23]\}?)?|(?<=\d)m\s*\^\s*\{?[23]\}?"
+    r"\s*(?:(?<![A-Za-z\\])" + _UNIT + r"|(?<=\s)[mgslh](?:\s*\^\s*\{?[23]\}?)?"
     r"|(?<=\s)(?<!\\)(?!pi\b)[A-Za-z]{2,}(?:\s*\^\s*\{?[23]\}?)?"
-    r"|\(\s*(?:" + _UNIT + r"|[mgslhtL])?\s*\)"  # "30（元）", "25π (cm²)": a unit in brackets, or the bracket a word left
+    r"|(?<![A-Za-z\\])\(\s*(?:" + _UNIT + r")?\s*\)"  # "30（元）", "25π (cm²)": a unit in brackets, or the bracket a word left
     r"|℃|°\s*[CF]\b|°|\^\s*\{?\\circ\}?(?:\s*[CF]\b)?|\\circ|\\degree|/|[.,;:])\s*$"
 )
 # Currency signs before an amount: "￥60" is 60 (the dollar sign is TeX's, and read there).
@@ -255,9 +255,15 @@ _APPROXIMATION_ASIDE = re.compile(
 
 
 def answer_parts(answer: str) -> list[str]:
-    """The parts of an answer as math text, without the rounded restatements of a value."""
-    text = _APPROXIMATION_ASIDE.sub("", _math_text(answer))
-    return [part for index, part in enumerate(_split_parts(text)) if not (index and _APPROXIMATION_PART.match(part))]
+    """The parts of an answer as math text, without the rounded restatements of a value: a part
+    that says "approximately" right after one that gives the value exactly."""
+    parts = _split_parts(_APPROXIMATION_ASIDE.sub("", _math_text(answer)))
+    # "approximately 0.38 and approximately 2.62" are two values, each rounded
+    rounded = [_APPROXIMATION_PART.search(part) is not None for part in parts]
+    return [
+        part for index, part in enumerate(parts)
+        if not (index and _APPROXIMATION_PART.match(part) and not rounded[index - 1])
+    ]
 
 
 def _values(answer: str, *, groups: bool = False) -> list[str]:
