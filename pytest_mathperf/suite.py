@@ -383,7 +383,7 @@ def _cases_from(path: Path, block: LocatedDict, defaults: Mapping[str, Any], sui
             case_id = record[id_field] if id_field else f"{source.stem}-{number}"
             if isinstance(case_id, int) and not isinstance(case_id, bool):
                 case_id = str(case_id)
-            if not isinstance(case_id, str) or not _ID_PATTERN.match(case_id):  # it names a test item
+            if id_field and (not isinstance(case_id, str) or not _ID_PATTERN.match(case_id)):  # it names a test item
                 raise SchemaError(source, number, f"field {id_field!r}: {case_id!r} must use letters, digits and . _ - + only")
             if not isinstance(record[block["prompt"]], str):
                 raise SchemaError(source, number, f"field {block['prompt']!r} must be a string")

@@ -14,7 +14,6 @@ most of whom only ever open the SQLite file.
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -71,8 +70,12 @@ def parse_location(value: str | Path | HistoryLocation, base: Path | None = None
         parts = urlsplit(text)
         parts.port  # noqa: B018 - a port that is not a number raises here, not deep in libpq
     except ValueError as error:
-        redacted = re.sub(r"(://[^/@:]*):[^@/]*@", r"\1:…@", text)  # never echo a password
-        raise HistoryError(f"{redacted}: not a valid URL ({error}); give a postgresql://user@host:port/database URL") from None
+        scheme_end, at = text.find("://") + 3, text.rfind("@")
+        user, colon, _ = text[scheme_end:at].partition(":") if at > scheme_end else ("", "", "")
+        if colon:  # never echo a password, nor Python's message, which may quote part of it
+            shown = f"{text[:scheme_end]}{user}:…{text[at:]}"
+            raise HistoryError(f"{shown}: not a valid URL; give a postgresql://user@host:port/database URL") from None
+        raise HistoryError(f"{text}: not a valid URL ({error}); give a postgresql://user@host:port/database URL") from None
     if parts.scheme not in POSTGRES_SCHEMES:
         raise HistoryError(
             f"{parts.scheme}://…: not a history location; give a file path or a postgresql://user@host/database URL"
