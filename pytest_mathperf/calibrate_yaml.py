@@ -139,6 +139,7 @@ def _write_bounds(entry: Any, bounds: Sequence[WrittenBound]) -> None:
             if not isinstance(node.get(key), CommentedMap):
                 node[key] = CommentedMap()
             node = node[key]
+            node.fa.set_block_style()  # a comment per number needs a line per number
         if not isinstance(node.get(leaf_key), CommentedMap):
             node[leaf_key] = CommentedMap()
             node[leaf_key].fa.set_flow_style()

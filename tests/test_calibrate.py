@@ -172,6 +172,8 @@ def test_update_replaces_the_calibrated_numbers_and_keeps_every_other_budget(tmp
     assert [(rule.name, rule.max_ratio) for rule in entry.comparisons] == [("ttft_ms.p50", 1.2)]
     written = thresholds.read_text()
     assert "warmup_s: {max: 3}                          # by hand" in written
+    # the flow mapping the numbers went into is now a block, one commented line per number
+    assert "        ttft_ms:                                    # by hand\n          p50: {max: 4.1, confidence: 0.95} # 3 runs" in written
 
 
 def test_token_rates_from_estimated_counts_are_not_written_as_the_gate_would_not_judge_them(
