@@ -10,7 +10,8 @@ that they were taken on a quiet host in one environment, and derives:
   never closer to the mean than a floor margin (identical runs must not give a zero-width budget);
 - memory budgets from the highest observed peak plus a margin (memory barely varies run to run,
   so a spread says little; a leak or a larger model moves it by far more than the margin);
-- accuracy floors per suite from the lower Wilson bound of the accuracy pooled over the runs;
+- accuracy floors per suite as a prediction bound for the next run: the beta-binomial predictive
+  distribution of its count of correct cases, from the accuracy pooled over the runs;
 - ``compare:`` margins (asked for with ``--compare``) as ratios from the same spread.
 """
 

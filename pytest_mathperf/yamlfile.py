@@ -103,10 +103,10 @@ def load_yaml(path: Path) -> Any:
         return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
-        problem_text = error.problem or ""
-        if error.context_mark is not None and ("end of stream" in problem_text or "<stream end>" in problem_text):
+        lines = max(len(text.splitlines()), 1)
+        if error.context_mark is not None and mark is not None and mark.line >= lines:
             mark = error.context_mark  # an unclosed quote or bracket: point at where it opened
-        line = mark.line + 1 if mark is not None else None
+        line = min(mark.line + 1, lines) if mark is not None else None  # never past the file's last line
         problem = error.problem or error.context or "invalid YAML"
         if error.context and error.problem:
             problem = f"{error.problem} ({error.context})"

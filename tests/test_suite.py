@@ -69,6 +69,11 @@ def test_a_valid_suite_loads_with_defaults_and_case_overrides(tmp_path: Path) ->
             id="bracket-open-at-the-end",  # where it opened, not the line after the file's last
         ),
         pytest.param(
+            "suite: s\ncases:\n  - id: a\n    prompt: hi\n    answer: [1,\n      2,\n",
+            "s.yaml:6: YAML syntax error: expected the node content",
+            id="trailing-comma-at-the-end",  # the file's last line, never one past it
+        ),
+        pytest.param(
             "suite: s\ncases:\n  - id: a\n    prompt: hi\n    answr: 1\n",
             "s.yaml:5: unknown key 'answr' in a case; did you mean 'answer'?",
             id="unknown-key-suggestion",

@@ -14,7 +14,9 @@ Where the answer is read from
     last 4,000 characters are read, up to a ``<think>`` reopened after the answer. In that
     text, in order of preference:
 
-    1. ``\\boxed{…}`` / ``\\fbox{…}`` (nested braces). A single answer takes the last box. Several
+    1. ``\\boxed{…}`` / ``\\fbox{…}`` (nested braces). A single answer takes the last box, with
+       the boxes joined to it as one answer ("or", "and", "或", "和", a comma: ``x=\\boxed{1}``
+       或 ``x=\\boxed{6}`` gives two values, so an extraneous root is wrong). Several
        parts take the last box when it holds enough parts (``\\boxed{17, 19}``,
        ``\\boxed{17 和 19}``, ``\\boxed{x = 20/7, y = 25/7}``), otherwise the last parts over all
        boxes (``\\boxed{17}`` … ``\\boxed{19}``). A box still open when max_new_tokens hit
@@ -24,7 +26,8 @@ Where the answer is read from
     3. The last line that holds a value (closing words such as "Hope this helps!" are
        skipped), read from its last "so", "thus", "therefore", "hence", "we get", "所以",
        "因此", "故", "综上", "解得", "可得", "得到", "即", "i.e." on, up to the end of that
-       sentence. A line ending in ":" ("Question 3:") introduces, it does not answer.
+       sentence. A line ending in ":" ("Question 3:") introduces, it does not answer; a check
+       line ("检验：…", "Check: …") is skipped unless it concludes ("…，所以 x=3").
 
     Nothing found is ``no_answer``; a final answer that says there is no value ("undefined",
     "无解") is ``wrong`` where a value is expected. Text answers are read in ``text``.
@@ -38,7 +41,13 @@ Reading a value
     34, "3 + 4 等于 7" reads 7. Chinese words, leading English words ("the numbers are") and
     trailing units (cm, cm², km/h, °, 平方厘米, 元, 本, 个, 米, any trailing English word such
     as "books") are dropped; a percent sign is kept for equality (see ``percent``). 1.25 万 is
-    12500, 3 亿 is 300000000 (万, 百万, 千万, 亿, 万亿). sin 30° is sin(π/6).
+    12500, 3 亿 is 300000000 (万, 百万, 千万, 亿, 万亿). sin 30° is sin(π/6). ``2 1/2`` and
+    ``2又1/2`` are mixed numbers; ``1e-6`` is a power of ten on either side. A unit in brackets
+    (``30（元）``, ``(cm²)``), a Chinese compound unit (``千米/时``), ``￥`` and ``℃`` are dropped;
+    Chinese words between two numbers keep them apart (``1小时加工200个`` is never 1200). A part
+    that restates the value before it rounded ("约等于 78.5", "or approximately 2.857",
+    "(about 2.86)") is no part of its own. A system in a left brace
+    (``\\left\\{\\begin{array}…\\right.``) is its rows.
     A comma followed by exactly three digits and no space is a thousands separator
     (``1,234``), except directly inside ( or [ where it separates (``(2,100) \\cup (100,500)``,
     ``(1,234)`` is a pair); ``10\\,000``, ``12,\\! 345``, ``1{,}000`` and ``1 000`` are
@@ -94,7 +103,8 @@ Not handled, on purpose
     positionally for a mapping (``\\boxed{20/7, 25/7}`` for ``{x, y}``); "分别是 2 本和 3 本"
     against named parts (a list answer ``[2, 3]`` does read it); numbers written in words
     (seventeen, 十七); more than one ``±`` in a value; units outside a scalar answer (lists
-    and named parts drop them), compound units (km/h) and currencies; function names
+    and named parts drop them), converting compound units (km/h) and currencies (they are
+    dropped from a value, not converted); function names
     written without a backslash (``sin x`` reads ``x``: write ``\\sin x``). Values that would
     take sympy minutes read as unreadable (a wrong answer, never a hang): powers with an
     exponent over 10,000 (over 100 for a power of a symbol), factorials over 1,000, sums,
