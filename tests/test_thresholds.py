@@ -77,7 +77,7 @@ def test_model_glob_and_suites_not_in_the_run(tmp_path: Path) -> None:
         ("unknown_card: ignore\n", 1, "unknown_card: must be one of skip, fail, record"),
         ("cards:\n  cpu:\n    model: {}\n", 3, "unknown key 'model' in cards.'cpu'; did you mean 'models'?"),
         ("cards:\n  cpu:\n    models:\n      m:\n        suites:\n          algebra: {vram_peak_gb: {max: 1}}\n", 6, "measured per model, not per suite"),
-        ("cards: [\n", 2, "YAML syntax error"),
+        ("cards: [\n", 1, "YAML syntax error"),  # where the bracket opened, a line the file has
         ("cards:\n  cpu:\n    models:\n      m:\n        ttft_ms: {p50: {min: 10, max: 5}}\n", 5, "ttft_ms.p50: min 10 is above max 5; no value could pass"),
         ("cards:\n  cpu:\n    models:\n      m:\n        load_s: {max: -5}\n", 5, "load_s.max: must be a number ≥ 0, got -5"),
         ("cards:\n  cpu:\n    models:\n      m:\n        load_s: {max: .nan}\n", 5, "load_s.max: must be a number ≥ 0, got nan"),
