@@ -328,6 +328,8 @@ class Script:
     echo_key_in_errors: bool = True  # 401 bodies quote the key, as some real servers do
     delay_s: float = 0.0  # between chunks
     multiline: bool = False  # spread each event's JSON over several `data:` lines, as the SSE format allows
+    keepalive_s: float = 0.0  # stall: send ": ping" comments this often instead of silence, as proxies do
+    linger_s: float = 0.0  # keep the body open this long after [DONE] before ending it
 
 
 @dataclass
@@ -536,8 +538,16 @@ class ScriptedServer:
                     writer.transport.abort()  # mid-answer, without ending the chunked body
                     return False
                 assert self._stopping is not None
+                deadline = time.monotonic() + 60
+                while script.keepalive_s and not self._stopping.is_set() and time.monotonic() < deadline:
+                    try:
+                        writer.write(_http_chunk(b": ping\n\n"))
+                        await writer.drain()
+                    except (ConnectionError, OSError):
+                        return False  # the client gave up on us: what the test wants
+                    await asyncio.sleep(script.keepalive_s)
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), timeout=60)
+                    await asyncio.wait_for(self._stopping.wait(), timeout=max(deadline - time.monotonic(), 0))
                 return False
             writer.write(_http_chunk(event))
             if script.delay_s:
@@ -553,6 +563,9 @@ class ScriptedServer:
             writer.write(_http_chunk(_chunk_json({}, finish_reason=finish_reason, usage=usage)))
             if script.done_marker:
                 writer.write(_http_chunk(b"data: [DONE]\n\n"))
+        if script.linger_s:
+            await writer.drain()
+            await asyncio.sleep(script.linger_s)
         writer.write(b"0\r\n\r\n")
         await writer.drain()
         return True

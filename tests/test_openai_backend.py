@@ -226,6 +226,13 @@ def test_stream_reader_ignores_comments_and_reads_usage_only_chunks() -> None:
     assert stream.usage == {"prompt_tokens": 3, "completion_tokens": 2}
 
 
+def test_an_event_with_empty_data_is_not_dispatched() -> None:
+    decoder = EventDecoder()
+    assert decoder.feed(b"data:\n\ndata: \n\n") == []  # as the SSE format says
+    assert decoder.feed(b": ping\n\n") == [] and not decoder.carried_data  # a keep-alive is no progress
+    assert decoder.feed(b"data: [DONE]\n\n") == [b"[DONE]"] and decoder.carried_data
+
+
 def test_event_decoder_joins_multi_line_data_across_reads() -> None:
     """An event may span several ``data:`` lines and arrive cut anywhere, with any line ending."""
     body = (
@@ -448,6 +455,33 @@ def test_silence_mid_stream_times_out(scripted_server: ScriptedServer) -> None:
     scripted_server.script.mode = "stall"
     with pytest.raises(GenerationTimeout, match="went silent for 0.2 s after 3 chunks"):
         backend_for(scripted_server.base_url, settings=IMPATIENT).generate(ask())
+
+
+@pytest.mark.parametrize(("events_first", "message"), [(0, "no first byte from .* within 0.2 s"), (3, "went silent for 0.2 s after 3 chunks")])
+def test_keep_alive_comments_are_no_progress(scripted_server: ScriptedServer, events_first: int, message: str) -> None:
+    # a proxy that sends ": ping" while the model is queued or stuck must not hold off the timeouts
+    scripted_server.script.mode, scripted_server.script.drop_after, scripted_server.script.keepalive_s = "stall", events_first, 0.05
+    started = time.perf_counter()
+    with pytest.raises(GenerationTimeout, match=message):
+        backend_for(scripted_server.base_url, settings=IMPATIENT).generate(ask())
+    assert time.perf_counter() - started < 3  # not the 10 s whole-generation limit
+
+
+def test_a_body_kept_open_after_done_is_read_for_a_second_at_most(scripted_server: ScriptedServer) -> None:
+    scripted_server.script.linger_s = 5.0
+    started = time.perf_counter()
+    patient = dataclasses.replace(QUICK, first_byte_timeout_s=10.0)  # the drain must not wait for this limit
+    generation = backend_for(scripted_server.base_url, settings=patient).generate(ask())
+    assert time.perf_counter() - started < 3 and "\\boxed{812}" in generation.text
+    assert generation.e2e_ms < 1000  # the drain is no part of the generation
+
+
+def test_a_character_split_into_surrogate_halves_is_rejoined(scripted_server: ScriptedServer) -> None:
+    # a server counting in UTF-16 may escape each half of an emoji in its own chunk
+    scripted_server.script.pieces = ("smile \ud83d", "\ude00 The answer is ", "\\boxed{812}")
+    generation = backend_for(scripted_server.base_url).generate(ask())
+    assert generation.text == "smile \U0001f600 The answer is \\boxed{812}"
+    generation.text.encode("utf-8")  # nothing left that the history could not write
 
 
 def test_whole_generation_timeout(scripted_server: ScriptedServer, scripted_backend: OpenAIBackend) -> None:

@@ -354,13 +354,15 @@ class OpenAIBackend:
                 if not piece:
                     break
                 now = perf_counter()
-                watchdog.last_read_at = now
                 if complete:
                     continue
-                for data in decoder.feed(piece):
+                events = decoder.feed(piece)
+                if decoder.carried_data:  # keep-alive comments are no sign of progress
+                    watchdog.saw_data(now)
+                for data in events:
                     if feed(data, now):
                         complete = True
-                        watchdog.draining = True
+                        watchdog.drain(now)
                         break
                 if stream.server_error is not None:
                     return

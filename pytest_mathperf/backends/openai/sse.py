@@ -19,12 +19,13 @@ from pytest_mathperf.backends.thinking import THINK_CLOSE, THINK_OPEN, answer_of
 class EventDecoder:
     """Splits a byte stream into the ``data`` of each server-sent event."""
 
-    __slots__ = ("_pending", "_data", "_trailing_cr")
+    __slots__ = ("_pending", "_data", "_trailing_cr", "carried_data")
 
     def __init__(self) -> None:
         self._pending = b""  # an incomplete last line
         self._data: list[bytes] = []  # data lines of the event being read
         self._trailing_cr = False  # a CR ended the last piece: a LF starting the next one is its pair
+        self.carried_data = False  # the last piece held event data, not only keep-alive comments
 
     def feed(self, piece: bytes) -> list[bytes]:
         """The data of every event that ``piece`` completes (empty events are skipped)."""
@@ -39,15 +40,21 @@ class EventDecoder:
         self._pending = lines.pop()
         events: list[bytes] = []
         data = self._data
+        self.carried_data = False
         for line in lines:
             if not line:
                 if data:
-                    events.append(data[0] if len(data) == 1 else b"\n".join(data))
+                    joined = data[0] if len(data) == 1 else b"\n".join(data)
+                    if joined:  # an event whose data is empty is not dispatched
+                        events.append(joined)
                     data.clear()
             elif line.startswith(b"data:"):
+                self.carried_data = True
                 value = line[5:]
                 data.append(value[1:] if value.startswith(b" ") else value)
             # ":" comments (keep-alives), "event:", "id:" and "retry:" carry nothing we read
+        if self._pending.startswith(b"data:"):
+            self.carried_data = True  # an event still arriving
         return events
 
 
@@ -136,8 +143,8 @@ class ChatStream:
 
     def reasoning_text(self) -> str:
         if self.reasoning_apart:
-            return "".join(event.text for event in self.events if event.kind == "reasoning")
-        content = "".join(event.text for event in self.events)
+            return _mended("".join(event.text for event in self.events if event.kind == "reasoning"))
+        content = _mended("".join(event.text for event in self.events))
         close = content.rfind(THINK_CLOSE)
         if close >= 0:
             return content[:close].replace(THINK_OPEN, "", 1)
@@ -152,9 +159,9 @@ class ChatStream:
         not be mistaken for the answer, nor dropped from the raw output.
         """
         if not self.reasoning_apart:
-            return "".join(event.text for event in self.events)
+            return _mended("".join(event.text for event in self.events))
         reasoning = self.reasoning_text()
-        content = "".join(event.text for event in self.events if event.kind == "content")
+        content = _mended("".join(event.text for event in self.events if event.kind == "content"))
         closed = THINK_CLOSE if (content or self.finish_reason != "length") else ""
         return f"{THINK_OPEN}{reasoning}{closed}{content}"
 
@@ -182,3 +189,14 @@ class ChatStream:
 
 def _text(data: bytes | str) -> str:
     return data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+
+
+def _mended(text: str) -> str:
+    """``text`` with UTF-16 surrogate halves rejoined and any left alone replaced (U+FFFD).
+
+    A server that counts in UTF-16 may split a character such as an emoji across two chunks, each
+    escaped as a lone surrogate; left in, it is not UTF-8 and nothing can write it down.
+    """
+    if not any("\ud800" <= char <= "\udfff" for char in text):
+        return text
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")

@@ -299,6 +299,23 @@ class Watchdog:
         if self._task is not None:
             self._task.cancel()
 
+    def saw_data(self, now: float) -> None:
+        """Event data arrived: the silence limit now counts from here."""
+        first = self.last_read_at is None
+        self.last_read_at = now
+        if first:  # the timer was set for the first byte; a shorter silence limit is due sooner
+            self._reschedule(now + self._silence_s)
+
+    def drain(self, now: float) -> None:
+        """The answer is complete: read on for at most ``DRAIN_S`` so the connection can be reused."""
+        self.draining = True
+        self.last_read_at = now
+        self._reschedule(now + DRAIN_S)
+
+    def _reschedule(self, due: float) -> None:
+        self._handle.cancel()
+        self._handle = self._loop.call_later(max(due - time.perf_counter(), 0.0), self._check)
+
     def stop(self) -> None:
         self._handle.cancel()
 
