@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 BLESSED_PREFIX = "blessed run "
 
 
-
 @dataclass(frozen=True)
 class ModelPlan:
     """The budgets that judge one model in this run, or why none do."""

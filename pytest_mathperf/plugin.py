@@ -150,18 +150,20 @@ def _read_settings(config: pytest.Config) -> Settings:
         except (ValueError, pytest.UsageError) as error:  # "invalid truth value 'maybe'" names neither option nor file
             raise pytest.UsageError(f"ini option {name} in {config.inipath}: {error}") from None
 
+    def named(name: str) -> str:  # where a value came from, as an error names it
+        return "--" + name.replace("_", "-") if config.getoption(name) is not None else f"ini option {name}"
+
     def choice(name: str, allowed: str, valid: bool) -> str:
         chosen, _ = value(name)
         if not valid:
-            where = "--" + name.replace("_", "-") if config.getoption(name) is not None else f"ini option {name}"
-            raise pytest.UsageError(f"{where}: {chosen!r} is not one of {allowed}")
+            raise pytest.UsageError(f"{named(name)}: {chosen!r} is not one of {allowed}")
         return chosen
 
     def integer(name: str, minimum: int) -> int | None:
         raw, _ = value(name)
         if raw in (None, ""):
             return None
-        option = "--" + name.replace("_", "-") if config.getoption(name) is not None else f"ini option {name}"
+        option = named(name)
         try:
             number = int(raw)
         except ValueError:

@@ -230,18 +230,24 @@ def _defaults(path: Path, top: LocatedDict) -> dict[str, Any]:
     return defaults
 
 
+_ID_RULE = "must use letters, digits and . _ - + only"
+
+
+def _valid_id(value: Any) -> str | None:
+    """A case id as text (a whole number is one), or None when it cannot name a test item."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    return value if isinstance(value, str) and _ID_PATTERN.match(value) else None
+
+
 def _case(path: Path, raw: LocatedDict, defaults: Mapping[str, Any], suite: str) -> Case:
     check_keys(path, raw, CASE_FIELDS, "a case")
     for required in ("id", "prompt", "answer"):
         if required not in raw:
             raise SchemaError(path, raw.line, f"case is missing required field {required!r}")
-    case_id = raw["id"]
-    if isinstance(case_id, int) and not isinstance(case_id, bool):
-        case_id = str(case_id)
-    if not isinstance(case_id, str) or not _ID_PATTERN.match(case_id):
-        raise SchemaError(
-            path, raw.line_of("id"), f"id: {case_id!r} must use letters, digits and . _ - + only"
-        )
+    case_id = _valid_id(raw["id"])
+    if case_id is None:
+        raise SchemaError(path, raw.line_of("id"), f"id: {raw['id']!r} {_ID_RULE}")
     values = dict(defaults)
     for key, value in raw.items():
         if key in DEFAULTABLE_FIELDS:
@@ -380,11 +386,9 @@ def _cases_from(path: Path, block: LocatedDict, defaults: Mapping[str, Any], sui
                         source, number, f"answer_regex {pattern.pattern!r} does not match {str(answer)[-80:]!r}"
                     )
                 answer = (match.group(1) if pattern.groups else match.group(0)).strip().replace(",", "")
-            case_id = record[id_field] if id_field else f"{source.stem}-{number}"
-            if isinstance(case_id, int) and not isinstance(case_id, bool):
-                case_id = str(case_id)
-            if id_field and (not isinstance(case_id, str) or not _ID_PATTERN.match(case_id)):  # it names a test item
-                raise SchemaError(source, number, f"field {id_field!r}: {case_id!r} must use letters, digits and . _ - + only")
+            case_id = _valid_id(record[id_field]) if id_field else f"{source.stem}-{number}"
+            if case_id is None:  # it names a test item
+                raise SchemaError(source, number, f"field {id_field!r}: {record[id_field]!r} {_ID_RULE}")
             if not isinstance(record[block["prompt"]], str):
                 raise SchemaError(source, number, f"field {block['prompt']!r} must be a string")
             problem = _answer_problem(answer)

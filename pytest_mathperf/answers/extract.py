@@ -58,8 +58,9 @@ class _Reading:
         folded = _EMPTY_BOX.sub(" ", region.translate(_FOLD))  # "write it in \\boxed{}" echoed
         self.folded = _DISPLAY_MATH.sub(_one_line, folded)
         self.after_think = after_think
-        self.boxes = _boxes(self.folded)
-        self.last_box = _last_box(self.folded)
+        spans = _box_spans(self.folded)
+        self.boxes = [contents for _, _, contents in spans]
+        self.last_box = _last_box(self.folded, spans)
         # Cut off while writing a box: what is in it so far ("\\boxed{12") may not be the answer.
         box_starts = [match.end() for match in _BOX.finditer(self.folded)] if truncated else []
         self.cut_in_box = bool(box_starts) and _closing_brace(self.folded, box_starts[-1]) is None
@@ -182,20 +183,16 @@ def _box_spans(text: str) -> list[tuple[int, int, str]]:
     return spans
 
 
-def _boxes(text: str) -> list[str]:
-    return [contents for _, _, contents in _box_spans(text)]
-
-
 # Between two boxes of one answer: "x = \boxed{1} 或 x = \boxed{6}", "\boxed{1} and \boxed{6}".
 _BOX_JOINER = re.compile(r"(?:或者?|或是|以及|和|与|及|、|,|;|or|and)", re.IGNORECASE)
 _BOX_SEPARATORS = re.compile(r"[\s$]|\\[()]")
 _ASSIGNMENT_BEFORE_BOX = re.compile(r"(?:[A-Za-z](?:_\{?\w{1,3}\}?)?=)?$")
 
 
-def _last_box(text: str) -> str | None:
-    """The final answer's box: the last one, with the boxes it is joined to by "or", "and", "或",
-    "和" or a comma written as one answer. A box after other words corrects the earlier ones."""
-    spans = _box_spans(text)
+def _last_box(text: str, spans: list[tuple[int, int, str]]) -> str | None:
+    """The final answer's box: the last of ``spans`` (the boxes of ``text``), with the boxes it is joined
+    to by "or", "and", "或", "和" or a comma written as one answer. A box after other words corrects
+    the earlier ones."""
     if not spans:
         return None
     chain = [spans[-1][2]]

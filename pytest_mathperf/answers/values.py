@@ -83,9 +83,10 @@ _DEGREE_ARGUMENT = re.compile(
 )
 _MATHRM_LETTER = re.compile(r"\\(?:mathrm|mathit|rm|text)\s*\{\s*([A-Za-z])\s*\}")
 _PERCENT_SIGN = re.compile(r"(?<!\\)%")
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
+_CJK_CHARACTER = "[\u3400-\u9fff\uf900-\ufaff]"
+_CJK = re.compile(_CJK_CHARACTER + "+")
 # Words between two numbers keep them apart: "1小时加工200个" is 1 and 200, never 1200.
-_CJK_BETWEEN_NUMBERS = re.compile(r"(?<=\d)\s*[\u3400-\u9fff\uf900-\ufaff]+\s*(?=[-+]?\d)")
+_CJK_BETWEEN_NUMBERS = re.compile(r"(?<=\d)\s*" + _CJK_CHARACTER + r"+\s*(?=[-+]?\d)")
 # A mixed number: "2又1/2" (Chinese), "2 1/2" (plain text) is 2 + 1/2.
 _MIXED_NUMBER = re.compile(r"(?<![\d.,/])(\d+)(?:\s*又\s*|\s+)(\d+)\s*/\s*(\d+)(?![\d./])")
 _LEADING_WORDS = re.compile(r"^\s*(?:(?<!\\)\b(?!pi\b)[A-Za-z]{2,}\b\s*:?\s+)+")
@@ -101,6 +102,17 @@ _JUNK_AT_END = re.compile(
 _CURRENCY = re.compile(r"[¥￥€£]\s*")
 
 
+_PERCENT_END = re.compile(r"\s*\\%\s*$")
+#: Kept at the end of a value read with a percent sign; equality decides what it means.
+PERCENT = "\\%"
+_EQUALS = re.compile(r"(?<![<>!\\])=(?!=)")
+_APPROX = re.compile(r"\\approx|\\sim(?![a-z])")
+# A verb of equality: in "The largest n is 34" or "3 + 4 等于 7" the value is what follows it.
+_EQUALITY_VERB = re.compile(
+    r"\b(?:is|are|equals|equal\s+to|was|becomes)\b|的值为|的值是|等于|是|为", re.IGNORECASE
+)
+
+
 def strip_trailing_junk(text: str) -> str:
     """``text`` without the units, words and punctuation that end it, one at a time from the end.
 
@@ -111,15 +123,6 @@ def strip_trailing_junk(text: str) -> str:
     while (match := _JUNK_AT_END.search(text)) is not None:
         text = text[: match.start()]
     return text
-_PERCENT_END = re.compile(r"\s*\\%\s*$")
-#: Kept at the end of a value read with a percent sign; equality decides what it means.
-PERCENT = "\\%"
-_EQUALS = re.compile(r"(?<![<>!\\])=(?!=)")
-_APPROX = re.compile(r"\\approx|\\sim(?![a-z])")
-# A verb of equality: in "The largest n is 34" or "3 + 4 等于 7" the value is what follows it.
-_EQUALITY_VERB = re.compile(
-    r"\b(?:is|are|equals|equal\s+to|was|becomes)\b|的值为|的值是|等于|是|为", re.IGNORECASE
-)
 
 
 # {x | x > 3} is the set of x > 3: the condition is the answer, compared with its set.

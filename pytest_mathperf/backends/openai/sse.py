@@ -143,8 +143,8 @@ class ChatStream:
 
     def reasoning_text(self) -> str:
         if self.reasoning_apart:
-            return _mended("".join(event.text for event in self.events if event.kind == "reasoning"))
-        content = _mended("".join(event.text for event in self.events))
+            return self._joined("reasoning")
+        content = self._joined()
         close = content.rfind(THINK_CLOSE)
         if close >= 0:
             return content[:close].replace(THINK_OPEN, "", 1)
@@ -159,11 +159,15 @@ class ChatStream:
         not be mistaken for the answer, nor dropped from the raw output.
         """
         if not self.reasoning_apart:
-            return _mended("".join(event.text for event in self.events))
+            return self._joined()
         reasoning = self.reasoning_text()
-        content = _mended("".join(event.text for event in self.events if event.kind == "content"))
+        content = self._joined("content")
         closed = THINK_CLOSE if (content or self.finish_reason != "length") else ""
         return f"{THINK_OPEN}{reasoning}{closed}{content}"
+
+    def _joined(self, kind: str | None = None) -> str:
+        """The text of the events of ``kind`` (all of them by default), as one mended string."""
+        return _mended("".join(event.text for event in self.events if kind is None or event.kind == kind))
 
     def ttft_at(self) -> float | None:
         return self.events[0].at if self.events else None
