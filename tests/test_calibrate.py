@@ -285,7 +285,9 @@ def test_calibrates_the_demo_model_end_to_end(tmp_path: Path, no_server_starting
     assert written.startswith("# ours\nversion: 1\nno_budget: fail\ncards:\n  cpu:\n    models:\n      mathperf-tiny:\n")
     entry = load_thresholds(thresholds).cards["cpu"]["mathperf-tiny"]
     names = {budget.name for budget in entry.budgets}
-    assert {"ttft_ms.p50", "ttft_ms.p95", "tokens_per_s.mean", "rss_peak_gb", "load_s", "accuracy"} <= names
+    assert {"ttft_ms.p50", "ttft_ms.p95", "rss_peak_gb", "load_s", "accuracy"} <= names
+    # three runs beside other work can spread too widely for a lower bound; then calibrate says so, never writes 0
+    assert "tokens_per_s.mean" in names or "calibrate: tokens_per_s.mean: the runs spread too widely" in done.stderr
     assert "3/3, 3/3, 3/3 correct" in written
     gate = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--mathperf", "--mathperf-model", "mathperf-tiny",
