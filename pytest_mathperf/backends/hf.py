@@ -25,6 +25,7 @@ from pytest_mathperf.backends import (
     ModelLoadError,
     OutOfMemory,
 )
+from pytest_mathperf.backends.fingerprint import folder_fingerprint
 from pytest_mathperf.backends.thinking import THINK_CLOSE, THINK_OPEN, answer_offset
 
 BUNDLED_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
@@ -150,7 +151,7 @@ class HFBackend:
         return LoadInfo(
             model=model_id,
             source=source,
-            revision=getattr(self.model.config, "_commit_hash", None),
+            revision=getattr(self.model.config, "_commit_hash", None) or (folder_fingerprint(Path(source)) if local else None),
             dtype=str(self.model.dtype).removeprefix("torch."),
             device=self.device,
             load_s=load_s,

@@ -2,8 +2,9 @@
 
 A trend is only worth reading if a reader can tell a regression from a change: a suite that
 gained cases or a model with new weights measures something else (a *content* change, which
-breaks the trend line), and a new torch, driver or a busy host explains a step without the model
-being worse (an *environment* change, which is marked). Every key read here may be missing from
+breaks the trend line), and a new torch or driver explains a step without the model being worse
+(an *environment* change, which is marked). A busy host is shown on the run's own point, never as
+a change: its wording moves with the neighbours' load from one run to the next. Every key read here may be missing from
 older runs, so each is optional.
 """
 
@@ -83,6 +84,12 @@ def run_name(summary: RunSummary) -> RunName:
     return RunName(short=short, full=" · ".join(parts))
 
 
+def busy_note(summary: RunSummary) -> str:
+    """A busy host, for the run's own point: it is no change of environment (its wording moves with the load)."""
+    busy = _text(summary.environment.get(HOST_BUSY))
+    return "" if busy.lower() in _FALSE else f" · measured on a busy host: {busy}"
+
+
 def is_blessed(summary: RunSummary) -> bool:
     return _text(summary.environment.get("blessed")).lower() not in _FALSE
 
@@ -132,15 +139,10 @@ def _environment_changes(
 ) -> list[Change]:
     old, new = environment_of(*before), environment_of(*after)
     found = []
-    for key in ordered(set(old) | set(new)):
+    for key in ordered((set(old) | set(new)) - {HOST_BUSY}):  # the neighbours' load is not what the numbers run on
         was, now = old.get(key, ""), new.get(key, "")
-        if was == now:
-            continue
-        if key == HOST_BUSY:
-            text = f"host busy: {now}" if now else f"host no longer busy (was: {was})"
-        else:
-            text = f"{key}: {was or '—'} → {now or '—'}"
-        found.append(Change("environment", key, was or "—", now or "—", text))
+        if was != now:
+            found.append(Change("environment", key, was or "—", now or "—", f"{key}: {was or '—'} → {now or '—'}"))
     return found
 
 

@@ -16,7 +16,7 @@ from pytest_mathperf.metrics import ACCURACY, MODEL_METRICS
 from pytest_mathperf.report import noise
 from pytest_mathperf.report.charts import MAX_POINTS, Chart, ChartSample, Domain, Marker, build_chart
 from pytest_mathperf.report.formatting import chart_scale, chart_unit, title_of, when
-from pytest_mathperf.report.runs import Change, RunName, changes_between, is_blessed, run_name
+from pytest_mathperf.report.runs import Change, RunName, busy_note, changes_between, is_blessed, run_name
 from pytest_mathperf.results import BudgetRecord, RunRecord
 
 #: Changes listed per model × card under the charts (all are marked on the charts).
@@ -243,7 +243,7 @@ def _sample(trend: Trend, position: int, key: SeriesKey, details: RunDetails) ->
     name = trend.names[position]
     return ChartSample(
         short=name.short,
-        full=name.full,
+        full=name.full + busy_note(summary),
         when=when(summary.started_at),
         value=None if value is None or math.isnan(value) else value * scale,
         low=interval.low,
