@@ -28,13 +28,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     lint.add_argument("paths", nargs="*", type=Path, help="suite files or folders (default: suites)")
     lint.add_argument("--thresholds", type=Path, help="budgets file (default: thresholds.yaml, when there is one)")
 
-    history = commands.add_parser("history", help="check the run history, or import runs into it")
+    history = commands.add_parser("history", help="check, list, hide or import the recorded runs")
     history_commands = history.add_subparsers(dest="history_command", required=True)
     check = history_commands.add_parser("check", help="integrity, schema version and runs; exit 1 on problems")
     check.add_argument("--history", default=str(DEFAULT_HISTORY), help=HISTORY_HELP)
     imports = history_commands.add_parser("import", help="add the runs of another history or of a side file, once")
     imports.add_argument("source", help="an SQLite history, a postgresql:// URL, or a run file the gate saved")
     imports.add_argument("--history", default=str(DEFAULT_HISTORY), help=HISTORY_HELP)
+    listing = history_commands.add_parser("list", help="every recorded run: when, models, label, and whether it is shown")
+    listing.add_argument("--history", default=str(DEFAULT_HISTORY), help=HISTORY_HELP)
+    hide = history_commands.add_parser("hide", help="take a run out of the trends, latest run, calibration and baselines")
+    hide.add_argument("run", type=int, help="the run's number (as `mathperf history list` prints it)")
+    hide.add_argument("--reason", required=True, help="why, kept with the run and shown by `history list` and `check`")
+    hide.add_argument("--history", default=str(DEFAULT_HISTORY), help=HISTORY_HELP)
+    unhide = history_commands.add_parser("unhide", help="show a hidden run again")
+    unhide.add_argument("run", type=int, help="the run's number")
+    unhide.add_argument("--history", default=str(DEFAULT_HISTORY), help=HISTORY_HELP)
 
     bless = commands.add_parser("bless", help="mark a recorded run as the baseline for its card and models")
     bless.add_argument("run", type=int, help="the run's number (as `pytest --mathperf` and the report print it)")
@@ -50,11 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "calibrate":
         return _calibrate(args)
     if args.command == "history":
-        from pytest_mathperf.history.commands import check_command, import_command
+        from pytest_mathperf.history import commands as history_commands
 
-        if args.history_command == "check":
-            return check_command(args.history)
-        return import_command(args.source, args.history)
+        return history_commands.run(args)
     if args.command == "report":
         return _report(args.history, args.output)
     if args.command == "card":

@@ -340,3 +340,35 @@ def test_a_url_with_a_password_is_refused_without_echoing_it() -> None:
     with pytest.raises(HistoryError, match="^mysql://…: not a history location"):
         parse_location("mysql://fleet@db/mathperf")
     assert parse_location("postgresql://fleet@db/mathperf").url == "postgresql://fleet@db/mathperf"
+
+
+def test_a_run_is_hidden_with_its_reason_and_shown_again(store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A typo'd model name's run leaves the trends without a silent delete: recorded, listed, reversible."""
+    with History(store) as history:
+        first, second = history.append(make_run("a")), history.append(make_run("b", seed=1))
+    assert main(["history", "hide", str(second), "--reason", "typo in the model name", "--history", store]) == 0
+    with History(store) as history:
+        assert [summary.run_id for summary in history.summaries()] == [first]
+        assert history.latest_run_id() == first and history.run_ids(include_incomplete=False) == [first]
+        assert history.run(second).models  # still stored, whole
+        with pytest.raises(HistoryError, match=rf"run {second} is hidden \(typo in the model name\); `mathperf history unhide {second}` first"):
+            history.bless(second)
+    assert main(["history", "list", "--history", store]) == 0
+    assert main(["history", "check", "--history", store]) == 0
+    out = capsys.readouterr().out
+    assert re.search(rf"^run {second}: .* · hidden: typo in the model name$", out, re.M)
+    assert re.search(rf"^hidden from the trends: run {second}, \d{{4}}-\d\d-\d\d \d\d:\d\d: typo in the model name$", out, re.M)
+    assert main(["history", "unhide", str(second), "--history", store]) == 0
+    assert f"run {second} is shown again (it was hidden: typo in the model name)" in capsys.readouterr().out
+    with History(store) as history:
+        assert [summary.run_id for summary in history.summaries()] == [first, second]
+
+
+def test_hiding_needs_a_reason_and_a_run_that_exists(store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with History(store) as history:
+        history.append(make_run("a"))
+    assert main(["history", "hide", "1", "--reason", "  ", "--history", store]) == 2
+    assert main(["history", "hide", "7", "--reason", "gone", "--history", store]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "mathperf history hide: a hidden run needs a reason (--reason), so that whoever finds it knows why"
+    assert err[1].startswith("mathperf history hide: ") and err[1].endswith("has no run 7")

@@ -27,6 +27,9 @@ BUDGET_COLUMNS = (
 # -- writing --------------------------------------------------------------------------------------
 
 
+#: Runs that trends, the latest run, calibration and baselines read: complete, and not hidden.
+SHOWN = "complete = 1 AND hidden_reason IS NULL"
+
 def insert_run_row(db: Database, uid: str, started_at: float, finished_at: float, environment: Any, complete: bool) -> int:
     return db.insert(
         "INSERT INTO runs (started_at, finished_at, environment, uid, complete) VALUES (?, ?, ?, ?, ?)",
@@ -216,7 +219,7 @@ def read_summaries(db: Database, run_ids: Collection[int] | None = None, include
 
     ``run_ids`` narrows to those runs (the grouped queries still scan the tables once each).
     """
-    where = "" if include_incomplete else " WHERE complete = 1"
+    where = "" if include_incomplete else f" WHERE {SHOWN}"
     runs = [
         row
         for row in db.execute(f"SELECT id, started_at, finished_at, environment, uid, complete FROM runs{where} ORDER BY id")

@@ -51,6 +51,7 @@ class CheckReport:
     runs: int
     incomplete_runs: tuple[int, ...]
     problems: tuple[str, ...]
+    hidden_runs: tuple[tuple[int, float, str], ...] = ()  # (run id, when, why)
 
     @property
     def ok(self) -> bool:
@@ -164,18 +165,45 @@ class History:
         """Mark a complete run as the baseline for its card and models (``--mathperf-baseline blessed``)."""
         record = self.run(run_id)
         with self._writing() as db:
-            [(complete,)] = db.execute("SELECT complete FROM runs WHERE id = ?", (run_id,))
+            [(complete, hidden)] = db.execute("SELECT complete, hidden_reason FROM runs WHERE id = ?", (run_id,))
             if not complete:
                 raise HistoryError(f"{self.location}: run {run_id} is incomplete (killed mid-way) and cannot be a baseline")
+            if hidden is not None:
+                raise HistoryError(f"{self.location}: run {run_id} is hidden ({hidden}); `mathperf history unhide {run_id}` first")
             db.execute("UPDATE runs SET blessed = 1 WHERE id = ?", (run_id,))
         return record
+
+    def hide(self, run_id: int, reason: str) -> None:
+        """Take a run out of the trends, the latest run, calibration and baselines; it stays stored, with the reason."""
+        if not reason.strip():
+            raise HistoryError("a hidden run needs a reason (--reason), so that whoever finds it knows why")
+        self.run(run_id)  # one line naming the run when there is none
+        with self._writing() as db:
+            db.execute("UPDATE runs SET hidden_reason = ?, hidden_at = ? WHERE id = ?", (reason.strip(), time.time(), run_id))
+
+    def unhide(self, run_id: int) -> str | None:
+        """Show a hidden run again; the reason it had, or None when it was not hidden."""
+        self.run(run_id)
+        with self._writing() as db:
+            [(reason,)] = db.execute("SELECT hidden_reason FROM runs WHERE id = ?", (run_id,))
+            db.execute("UPDATE runs SET hidden_reason = NULL, hidden_at = NULL WHERE id = ?", (run_id,))
+        return reason
+
+    def hidden_runs(self) -> list[tuple[int, float, str]]:
+        """(run id, when it was hidden, why) for every hidden run, oldest first."""
+        with self._open(create=False) as db:
+            return [] if db is None else list(_hidden(db))
+
+    def blessed_run_ids(self) -> list[int]:
+        with self._open(create=False) as db:
+            return [] if db is None else [int(row[0]) for row in db.execute("SELECT id FROM runs WHERE blessed = 1 ORDER BY id")]
 
     def blessed_run(self, card: str, model: str) -> tuple[int, RunRecord] | None:
         """The newest blessed run that measured ``model`` on ``card``, with its id."""
         with self._open(create=False) as db:
             if db is None:
                 return None
-            candidates = [int(row[0]) for row in db.execute("SELECT id FROM runs WHERE blessed = 1 AND complete = 1 ORDER BY id DESC")]
+            candidates = [int(row[0]) for row in db.execute(f"SELECT id FROM runs WHERE blessed = 1 AND {rows.SHOWN} ORDER BY id DESC")]
         for run_id in candidates:
             record = self.run(run_id)
             if any(m.model == model and m.card == card for m in record.models) and record.cases_of(model):
@@ -231,12 +259,12 @@ class History:
         with self._open(create=False) as db:
             if db is None:
                 return None
-            value = db.execute("SELECT MAX(id) FROM runs WHERE complete = 1")[0][0]
+            value = db.execute(f"SELECT MAX(id) FROM runs WHERE {rows.SHOWN}")[0][0]
         return None if value is None else int(value)
 
     def run_ids(self, *, include_incomplete: bool = True) -> list[int]:
-        """Ids of the recorded runs, oldest first."""
-        where = "" if include_incomplete else " WHERE complete = 1"
+        """Ids of the recorded runs, oldest first (without ``include_incomplete``: the shown ones only)."""
+        where = "" if include_incomplete else f" WHERE {rows.SHOWN}"
         with self._open(create=False) as db:
             if db is None:
                 return []
@@ -317,4 +345,11 @@ def _check(db: Database) -> CheckReport:
         found = count(query, what.split(" ")[0])
         if found:
             problems.append(f"{found} {what}")
-    return CheckReport(location, version, runs, incomplete, tuple(problems))
+    return CheckReport(location, version, runs, incomplete, tuple(problems), _hidden(db))
+
+
+def _hidden(db: Database) -> tuple[tuple[int, float, str], ...]:
+    if "hidden_reason" not in db.columns("runs"):  # a store not yet migrated hides nothing
+        return ()
+    found = db.execute("SELECT id, hidden_at, hidden_reason FROM runs WHERE hidden_reason IS NOT NULL ORDER BY id")
+    return tuple((int(row[0]), float(row[1]), str(row[2])) for row in found)
