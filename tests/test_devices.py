@@ -185,6 +185,9 @@ def test_this_process_namespace_agrees_with_its_proc_files() -> None:
 
 # --- which memory source, and what other processes did -----------------------------------------
 
+#: Stands for this process's PID in parameters, whose ids must be the same in every xdist worker.
+PID_PLACEHOLDER = "<pid>"
+
 HOST = PidNamespace(False)
 CONTAINER = PidNamespace(True, "PID namespace pid:[4026532179] is not the host's")
 
@@ -194,7 +197,7 @@ CONTAINER = PidNamespace(True, "PID namespace pid:[4026532179] is not the host's
     [
         (HOST, None, None, True, "nvml-process", ""),  # before the context exists: NVML per process
         (HOST, None, True, True, "nvml-process", ""),
-        (HOST, None, False, True, "nvml-device-delta", f"NVML does not list PID {os.getpid()} on the card"),
+        (HOST, None, False, True, "nvml-device-delta", f"NVML does not list PID {PID_PLACEHOLDER} on the card"),
         (CONTAINER, None, None, True, "nvml-device-delta", "is not the host's; memory is the card's use minus"),
         (CONTAINER, None, True, True, "nvml-device-delta", "is not the host's"),  # a PID match there is chance
         (CONTAINER, None, None, False, "torch-reserved", "the card was not read before the load"),
@@ -205,7 +208,8 @@ CONTAINER = PidNamespace(True, "PID namespace pid:[4026532179] is not the host's
 def test_memory_source_follows_namespace_nvml_and_pid(namespace, problem, listed, baseline, source, note_part) -> None:
     chosen, note = choose_cuda_source(namespace, problem, listed, baseline)
     assert chosen == source
-    assert note_part in note if note_part else note == ""
+    expected = note_part.replace(PID_PLACEHOLDER, str(os.getpid()))
+    assert expected in note if expected else note == ""
 
 
 def test_other_processes_on_the_card_are_reported_where_they_change_a_delta() -> None:
