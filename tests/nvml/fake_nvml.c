@@ -18,7 +18,7 @@
 typedef int nvmlReturn_t;
 enum {
     OK = 0, UNINITIALIZED = 1, INVALID_ARGUMENT = 2, NOT_SUPPORTED = 3, NOT_FOUND = 6,
-    INSUFFICIENT_SIZE = 7, UNKNOWN = 999
+    INSUFFICIENT_SIZE = 7, LIBRARY_NOT_FOUND = 12
 };
 #define NOT_AVAILABLE ULLONG_MAX
 
@@ -154,9 +154,9 @@ static int load_script(void) {
     static struct stat seen;
     struct stat now;
     const char *path = getenv("MATHPERF_NVML_SCRIPT");
-    if (!path || stat(path, &now) != 0) return loaded;
-    if (loaded && now.st_mtim.tv_sec == seen.st_mtim.tv_sec && now.st_mtim.tv_nsec == seen.st_mtim.tv_nsec
-        && now.st_size == seen.st_size)
+    if (!path || stat(path, &now) != 0) return loaded = 0;
+    if (loaded && now.st_ino == seen.st_ino && now.st_dev == seen.st_dev && now.st_size == seen.st_size
+        && now.st_mtim.tv_sec == seen.st_mtim.tv_sec && now.st_mtim.tv_nsec == seen.st_mtim.tv_nsec)
         return 1;
     FILE *file = fopen(path, "rb");
     if (!file) return loaded;
@@ -177,6 +177,15 @@ static int load_script(void) {
     return 1;
 }
 
+/* Each call's symbol, one a line, to $MATHPERF_NVML_CALLS where it is set: which functions a run used. */
+static void log_call(const char *function) {
+    const char *path = getenv("MATHPERF_NVML_CALLS");
+    FILE *log = path ? fopen(path, "a") : NULL;
+    if (!log) return;
+    fprintf(log, "%s\n", function);
+    fclose(log);
+}
+
 /* The script's "errors": {"nvmlSomething": code} make that function fail. */
 static nvmlReturn_t scripted_error(const char *function) {
     const Json *code = member(member(&script, "errors"), function);
@@ -185,6 +194,7 @@ static nvmlReturn_t scripted_error(const char *function) {
 
 #define ENTER(name)                                              \
     do {                                                         \
+        log_call(name);                                          \
         if (!initialised) return UNINITIALIZED;                  \
         if (load_script()) index_devices();                      \
         nvmlReturn_t failure_ = scripted_error(name);            \
@@ -245,7 +255,8 @@ static nvmlReturn_t copy_text(const char *text, char *buffer, unsigned int lengt
 #ifndef HIDE_nvmlInitWithFlags
 nvmlReturn_t nvmlInitWithFlags(unsigned int flags) {
     (void)flags;
-    if (!load_script()) return UNKNOWN; /* no script, or one that does not parse: "Unknown Error" */
+    log_call("nvmlInitWithFlags");
+    if (!load_script()) return LIBRARY_NOT_FOUND; /* without a script it stands in for no library at all */
     const Json *failure = member(&script, "init_error");
     if (failure && failure->kind == J_NUMBER) return (nvmlReturn_t)failure->number;
     index_devices();
@@ -256,7 +267,8 @@ nvmlReturn_t nvmlInitWithFlags(unsigned int flags) {
 
 #ifndef HIDE_nvmlInit_v2
 nvmlReturn_t nvmlInit_v2(void) {
-    if (!load_script()) return UNKNOWN;
+    log_call("nvmlInit_v2");
+    if (!load_script()) return LIBRARY_NOT_FOUND;
     index_devices();
     initialised = 1;
     return OK;
@@ -264,6 +276,7 @@ nvmlReturn_t nvmlInit_v2(void) {
 #endif
 
 nvmlReturn_t nvmlShutdown(void) {
+    log_call("nvmlShutdown");
     if (!initialised) return UNINITIALIZED;
     initialised = 0;
     return OK;
@@ -271,6 +284,7 @@ nvmlReturn_t nvmlShutdown(void) {
 
 const char *nvmlErrorString(nvmlReturn_t result) {
     static char text[64];
+    log_call("nvmlErrorString");
     snprintf(text, sizeof text, "scripted NVML error %d", result);
     return text;
 }
