@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import re
 import subprocess
 import sys
 import time
@@ -29,6 +30,7 @@ from pytest_mathperf.memory import PeakPoller, PollerUnavailable, choose_cuda_so
 OLD_DRIVER_HINT = "(the driver is older than nvidia-ml-py expects: update the driver, or pin an older nvidia-ml-py)"
 SERVED_NOTE = ("mathperf card: torch cannot use CUDA here, so an in-process model runs on `cpu`; "
                "this card judges served models (--mathperf-backend openai)")
+NVML_SECTION = "### NVML without a card"
 NAMESPACE = PidNamespace(True, "NSpid 48213 7: this process is PID 7 here, 48213 outside")
 
 
@@ -314,3 +316,32 @@ def test_slowed_clocks_make_the_card_busy_on_old_and_new_drivers(script: Path, n
     write_script(script, [{**A100, "processes": [{"pid": "self", "used": GIB}], "clocks_event_reasons": 0x40 | 0x80 | 0x1}])
     printed = run_python("from pytest_mathperf.hostload import card_busy_reason\nprint(card_busy_reason('00000000:07:00.0'))")
     assert printed == "the card's clocks were held back (thermal slowdown, power brake) while it was measured"
+
+
+# --- the library covers what our code calls ----------------------------------------------------
+
+
+def _symbols_behind(function: str, bodies: dict[str, str], seen: set[str]) -> set[str]:
+    """The C symbols a pynvml function resolves, through the pynvml functions it calls."""
+    if function in seen or function not in bodies:
+        return set()
+    seen.add(function)
+    body = bodies[function]
+    symbols = set(re.findall(r'_nvmlGetFunctionPointer\("(\w+)"\)', body))
+    for called in set(re.findall(r"\b(nvml\w+)\(", body)) - {function}:
+        symbols |= _symbols_behind(called, bodies, seen)
+    return symbols
+
+
+def test_every_nvml_function_our_code_calls_is_in_the_scripted_library(nvml_library) -> None:
+    source = Path(pynvml.__file__).read_text(encoding="utf-8")
+    bodies = dict(re.findall(r"^def (nvml\w+)\(.*?\n((?:[ \t]+.*\n|\n)*)", source, flags=re.MULTILINE))
+    package = Path(nvml_cards.__file__).parent
+    called = {name for path in package.rglob("*.py") for name in re.findall(r"pynvml\.(nvml\w+)", path.read_text(encoding="utf-8"))}
+    symbols = set().union(*(_symbols_behind(name, bodies, set()) for name in called))
+    library = ctypes.CDLL(str(nvml_library() / "libnvidia-ml.so.1"))
+    assert {"nvmlInitWithFlags", "nvmlDeviceGetComputeRunningProcesses_v3", "nvmlDeviceGetPciInfo_v3"} <= symbols
+    assert sorted(symbol for symbol in symbols if not hasattr(library, symbol)) == []
+    readme = (package.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split(NVML_SECTION, 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
+    assert sorted(symbols - set(re.findall(r"`(nvml\w+)`", section))) == []  # the README lists every one
