@@ -117,15 +117,16 @@ def first_visible_bus_id() -> str | None:
     """
     import pynvml
 
-    if pynvml.nvmlDeviceGetCount() == 0:
-        return None
-    first = _first_visible()
+    count = pynvml.nvmlDeviceGetCount()
+    first = _first_visible() if "CUDA_VISIBLE_DEVICES" in os.environ else "0"
     if first.upper().startswith(("GPU-", "MIG-")):
         handle = pynvml.nvmlDeviceGetHandleByUUID(first.encode())
         if first.upper().startswith("MIG-"):
             handle = pynvml.nvmlDeviceGetDeviceHandleFromMigDeviceHandle(handle)
+    elif first.isdigit() and int(first) < count:
+        handle = pynvml.nvmlDeviceGetHandleByIndex(int(first))
     else:
-        handle = pynvml.nvmlDeviceGetHandleByIndex(int(first) if first.isdigit() else 0)
+        return None  # "", "-1" or an index past the last card: CUDA sees no card either
     return bus_id_of(handle)
 
 

@@ -23,6 +23,7 @@ from conftest import ARITHMETIC_SUITE, write
 from nvml_script import A100, DRIVER, GIB, MIG_A100, RTX, SLICE_UUID, build, write_script
 
 from pytest_mathperf import cli, nvml_cards
+from pytest_mathperf.calibrate import all_served, detected_card
 from pytest_mathperf.devices import PidNamespace, describe_host_card, nvml_handle, nvml_processes, nvml_used_bytes
 from pytest_mathperf.hostload import card_busy_reason
 from pytest_mathperf.memory import PeakPoller, PollerUnavailable, choose_cuda_source, others_on_card_note
@@ -125,6 +126,20 @@ def test_mig_on_without_the_slice_named_never_reads_as_the_whole_card(nvml: Path
         "mathperf card: MIG is on and CUDA_VISIBLE_DEVICES names no slice of it (MIG-…): the name ends in ' MIG'",
         SERVED_NOTE,
     ])
+
+
+@pytest.mark.parametrize("visible", ["", "-1", "2"])
+def test_cuda_visible_devices_that_hide_every_card_leave_the_host_cpu(nvml: Path, capsys, monkeypatch, visible) -> None:
+    write_script(nvml, [A100, RTX])
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    assert mathperf_card(capsys) == ("cpu\n", [])
+
+
+def test_calibrating_a_served_model_names_the_card_the_gate_will(nvml: Path) -> None:
+    write_script(nvml, [RTX])
+    assert (all_served(["openai:qwen"], None), all_served(["openai:qwen", "mathperf-tiny"], None)) == (True, False)
+    assert detected_card("auto", served=True) == "NVIDIA GeForce RTX 3090"
+    assert detected_card("auto", served=False) == "cpu"  # an in-process model runs on torch's device
 
 
 @pytest.mark.parametrize(
