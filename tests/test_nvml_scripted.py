@@ -10,6 +10,7 @@ import ctypes
 import ctypes.util
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -292,6 +293,28 @@ def test_in_a_pid_namespace_the_card_delta_is_measured_and_newcomers_reported(nv
     )
     # three processes, one of them this one under its host PID: two others, the one before and the newcomer
     assert card_busy_reason(target, held_processes=1) == "2 other processes computed on the card while it was measured"
+
+
+def test_in_a_real_pid_namespace_nvml_lists_the_host_pid_and_the_card_delta_is_chosen(script: Path) -> None:
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        pytest.skip("needs unshare(1) and root to make a PID namespace")
+    write_script(script, [{**A100, "processes": [{"pid": "host_self", "used": 5 * GIB}, {"pid": 4242, "used": GIB}]}])
+    code = (
+        "import os\n"
+        "from pytest_mathperf.devices import current_pid_namespace, nvml_processes\n"
+        "from pytest_mathperf.hostload import card_busy_reason\n"
+        "from pytest_mathperf.memory import choose_cuda_source\n"
+        "namespace, listed = current_pid_namespace(), nvml_processes('00000000:07:00.0')\n"
+        "source = choose_cuda_source(namespace, None, os.getpid() in listed, True)[0]\n"
+        "print(os.getpid(), namespace.nested, sorted(listed.values()), source, card_busy_reason('00000000:07:00.0'), sep='|')\n"
+    )
+    result = subprocess.run(["unshare", "--pid", "--fork", sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    if result.returncode != 0 and result.stderr.startswith("unshare:"):  # e.g. an unprivileged container
+        pytest.skip(f"this host refuses new PID namespaces: {result.stderr.strip()}")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == (
+        f"1|True|{[GIB, 5 * GIB]}|nvml-device-delta|1 other process computed on the card while it was measured"
+    )
 
 
 def test_mig_targets_read_the_slice_and_an_empty_slot_is_no_handle(nvml: Path) -> None:

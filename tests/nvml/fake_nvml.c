@@ -405,6 +405,20 @@ typedef struct {
     unsigned int gpuInstanceId, computeInstanceId;
 } nvmlProcessInfo_v2_t;
 
+/* This process's PID as the host sees it: the first NSpid entry (NVML knows no PID namespaces). */
+static unsigned int host_pid(void) {
+    FILE *status = fopen("/proc/self/status", "r");
+    char line[256];
+    unsigned int pid = (unsigned int)getpid();
+    while (status && fgets(line, sizeof line, status))
+        if (!strncmp(line, "NSpid:", 6)) {
+            sscanf(line + 6, "%u", &pid);
+            break;
+        }
+    if (status) fclose(status);
+    return pid;
+}
+
 /* The processes on the device now: those whose from_ms has come and until_ms has not. */
 static int live_processes(nvmlDevice_t device, nvmlProcessInfo_v2_t *out, int room) {
     const Json *list = member(device->spec, "processes");
@@ -417,9 +431,9 @@ static int live_processes(nvmlDevice_t device, nvmlProcessInfo_v2_t *out, int ro
         if (found < room) {
             const Json *pid = member(process, "pid");
             const char *who = pid && pid->kind == J_STRING ? pid->text : "";
-            out[found].pid = !strcmp(who, "self")     ? (unsigned int)getpid()
-                             : !strcmp(who, "parent") ? (unsigned int)getppid()
-                                                      : (unsigned int)(pid ? pid->number : 0);
+            out[found].pid = !strcmp(who, "self")        ? (unsigned int)getpid()
+                             : !strcmp(who, "host_self") ? host_pid()
+                                                         : (unsigned int)(pid ? pid->number : 0);
             out[found].usedGpuMemory = scripted(member(process, "used"), 0);
             out[found].gpuInstanceId = device->parent ? (unsigned int)device->slot : UINT_MAX;
             out[found].computeInstanceId = device->parent ? 0 : UINT_MAX;
