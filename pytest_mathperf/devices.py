@@ -6,7 +6,8 @@ keeps its profile in the name ("NVIDIA A100-SXM4-40GB MIG 1g.10gb"), so budgets 
 whole card never judge a slice. Any NVML failure (no library, a driver older than nvidia-ml-py,
 a refused query) is one line in ``DeviceInfo.nvml_problem`` and the name comes from torch.
 
-Memory readings live in ``memory.py``; the NVML reads both share are in ``poller.py``.
+Memory readings live in ``memory.py``; the NVML reads both share are in ``poller.py``, and what
+NVML says about a card (name, driver, MIG slice) in ``nvml_cards.py``.
 """
 
 from __future__ import annotations
@@ -148,15 +149,16 @@ def describe_device(device: str) -> DeviceInfo:
             problem = nvml_problem_line(error)
     if card is not None and card.target is None:
         problem = "MIG is on and the slice this process uses could not be found: memory from torch"
+    mig_enabled = card is not None and card.mig_enabled
     return DeviceInfo(
         device=device,
-        card=card_name(card and card.name, properties.name, bool(card and card.mig_enabled), card and card.mig_name),
+        card=card_name(card.name if card else None, properties.name, mig_enabled, card.mig_name if card else None),
         pci_bus_id=bus_id,
-        driver=card and card.driver,
+        driver=card.driver if card else None,
         cuda=torch.version.cuda,
         total_memory_gb=properties.total_memory / GIB,
-        nvml_target=card and card.target,
-        mig=bool(card and card.mig_enabled) or " MIG " in f"{properties.name} ",
+        nvml_target=card.target if card else None,
+        mig=mig_enabled or " MIG " in f"{properties.name} ",
         nvml_problem=problem,
     )
 
@@ -180,7 +182,7 @@ def describe_host_card() -> DeviceInfo:
     """
     info = describe_first_card()
     problem = nvml_init()
-    if info.device != "cpu" or problem is not None and problem.startswith(NO_NVML):
+    if info.device != "cpu" or (problem is not None and problem.startswith(NO_NVML)):
         return info  # a card torch uses, or a host without NVML: nothing to say about it
     if problem is not None:
         return replace(info, nvml_problem=problem)

@@ -49,7 +49,7 @@ static char *read_string(void) {
             c = *cursor++;
             if (c == 'n') c = '\n';
             else if (c == 't') c = '\t';
-            else if (c == 'u') { c = '?'; cursor += strnlen(cursor, 4) < 4 ? strnlen(cursor, 4) : 4; }
+            else if (c == 'u') { c = '?'; cursor += strnlen(cursor, 4); } /* scripts are ASCII: no \u escapes kept */
         }
         if (length + 2 > capacity) out = realloc(out, capacity *= 2);
         out[length++] = c;
@@ -252,10 +252,7 @@ static nvmlReturn_t copy_text(const char *text, char *buffer, unsigned int lengt
 
 /* --- init, versions, errors ------------------------------------------------------------------- */
 
-#ifndef HIDE_nvmlInitWithFlags
-nvmlReturn_t nvmlInitWithFlags(unsigned int flags) {
-    (void)flags;
-    log_call("nvmlInitWithFlags");
+__attribute__((unused)) static nvmlReturn_t initialise(void) {
     if (!load_script()) return LIBRARY_NOT_FOUND; /* without a script it stands in for no library at all */
     const Json *failure = member(&script, "init_error");
     if (failure && failure->kind == J_NUMBER) return (nvmlReturn_t)failure->number;
@@ -263,15 +260,19 @@ nvmlReturn_t nvmlInitWithFlags(unsigned int flags) {
     initialised = 1;
     return OK;
 }
+
+#ifndef HIDE_nvmlInitWithFlags
+nvmlReturn_t nvmlInitWithFlags(unsigned int flags) {
+    (void)flags;
+    log_call("nvmlInitWithFlags");
+    return initialise();
+}
 #endif
 
 #ifndef HIDE_nvmlInit_v2
-nvmlReturn_t nvmlInit_v2(void) {
+nvmlReturn_t nvmlInit_v2(void) { /* what nvidia-ml-py before nvmlInitWithFlags resolves */
     log_call("nvmlInit_v2");
-    if (!load_script()) return LIBRARY_NOT_FOUND;
-    index_devices();
-    initialised = 1;
-    return OK;
+    return initialise();
 }
 #endif
 
