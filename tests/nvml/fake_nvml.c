@@ -1,9 +1,24 @@
 /* A scripted stand-in for libnvidia-ml.so.1: the NVML symbols nvidia-ml-py resolves on our paths,
  * answering from a JSON script named by $MATHPERF_NVML_SCRIPT, so that the real pynvml and our code
- * above it run on a machine without a card. See tests/nvml/README.md for the script's format.
+ * above it run on a machine without a card (README, "NVML without a card"). The script:
+ *
+ *   {"driver": "550.54.15", "nvml_version": "12.550.54.15", "start_epoch": 1764900000.0,
+ *    "init_error": 9, "errors": {"nvmlDeviceGetPciInfo_v3": 15},
+ *    "devices": [{"name": ..., "uuid": "GPU-...", "bus_id": "00000000:07:00.0",
+ *                 "memory_total": N, "memory_used": N, "clocks_event_reasons": MASK,
+ *                 "processes": [{"pid": 4242 | "self" | "host_self", "used": N | null,
+ *                                "from_ms": T, "until_ms": T}],
+ *                 "mig_mode": 1, "max_mig_devices": 7,
+ *                 "mig_devices": [{"slot": 1, "name": ..., "uuid": "MIG-...", "memory_total": N,
+ *                                  "memory_used": N, "processes": [...]}]}]}
+ *
+ * Any number may be a timeline [[ms, value], ...]: the value of the last step whose time since
+ * start_epoch (else since the script was first read) has come. The file is read again when it
+ * changes. Without a script the library answers as if it were not there (LibraryNotFound).
  *
  * Any exported function can be left out at compile time with -DHIDE_<symbol> (a driver older than the
- * function), and made to fail at run time with the script's "errors": {"<symbol>": code}.
+ * function), and made to fail at run time with the script's "errors": {"<symbol>": code}. Every call
+ * is logged, one symbol a line, to $MATHPERF_NVML_CALLS where it is set.
  */
 #define _GNU_SOURCE
 #include <ctype.h>
