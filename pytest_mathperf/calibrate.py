@@ -375,13 +375,26 @@ def measure(
 # -- the command ------------------------------------------------------------------------------
 
 
-def detected_card(device: str | None) -> str:
-    """The card the gate would match on this machine (``cpu`` without an accelerator)."""
-    from pytest_mathperf.devices import describe_first_card
+def detected_card(device: str | None, served: bool = False) -> str:
+    """The card the gate would match on this machine (``cpu`` without an accelerator), as the runner picks it."""
+    from pytest_mathperf.devices import describe_first_card, describe_host_card
 
+    if served:
+        return describe_host_card().card  # NVML's card even where torch cannot use CUDA
     if device == "cpu":
         return "cpu"
     return describe_first_card().card
+
+
+def all_served(models: Sequence[str], backend: str | None) -> bool:
+    """Whether every model runs behind a server, so the gate names this host's card as NVML sees it."""
+    from pytest_mathperf.backends import backend_class, split_model_spec
+
+    try:
+        classes = [backend_class(split_model_spec(model, backend or "hf")[0]) for model in models]
+    except ValueError:
+        return False  # an unknown backend: the gate run says so
+    return not any(getattr(cls, "in_process", False) for cls in classes)
 
 
 def calibrate_command(
@@ -401,7 +414,7 @@ def calibrate_command(
     from pytest_mathperf.backends import split_model_spec
     from pytest_mathperf.history import History, HistoryError
 
-    card = options.card or detected_card(options.device)
+    card = options.card or detected_card(options.device, all_served(models, options.backend))
     scratch = None
     try:
         if not update:

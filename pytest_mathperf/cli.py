@@ -65,13 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "report":
         return _report(args.history, args.output)
     if args.command == "card":
-        from pytest_mathperf.devices import describe_first_card
-
-        info = describe_first_card()
-        print(info.card)  # exactly as a thresholds.yaml key must spell it
-        if info.nvml_problem:
-            print(f"mathperf card: NVML not used ({info.nvml_problem}); the name is CUDA's", file=sys.stderr)
-        return 0
+        return _card()
     if args.command == "lint":
         from pytest_mathperf.lint import lint
 
@@ -84,6 +78,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_init(args.directory, args.force)
     parser.error(f"unknown command {args.command}")
     return 2
+
+
+def _card() -> int:
+    """``mathperf card``: the card name thresholds.yaml must use here (stdout), what to know about it (stderr)."""
+    from pytest_mathperf.devices import describe_host_card
+    from pytest_mathperf.nvml_cards import every_card
+    from pytest_mathperf.poller import nvml_errors
+
+    info = describe_host_card()
+    print(info.card)  # exactly as a thresholds.yaml key must spell it
+    if info.device.startswith("cuda") and info.nvml_problem:
+        print(f"mathperf card: NVML not used ({info.nvml_problem}); the name is CUDA's", file=sys.stderr)
+        return 0
+    if info.nvml_problem:
+        print(f"mathperf card: {info.nvml_problem}", file=sys.stderr)
+    if info.card == "cpu":
+        return 0
+    if info.device == "cpu":
+        print("mathperf card: torch cannot use CUDA here, so an in-process model runs on `cpu`; "
+              "this card judges served models (--mathperf-backend openai)", file=sys.stderr)
+    try:
+        cards = every_card()
+    except nvml_errors():
+        return 0
+    if len(cards) > 1:
+        listed = ", ".join(f"{index} {name} ({bus_id})" for index, (bus_id, name) in enumerate(cards))
+        print(f"mathperf card: NVML sees {len(cards)} cards: {listed}; the name above is the first visible one's",
+              file=sys.stderr)
+    return 0
 
 
 def _bless(history: str, run_id: int) -> int:

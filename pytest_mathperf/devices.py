@@ -6,7 +6,8 @@ keeps its profile in the name ("NVIDIA A100-SXM4-40GB MIG 1g.10gb"), so budgets 
 whole card never judge a slice. Any NVML failure (no library, a driver older than nvidia-ml-py,
 a refused query) is one line in ``DeviceInfo.nvml_problem`` and the name comes from torch.
 
-Memory readings live in ``memory.py``; the NVML reads both share are in ``poller.py``.
+Memory readings live in ``memory.py``; the NVML reads both share are in ``poller.py``, and what
+NVML says about a card (name, driver, MIG slice) in ``nvml_cards.py``.
 """
 
 from __future__ import annotations
@@ -16,12 +17,16 @@ import fnmatch
 import os
 import platform
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from pytest_mathperf.nvml_cards import first_visible_bus_id, nvml_init, read_card
 from pytest_mathperf.poller import compute_processes, handle_for_target, nvml_errors, nvml_problem_line
 
 GIB = 1024**3
+
+#: How NVML's absence reads: a host without a card, not a problem to report.
+NO_NVML = ("NVMLError_LibraryNotFound", "nvidia-ml-py is not installed")
 
 #: The inode of the host's (initial) PID namespace, fixed by the kernel (PROC_PID_INIT_INO).
 HOST_PID_NAMESPACE_INODE = 0xEFFFFFFC
@@ -66,24 +71,6 @@ def resolve_device(requested: str) -> str:
 
 
 # --- NVML -----------------------------------------------------------------------------------
-
-_nvml_state: dict[str, str | None] = {}
-
-
-def nvml_init() -> str | None:
-    """Start NVML once per process; None when it works, else the one-line reason it does not."""
-    if "problem" not in _nvml_state:
-        try:
-            import pynvml
-        except ImportError:
-            _nvml_state["problem"] = "nvidia-ml-py is not installed"
-        else:
-            try:
-                pynvml.nvmlInit()
-                _nvml_state["problem"] = None
-            except nvml_errors() as error:
-                _nvml_state["problem"] = nvml_problem_line(error)
-    return _nvml_state["problem"]
 
 
 def nvml_handle(target: str) -> Any | None:
@@ -144,30 +131,6 @@ def card_name(nvml_name: str | None, torch_name: str, mig_enabled: bool, mig_nam
     return f"{name} MIG" if mig_enabled else name
 
 
-def _uuid_key(uuid: str) -> str:
-    return uuid.strip().lower().removeprefix("gpu-").removeprefix("mig-")
-
-
-def _mig_slice(parent: Any, torch_uuid: str | None) -> tuple[int | None, str | None]:
-    """Which MIG slice of ``parent`` torch's device is (index, NVML name), matched by UUID."""
-    import pynvml
-
-    wanted = _uuid_key(torch_uuid or "")
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
-    if not wanted and visible.strip().upper().startswith("MIG-"):
-        wanted = _uuid_key(visible.split(",")[0])
-    if not wanted:
-        return None, None
-    for index in range(pynvml.nvmlDeviceGetMaxMigDeviceCount(parent)):
-        try:
-            handle = pynvml.nvmlDeviceGetMigDeviceHandleByIndex(parent, index)
-        except pynvml.NVMLError:
-            continue  # an empty slot
-        if _uuid_key(_text(pynvml.nvmlDeviceGetUUID(handle))) == wanted:
-            return index, _text(pynvml.nvmlDeviceGetName(handle))
-    return None, None
-
-
 def describe_device(device: str) -> DeviceInfo:
     """Name the card behind a torch device (``cpu`` for the host)."""
     if not device.startswith("cuda"):
@@ -177,37 +140,24 @@ def describe_device(device: str) -> DeviceInfo:
     index = int(device.partition(":")[2] or 0)
     properties = torch.cuda.get_device_properties(index)
     bus_id = pci_bus_id(index)
-    nvml_name = driver = target = None
-    mig_enabled = False
-    mig_name = None
+    card = None
     problem = nvml_init()
     if problem is None:
-        import pynvml
-
         try:
-            parent = handle_for_target(bus_id)
-            nvml_name = _text(pynvml.nvmlDeviceGetName(parent))
-            driver = _text(pynvml.nvmlSystemGetDriverVersion())
-            target = bus_id
-            try:
-                mig_enabled = pynvml.nvmlDeviceGetMigMode(parent)[0] == pynvml.NVML_DEVICE_MIG_ENABLE
-            except pynvml.NVMLError:
-                mig_enabled = False  # a card without MIG answers "not supported"
-            if mig_enabled:
-                slice_index, mig_name = _mig_slice(parent, str(getattr(properties, "uuid", "") or ""))
-                target = None if slice_index is None else f"{bus_id}#mig{slice_index}"
-                if target is None:
-                    problem = "MIG is on and the slice this process uses could not be found: memory from torch"
+            card = read_card(bus_id, str(getattr(properties, "uuid", "") or ""))
         except nvml_errors() as error:
             problem = nvml_problem_line(error)
+    if card is not None and card.target is None:
+        problem = "MIG is on and the slice this process uses could not be found: memory from torch"
+    mig_enabled = card is not None and card.mig_enabled
     return DeviceInfo(
         device=device,
-        card=card_name(nvml_name, properties.name, mig_enabled, mig_name),
+        card=card_name(card.name if card else None, properties.name, mig_enabled, card.mig_name if card else None),
         pci_bus_id=bus_id,
-        driver=driver,
+        driver=card.driver if card else None,
         cuda=torch.version.cuda,
         total_memory_gb=properties.total_memory / GIB,
-        nvml_target=target,
+        nvml_target=card.target if card else None,
         mig=mig_enabled or " MIG " in f"{properties.name} ",
         nvml_problem=problem,
     )
@@ -224,9 +174,41 @@ def describe_first_card() -> DeviceInfo:
     return describe_device(f"cuda:{torch.cuda.current_device()}")
 
 
+def describe_host_card() -> DeviceInfo:
+    """The card a served model's gate is judged on: torch's first card, else NVML's first visible one.
+
+    torch may be a CPU build beside a server that runs on this host's card; ``device`` then stays
+    ``cpu`` (where an in-process model would run) while ``card`` names the card NVML sees.
+    """
+    info = describe_first_card()
+    problem = nvml_init()
+    if info.device != "cpu" or (problem is not None and problem.startswith(NO_NVML)):
+        return info  # a card torch uses, or a host without NVML: nothing to say about it
+    if problem is not None:
+        return replace(info, nvml_problem=problem)
+    try:
+        bus_id = first_visible_bus_id()
+        card = None if bus_id is None else read_card(bus_id)
+    except nvml_errors() as error:
+        return replace(info, nvml_problem=nvml_problem_line(error))
+    if card is None:
+        return info
+    unknown_slice = "MIG is on and CUDA_VISIBLE_DEVICES names no slice of it (MIG-…): the name ends in ' MIG'"
+    return DeviceInfo(
+        device="cpu",
+        card=card_name(card.name, card.name, card.mig_enabled, card.mig_name),
+        pci_bus_id=card.bus_id,
+        driver=card.driver,
+        total_memory_gb=card.total_memory_bytes / GIB,
+        nvml_target=card.target,
+        mig=card.mig_enabled,
+        nvml_problem=unknown_slice if card.target is None else None,
+    )
+
+
 def detect_card() -> str:
-    """The exact card name thresholds.yaml must use on this machine, or ``cpu``."""
-    return describe_first_card().card
+    """The exact card name thresholds.yaml must use on this machine for a served model, or ``cpu``."""
+    return describe_host_card().card
 
 
 # --- PID namespaces -------------------------------------------------------------------------
@@ -360,10 +342,6 @@ def host_description() -> dict[str, str]:
         "platform": platform.platform(terse=True),
         "cpu": platform.processor() or platform.machine(),
     }
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def environment_fingerprint(info: DeviceInfo, backend: str, suites: tuple[Any, ...]) -> dict[str, str]:

@@ -127,7 +127,6 @@ def card_busy_reason(target: str | None, held_processes: int = 1) -> str | None:
     if target is None:
         return None
     from pytest_mathperf.devices import nvml_handle, nvml_processes
-    from pytest_mathperf.poller import nvml_errors
 
     processes = nvml_processes(target)
     if processes is None:
@@ -137,13 +136,28 @@ def card_busy_reason(target: str | None, held_processes: int = 1) -> str | None:
         others = others[held_processes:]
     if others:
         return f"{len(others)} other process{'es' if len(others) > 1 else ''} computed on the card while it was measured"
-    handle = nvml_handle(target)
-    try:
-        import pynvml
-
-        query = getattr(pynvml, "nvmlDeviceGetCurrentClocksEventReasons", None) or pynvml.nvmlDeviceGetCurrentClocksThrottleReasons
-        mask = int(query(handle))
-    except (*nvml_errors(), AttributeError):
+    mask = _clock_event_reasons(nvml_handle(target))
+    if mask is None:
         return None
     slowed = [name for bit, name in SLOWDOWN_REASONS.items() if mask & bit]
     return f"the card's clocks were held back ({', '.join(slowed)}) while it was measured" if slowed else None
+
+
+def _clock_event_reasons(handle: object) -> int | None:
+    """The card's clock-event mask; a driver older than the "events" name answers only the "throttle" one."""
+    from pytest_mathperf.poller import nvml_errors
+
+    if handle is None:
+        return None
+    import pynvml
+
+    for name in ("nvmlDeviceGetCurrentClocksEventReasons", "nvmlDeviceGetCurrentClocksThrottleReasons"):
+        query = getattr(pynvml, name, None)
+        if query is None:
+            continue  # an nvidia-ml-py older than the name
+        try:
+            return int(query(handle))
+        except nvml_errors() as error:
+            if getattr(error, "value", None) != pynvml.NVML_ERROR_FUNCTION_NOT_FOUND:
+                return None
+    return None

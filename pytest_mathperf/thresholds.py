@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pytest_mathperf.compare import CompareSettings, Comparison, parse_comparisons, parse_settings
+from pytest_mathperf.devices import matching_card_patterns
 from pytest_mathperf.metrics import (
     ACCURACY,
     GENERATION_METRICS,
@@ -119,8 +120,8 @@ class Thresholds:
     compare_settings: CompareSettings = CompareSettings()
 
     def card_entries(self, card: str) -> list[str]:
-        """Card patterns matching ``card``, most specific first."""
-        return _ranked(card, self.cards)
+        """Card patterns matching ``card``, most specific first; a MIG slice only under keys that say MIG."""
+        return matching_card_patterns(card, self.cards)
 
     def budgets_for(self, card: str, model: str, suites: Iterable[str]) -> list[Budget] | None:
         """Budgets that apply to ``model`` on ``card`` for the given suites; None when no entry matches."""

@@ -1,7 +1,8 @@
 """Card detection and memory readings: the CPU paths always, the GPU paths where a GPU is lent.
 
-What needs a card (NVML by PCI bus id, MIG, the poller on NVML, CUDA OOM, several cards) is
-skipped here with the reason and run by ``benchmarks/gpu_check.sh`` on a runner with one.
+What needs torch on a card (CUDA OOM, NVML matched to torch's device, several cards) is skipped
+here with the reason and run by ``benchmarks/gpu_check.sh`` on a runner with one; the NVML paths
+themselves run everywhere on a scripted library (test_nvml_scripted.py).
 """
 
 from __future__ import annotations

@@ -56,6 +56,31 @@ def test_most_specific_match_wins_per_metric(tmp_path: Path) -> None:
     assert budgets[(None, "ttft_ms.p50")].line == 7
 
 
+MIG_CARDS = """
+version: 1
+cards:
+  "NVIDIA A100*":
+    models:
+      "*": {vram_peak_gb: {max: 70}}
+  "*":
+    models:
+      "*": {ttft_ms: {p50: {max: 900}}}
+  "NVIDIA A100* MIG 1g.*":
+    models:
+      "*": {vram_peak_gb: {max: 9}}
+"""
+
+
+def test_a_whole_card_budget_never_judges_a_mig_slice_of_it(tmp_path: Path) -> None:
+    thresholds = load_thresholds(thresholds_file(tmp_path, MIG_CARDS))
+    slice_ = "NVIDIA A100-SXM4-80GB MIG 1g.10gb"
+    assert thresholds.card_entries(slice_) == ["NVIDIA A100* MIG 1g.*"]
+    assert by_name(thresholds.budgets_for(slice_, "any", []))[(None, "vram_peak_gb")].maximum == 9
+    assert thresholds.budgets_for("NVIDIA A100-SXM4-80GB MIG 2g.20gb", "any", []) is None
+    whole = by_name(thresholds.budgets_for("NVIDIA A100-SXM4-80GB", "any", []))
+    assert (whole[(None, "vram_peak_gb")].maximum, whole[(None, "ttft_ms.p50")].maximum) == (70, 900)
+
+
 def test_model_glob_and_suites_not_in_the_run(tmp_path: Path) -> None:
     thresholds = load_thresholds(thresholds_file(tmp_path, EXAMPLE))
     other = by_name(thresholds.budgets_for("NVIDIA GeForce RTX 3090", "Qwen/Qwen2.5-Math-1.5B", ["geometry"]))
