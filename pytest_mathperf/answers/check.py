@@ -19,6 +19,7 @@ from pytest_mathperf.answers.equality import (
 )
 from pytest_mathperf.answers.expected import _display_scalar, _expected_text, format_expected, validate_expected
 from pytest_mathperf.answers.extract import MAX_OUTPUT_CHARS, _Reading
+from pytest_mathperf.answers.hedge import hedge_in
 from pytest_mathperf.answers.text import TextAnswer, matches, no_value_answer, text_answer, text_candidate
 from pytest_mathperf.answers.units import conversion, unit_at_end
 from pytest_mathperf.answers.values import (
@@ -86,10 +87,21 @@ def check_answer(
         return Verdict("no_answer", None, missing)
     reading = _Reading(region, after_think="</think>" in output, truncated=truncated)
     verdict = _judge(reading, expected, how=Comparison(rel_tol, percent), unordered=unordered)
+    if verdict.correct:
+        verdict = _unless_hedged(reading, verdict)
     if truncated and verdict.status == "no_answer":
         reason = f"hit max_new_tokens before a complete answer: {verdict.reason}"
         return Verdict("truncated", verdict.extracted, reason)
     return verdict
+
+
+def _unless_hedged(reading: _Reading, verdict: Verdict) -> Verdict:
+    """`verdict` made wrong when the output doubts or withdraws the answer it gives."""
+    span = reading.answer_span() or (len(reading.folded), len(reading.folded))
+    hedge = hedge_in(reading.folded, *span)
+    if hedge is None:
+        return verdict
+    return Verdict("wrong", verdict.extracted, f"the output doubts or withdraws its answer: {_quote(hedge)}")
 
 
 def _answer_region(output: str) -> tuple[str | None, str]:

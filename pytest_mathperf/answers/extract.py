@@ -45,6 +45,8 @@ _DISPLAY_MATH = re.compile(
 
 
 _EMPTY_BOX = re.compile(r"\\(?:boxed|fbox)\s*\{\s*\}")
+# TeX takes one token as the argument: "\boxed 9", "$\boxed -4$" box a value without braces.
+_BARE_BOX = re.compile(r"\\(boxed|fbox)\s+([-+]?\s?(?:\d+(?:\.\d+)?|[A-Za-z](?![A-Za-z])))")
 
 
 def _one_line(match: re.Match[str]) -> str:
@@ -56,9 +58,11 @@ class _Reading:
 
     def __init__(self, region: str, *, after_think: bool, truncated: bool) -> None:
         folded = _EMPTY_BOX.sub(" ", region.translate(_FOLD))  # "write it in \\boxed{}" echoed
+        folded = _BARE_BOX.sub(lambda match: f"\\{match.group(1)}{{{match.group(2)}}}", folded)
         self.folded = _DISPLAY_MATH.sub(_one_line, folded)
         self.after_think = after_think
         spans = _box_spans(self.folded)
+        self.last_box_span = spans[-1][:2] if spans else None
         self.boxes = [contents for _, _, contents in spans]
         self.last_box = _last_box(self.folded, spans)
         # Cut off while writing a box: what is in it so far ("\\boxed{12") may not be the answer.
@@ -127,29 +131,83 @@ class _Reading:
             return self.last_box
         return self._anchored(_STRONG_ANCHOR, needs_value=False)
 
+    def answer_span(self) -> tuple[int, int] | None:
+        """Where the final answer lies in `folded` (start, end), for what is said around it."""
+        if self.boxes:
+            return self.last_box_span
+        found = self._anchored_at(_STRONG_ANCHOR) or self._last_line_at()
+        return found[1:] if found else None
+
     def _anchored(self, anchor: re.Pattern[str], *, needs_value: bool = True) -> str | None:
-        """The sentence after the last occurrence of `anchor` that holds a value."""
+        found = self._anchored_at(anchor, needs_value=needs_value)
+        return found[0] if found else None
+
+    def _anchored_at(self, anchor: re.Pattern[str], *, needs_value: bool = True) -> tuple[str, int, int] | None:
+        """The sentence after the last occurrence of `anchor` that holds a value, with its span.
+        An anchor in a conditional ("若…，则答案为 32") gives another reading, not the answer; a
+        conclusion drawn after the answer ("答案是17辆。因此需要 32 辆") replaces it."""
         for match in reversed(list(anchor.finditer(self.folded))):
+            if _CONDITIONAL.search(self.folded, _sentence_start(self.folded, match.start()), match.start()):
+                continue
             text = _sentence_after(self.folded, match.end())
             if _HAS_MATH.search(text) or (text and not needs_value):
-                return text
+                end = _sentence_end(self.folded, match.end())
+                return self._later_conclusion(end) or (text, match.start(), end)
+        return None
+
+    def _later_conclusion(self, start: int) -> tuple[str, int, int] | None:
+        """A sentence after `start` that opens with "因此"/"therefore" and gives a value."""
+        for match in _CONCLUSION_OPENING.finditer(self.folded, start):
+            text = _sentence_after(self.folded, match.end())
+            if _HAS_MATH.search(text):
+                return text, match.start(), _sentence_end(self.folded, match.end())
         return None
 
     def _last_line(self) -> str | None:
+        found = self._last_line_at()
+        return found[0] if found else None
+
+    def _last_line_at(self) -> tuple[str, int, int] | None:
         """The last line holding a value (a closing "Hope this helps!" is skipped), read from
-        its last "so"/"所以" on, up to the end of that sentence."""
-        for line in reversed(self.folded.splitlines()):
-            if line.rstrip(" \t*").endswith(":"):
-                continue  # "Question 3:" introduces what follows; it is not the answer
-            if _CHECK_LINE.match(line) and not _WEAK_ANCHOR.search(line):
-                continue  # "检验：17 + 19 = 36" checks the answer above it (unless it concludes: "…，所以 x=3")
-            anchors = list(_WEAK_ANCHOR.finditer(line))
-            if anchors:
-                line = line[anchors[-1].end() :]
-            text = _cut_prose(_SENTENCE_END.split(line.strip(" \t:,*"), maxsplit=1)[0]).strip()
-            if _HAS_MATH.search(text):
-                return text
+        its last "so"/"所以" on, up to the end of that sentence; with where that text lies."""
+        end = len(self.folded)
+        for line in reversed(self.folded.splitlines(keepends=True)):
+            start = end - len(line)
+            found = _line_answer(line)
+            if found is not None:
+                text, offset = found
+                return text, start + offset, start + offset + len(text)
+            end = start
         return None
+
+
+def _line_answer(line: str) -> tuple[str, int] | None:
+    """A line's answer text and where it starts in the line, or None."""
+    if line.rstrip(" \t\r\n*").endswith(":"):
+        return None  # "Question 3:" introduces what follows; it is not the answer
+    if _CHECK_LINE.match(line) and not _WEAK_ANCHOR.search(line):
+        return None  # "检验：17 + 19 = 36" checks the answer above it (unless it concludes: "…，所以 x=3")
+    anchors = list(_WEAK_ANCHOR.finditer(line))
+    after = anchors[-1].end() if anchors else 0
+    text = _cut_prose(_SENTENCE_END.split(line[after:].strip(" \t\r\n:,*"), maxsplit=1)[0]).strip()
+    if not _HAS_MATH.search(text):
+        return None
+    return text, max(line.find(text, after), after)
+
+
+_CONDITIONAL = re.compile(r"若|如果|假如|假设|倘若|要是|\bif\b|\bsuppose\b|\bassuming\b", re.IGNORECASE)
+_CONCLUSION_OPENING = re.compile(
+    r"(?:^|(?<=[。.!?！？\n]))\s*(?:因此|所以|故|\b(?:therefore|thus|hence|so)\b)", re.IGNORECASE
+)
+
+
+def _sentence_start(text: str, index: int) -> int:
+    return max((match.end() for match in _SENTENCE_END.finditer(text, 0, index)), default=0)
+
+
+def _sentence_end(text: str, start: int) -> int:
+    rest = _SENTENCE_END.search(text, start)
+    return rest.end() if rest else len(text)
 
 
 def _sentence_after(text: str, start: int) -> str:
