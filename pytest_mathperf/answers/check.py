@@ -28,6 +28,7 @@ from pytest_mathperf.answers.values import (
     answer_parts,
     both_roots,
     is_group,
+    is_letter_expression,
     set_elements,
     shown,
 )
@@ -151,7 +152,7 @@ def _judge_text(reading: _Reading, expected: TextAnswer, want: str) -> Verdict:
 
 
 def _judge_scalar(reading: _Reading, expected: int | float | str, *, how: Comparison) -> Verdict:
-    answer = reading.final_answer()
+    answer = reading.final_answer(letters=is_letter_expression(_expected_text(expected)))
     if answer is None:
         says = no_value_answer(reading.folded, reading.boxes)
         if says is not None:

@@ -221,6 +221,16 @@ def _parse_value(text: str) -> Basic | None:
     text = _E_NOTATION.sub(r"\1 \\times 10^{\2}", _value_text(text))  # on either side: math-verify reads e as Euler's
     if not text or len(text) > MAX_VALUE_CHARS or _evaluated_while_read(text):
         return None
+    value = _read_latex(text)
+    if value is None:
+        # math-verify can read a letter after a space as a unit and give up: "n + m", "\sin t".
+        # Not where letters stand side by side ("a t"): there the letter would be dropped.
+        respaced = _SPACED_OPERATOR.sub(r"\1", _TRIG_OF_LETTER.sub(r"\\\1(\2)", text))
+        value = _read_latex(respaced) if respaced != text and not _SIDE_BY_SIDE.search(respaced) else None
+    return value if value is not None and _is_tame(value) else None
+
+
+def _read_latex(text: str) -> Basic | None:
     parse, _, config = _math_verify()
     try:
         parsed = parse(
@@ -228,10 +238,12 @@ def _parse_value(text: str) -> Basic | None:
         )
     except Exception:
         return None
-    if not parsed:
-        return None
-    value = parsed[0]
-    return value if _is_tame(value) else None
+    return parsed[0] if parsed else None
+
+
+_SPACED_OPERATOR = re.compile(r"\s*([-+=*/^])\s*")
+_SIDE_BY_SIDE = re.compile(r"[A-Za-z0-9}]\s+[A-Za-z]")
+_TRIG_OF_LETTER = re.compile(r"\\(sin|cos|tan|cot|sec|csc|ln|log)\s+([A-Za-z])(?![A-Za-z])")
 
 
 # latex2sympy computes these while reading, so their size must be checked on the text.

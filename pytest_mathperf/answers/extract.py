@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from pytest_mathperf.answers.values import _HAS_MATH, _PLUS_MINUS, _math_text, _named_in, _values
+from pytest_mathperf.answers.values import _HAS_MATH, _PLUS_MINUS, _math_text, _named_in, _values, holds_value
 
 #: Only the end of an output is read: the answer is there, and the work stays bounded.
 MAX_OUTPUT_CHARS = 4000
@@ -78,16 +78,18 @@ class _Reading:
     def nothing_found(self) -> str:
         return f"no \\boxed{{}}, 'the answer is' or final line with a value found {self.where}"
 
-    def final_answer(self, *, require_anchor: bool = False) -> str | None:
-        """The text of the final answer: last box, else last answer phrase, else last line."""
+    def final_answer(self, *, require_anchor: bool = False, letters: bool = False) -> str | None:
+        """The text of the final answer: last box, else last answer phrase, else last line.
+        `letters`: an expression in letters only ("b + a") is a value too."""
         if self.cut_in_box:
             return None
         if self.boxes:
             return self.last_box
-        strong = self._anchored(_STRONG_ANCHOR)
+        strong = self._anchored_at(_STRONG_ANCHOR, letters=letters)
         if strong is not None or require_anchor:
-            return strong
-        return self._last_line()
+            return strong[0] if strong else None
+        line = self._last_line_at(letters=letters)
+        return line[0] if line else None
 
     def final_parts(self, count: int, *, groups: bool = False) -> list[str]:
         """The values of a several-part answer: the last box if it holds enough, else the last
@@ -142,7 +144,9 @@ class _Reading:
         found = self._anchored_at(anchor, needs_value=needs_value)
         return found[0] if found else None
 
-    def _anchored_at(self, anchor: re.Pattern[str], *, needs_value: bool = True) -> tuple[str, int, int] | None:
+    def _anchored_at(
+        self, anchor: re.Pattern[str], *, needs_value: bool = True, letters: bool = False
+    ) -> tuple[str, int, int] | None:
         """The sentence after the last occurrence of `anchor` that holds a value, with its span.
         An anchor in a conditional ("若…，则答案为 32") gives another reading, not the answer; a
         conclusion drawn after the answer ("答案是17辆。因此需要 32 辆") replaces it."""
@@ -150,7 +154,7 @@ class _Reading:
             if _CONDITIONAL.search(self.folded, _sentence_start(self.folded, match.start()), match.start()):
                 continue
             text = _sentence_after(self.folded, match.end())
-            if _HAS_MATH.search(text) or (text and not needs_value):
+            if holds_value(text, letters=letters) or (text and not needs_value):
                 end = _sentence_end(self.folded, match.end())
                 return self._later_conclusion(end) or (text, match.start(), end)
         return None
@@ -167,13 +171,13 @@ class _Reading:
         found = self._last_line_at()
         return found[0] if found else None
 
-    def _last_line_at(self) -> tuple[str, int, int] | None:
+    def _last_line_at(self, *, letters: bool = False) -> tuple[str, int, int] | None:
         """The last line holding a value (a closing "Hope this helps!" is skipped), read from
         its last "so"/"所以" on, up to the end of that sentence; with where that text lies."""
         end = len(self.folded)
         for line in reversed(self.folded.splitlines(keepends=True)):
             start = end - len(line)
-            found = _line_answer(line)
+            found = _line_answer(line, letters=letters)
             if found is not None:
                 text, offset = found
                 return text, start + offset, start + offset + len(text)
@@ -181,7 +185,7 @@ class _Reading:
         return None
 
 
-def _line_answer(line: str) -> tuple[str, int] | None:
+def _line_answer(line: str, *, letters: bool = False) -> tuple[str, int] | None:
     """A line's answer text and where it starts in the line, or None."""
     if line.rstrip(" \t\r\n*").endswith(":"):
         return None  # "Question 3:" introduces what follows; it is not the answer
@@ -190,7 +194,7 @@ def _line_answer(line: str) -> tuple[str, int] | None:
     anchors = list(_WEAK_ANCHOR.finditer(line))
     after = anchors[-1].end() if anchors else 0
     text = _cut_prose(_SENTENCE_END.split(line[after:].strip(" \t\r\n:,*"), maxsplit=1)[0]).strip()
-    if not _HAS_MATH.search(text):
+    if not holds_value(text, letters=letters):
         return None
     return text, max(line.find(text, after), after)
 

@@ -9,6 +9,22 @@ MAX_PART_CHARS = 1000
 
 
 _HAS_MATH = re.compile(r"\d|\\[A-Za-z]|π|√")
+# An answer in letters only ("b + a", "ab", "$m + n$") ends its sentence: words of one or two
+# letters joined by operators, so prose ("look at this again") is never one.
+_LETTER_FORMULA = re.compile(
+    r"(?:^|(?<=[\s=:$(]))\(?[A-Za-z]{1,2}\)?(?:\s*[-+*/^]\s*\(?[A-Za-z]{1,2}\)?)*[\s$)]*[.。]?\s*$"
+)
+_LETTER_EXPRESSION = re.compile(r"[A-Za-z\s+\-*/^()]*[A-Za-z][A-Za-z\s+\-*/^()]*")
+
+
+def holds_value(text: str, *, letters: bool = False) -> bool:
+    """Whether `text` gives a value; with `letters`, a formula in letters only counts too."""
+    return _HAS_MATH.search(text) is not None or (letters and _LETTER_FORMULA.search(text) is not None)
+
+
+def is_letter_expression(expected: str) -> bool:
+    """Whether an expected answer is an expression in letters only ("a + b", "ab")."""
+    return _LETTER_EXPRESSION.fullmatch(expected) is not None
 _TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|textrm|textit|mathrm|mathbf|mathit|mbox|operatorname)\s*\{([^{}]*)\}")
 _ENVIRONMENT = re.compile(r"\\(?:begin|end)\s*\{[A-Za-z*]*\}")
 # Matrices keep their rows and columns: their "&" and "\\" are not part separators. An array in
@@ -93,7 +109,7 @@ _LEADING_WORDS = re.compile(r"^\s*(?:(?<!\\)\b(?!pi\b)[A-Za-z]{2,}\b\s*:?\s+)+")
 _UNIT = r"(?:cm|mm|km|dm|kg|mg|ml|km/h|m/s|cm/s|kph|mph)(?:\s*\^\s*\{?[23]\}?)?"
 #: One unit, word, degree sign or punctuation mark at the end of a value.
 _JUNK_AT_END = re.compile(
-    r"\s*(?:(?<![A-Za-z\\])" + _UNIT + r"|(?<=\s)[mgslh](?:\s*\^\s*\{?[23]\}?)?"
+    r"\s*(?:(?<![A-Za-z\\])" + _UNIT + r"|(?<=[\d}.]\s)[mgslh](?:\s*\^\s*\{?[23]\}?)?"
     r"|(?<=\s)(?<!\\)(?!pi\b)[A-Za-z]{2,}(?:\s*\^\s*\{?[23]\}?)?"
     r"|(?<![A-Za-z\\])\(\s*(?:" + _UNIT + r")?\s*\)"  # "30（元）", "25π (cm²)": a unit in brackets, or the bracket a word left
     r"|℃|°\s*[CF]\b|°|\^\s*\{?\\circ\}?(?:\s*[CF]\b)?|\\circ|\\degree|/|[.,;:])\s*$"
