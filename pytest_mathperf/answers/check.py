@@ -20,6 +20,7 @@ from pytest_mathperf.answers.equality import (
 from pytest_mathperf.answers.expected import _display_scalar, _expected_text, format_expected, validate_expected
 from pytest_mathperf.answers.extract import MAX_OUTPUT_CHARS, _Reading
 from pytest_mathperf.answers.hedge import hedge_in
+from pytest_mathperf.answers.prose import is_letter_expression
 from pytest_mathperf.answers.text import TextAnswer, matches, no_value_answer, text_answer, text_candidate
 from pytest_mathperf.answers.units import conversion, unit_at_end
 from pytest_mathperf.answers.values import (
@@ -28,7 +29,6 @@ from pytest_mathperf.answers.values import (
     answer_parts,
     both_roots,
     is_group,
-    is_letter_expression,
     set_elements,
     shown,
 )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from pytest_mathperf.answers.values import _HAS_MATH, _PLUS_MINUS, _math_text, _named_in, _values, holds_value
+from pytest_mathperf.answers.prose import ANSWER_PHRASES, CONCLUSION_WORDS, SENTENCE_ENDS, holds_value, with_decimal_points
+from pytest_mathperf.answers.values import _HAS_MATH, _PLUS_MINUS, _math_text, _named_in, _values
 
 #: Only the end of an output is read: the answer is there, and the work stays bounded.
 MAX_OUTPUT_CHARS = 4000
@@ -19,15 +20,15 @@ _FOLD.update({ord("，"): ", ", ord("；"): "; ", ord("\u3000"): " ", ord("\u221
 _BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _STRONG_ANCHOR = re.compile(
     r"\b(?:final\s+answers?|answers?)\s*(?:is|are|:)|\bfinal\s+answer\b"
-    r"|最终答案\s*(?:是|为|:)?|答案\s*(?:是|为|:)|答\s*:|【答案】|^\s*####",
+    r"|最终答案\s*(?:是|为|:)?|答案\s*(?:是|为|:)|答\s*:|【答案】|^\s*####" + ANSWER_PHRASES,
     re.IGNORECASE | re.MULTILINE,
 )
 _WEAK_ANCHOR = re.compile(
     r"\b(?:so|thus|therefore|hence|we\s+get|we\s+find|we\s+obtain)\b"
-    r"|\bi\.e\.|\bthat\s+is,|所以|因此|故|综上所述|综上|解得|求得|可得|得到|(?<![立随])即(?![使便])",
+    r"|\bi\.e\.|\bthat\s+is,|所以|因此|故|综上所述|综上|解得|求得|可得|得到|(?<![立随])即(?![使便])" + CONCLUSION_WORDS,
     re.IGNORECASE,
 )
-_SENTENCE_END = re.compile(r"。|\n|\.(?!\d)|(?<!\\)[!?]")
+_SENTENCE_END = re.compile(r"。|\n|\.(?!\d)|(?<!\\)[!?]|" + SENTENCE_ENDS)
 _CHECK_LINE = re.compile(
     r"\W*(?:检验|验算|验证|(?:sanity\s+)?check(?:ing)?\b|verif(?:y|ication)\b)", re.IGNORECASE
 )
@@ -58,6 +59,7 @@ class _Reading:
 
     def __init__(self, region: str, *, after_think: bool, truncated: bool) -> None:
         folded = _EMPTY_BOX.sub(" ", region.translate(_FOLD))  # "write it in \\boxed{}" echoed
+        folded = with_decimal_points(folded)
         folded = _BARE_BOX.sub(lambda match: f"\\{match.group(1)}{{{match.group(2)}}}", folded)
         self.folded = _DISPLAY_MATH.sub(_one_line, folded)
         self.after_think = after_think

@@ -4,27 +4,13 @@ from __future__ import annotations
 
 import re
 
+from pytest_mathperf.answers.prose import HAS_MATH, OTHER_SCRIPT
+
 #: A part longer than this is prose, not a value, and is skipped.
 MAX_PART_CHARS = 1000
 
 
-_HAS_MATH = re.compile(r"\d|\\[A-Za-z]|π|√")
-# An answer in letters only ("b + a", "ab", "$m + n$") ends its sentence: words of one or two
-# letters joined by operators, so prose ("look at this again") is never one.
-_LETTER_FORMULA = re.compile(
-    r"(?:^|(?<=[\s=:$(]))\(?[A-Za-z]{1,2}\)?(?:\s*[-+*/^]\s*\(?[A-Za-z]{1,2}\)?)*[\s$)]*[.。]?\s*$"
-)
-_LETTER_EXPRESSION = re.compile(r"[A-Za-z\s+\-*/^()]*[A-Za-z][A-Za-z\s+\-*/^()]*")
-
-
-def holds_value(text: str, *, letters: bool = False) -> bool:
-    """Whether `text` gives a value; with `letters`, a formula in letters only counts too."""
-    return _HAS_MATH.search(text) is not None or (letters and _LETTER_FORMULA.search(text) is not None)
-
-
-def is_letter_expression(expected: str) -> bool:
-    """Whether an expected answer is an expression in letters only ("a + b", "ab")."""
-    return _LETTER_EXPRESSION.fullmatch(expected) is not None
+_HAS_MATH = HAS_MATH
 _TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|textrm|textit|mathrm|mathbf|mathit|mbox|operatorname)\s*\{([^{}]*)\}")
 _ENVIRONMENT = re.compile(r"\\(?:begin|end)\s*\{[A-Za-z*]*\}")
 # Matrices keep their rows and columns: their "&" and "\\" are not part separators. An array in
@@ -362,6 +348,7 @@ def _clean_value(text: str, *, keep_equation: bool = False) -> str:
     text = _MIXED_NUMBER.sub(r"(\1+\2/\3)", text)
     text = _CJK_BETWEEN_NUMBERS.sub(", ", text)
     text = _CJK.sub(" ", text)
+    text = OTHER_SCRIPT.sub(" ", text)
     text = _CURRENCY.sub("", text)
     text = _LEADING_WORDS.sub("", text)
     text = strip_trailing_junk(text)
