@@ -20,7 +20,7 @@ from pytest_mathperf.answers.equality import (
 from pytest_mathperf.answers.expected import _display_scalar, _expected_text, format_expected, validate_expected
 from pytest_mathperf.answers.extract import MAX_OUTPUT_CHARS, _Reading
 from pytest_mathperf.answers.hedge import hedge_in
-from pytest_mathperf.answers.prose import is_letter_expression
+from pytest_mathperf.answers.prose import is_letter_expression, opens_with_chinese
 from pytest_mathperf.answers.text import TextAnswer, matches, no_value_answer, text_answer, text_candidate
 from pytest_mathperf.answers.units import conversion, unit_at_end
 from pytest_mathperf.answers.values import (
@@ -180,6 +180,12 @@ def _judge_scalar(reading: _Reading, expected: int | float | str, *, how: Compar
     joined = ", ".join(shown(value) for value in values)
     if whole and _equal_text(expected_text, whole, how):
         return Verdict("correct", joined, f"matches {want}")
+    as_tuple = f"({', '.join(values)})"  # a system's rows against a point
+    if is_group(_expected_math(expected_text)) and _equal_text(expected_text, as_tuple, how):
+        return Verdict("correct", as_tuple, f"matches {want}")
+    if all(opens_with_chinese(part) for part in parts[1:]) and _equal_text(expected_text, values[0], how):
+        # "至少需要 17 辆，共可坐 510 人": the clauses after the answer tell more about it
+        return Verdict("correct", shown(values[0]), f"matches {want}")
     return Verdict("wrong", joined, f"expected one value ({want}), got {len(values)}: {joined}")
 
 

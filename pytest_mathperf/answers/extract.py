@@ -28,7 +28,7 @@ _WEAK_ANCHOR = re.compile(
     r"|\bi\.e\.|\bthat\s+is,|所以|因此|故|综上所述|综上|解得|求得|可得|得到|(?<![立随])即(?![使便])" + CONCLUSION_WORDS,
     re.IGNORECASE,
 )
-_SENTENCE_END = re.compile(r"。|\n|\.(?!\d)|(?<!\\)[!?]|" + SENTENCE_ENDS)
+_SENTENCE_END = re.compile(r"。|\n|\.(?!\d|\\(?:dot|overline)\b)|(?<!\\)[!?](?!=)|" + SENTENCE_ENDS)
 _CHECK_LINE = re.compile(
     r"\W*(?:检验|验算|验证|(?:sanity\s+)?check(?:ing)?\b|verif(?:y|ication)\b)", re.IGNORECASE
 )
@@ -201,6 +201,7 @@ def _line_answer(line: str, *, letters: bool = False) -> tuple[str, int] | None:
     return text, max(line.find(text, after), after)
 
 
+_DETAIL_COLON = re.compile(r"(?<=\d)(?:\s*[^\W\d_]+)?\s*:\s")
 _CONDITIONAL = re.compile(r"若|如果|假如|假设|倘若|要是|\bif\b|\bsuppose\b|\bassuming\b", re.IGNORECASE)
 _CONCLUSION_OPENING = re.compile(
     r"(?:^|(?<=[。.!?！？\n]))\s*(?:因此|所以|故|\b(?:therefore|thus|hence|so)\b)", re.IGNORECASE
@@ -225,7 +226,11 @@ def _sentence_after(text: str, start: int) -> str:
 
 def _cut_prose(text: str) -> str:
     """`text` up to its first "because", "since", "因为"…; but "Since a = b, the value is c"
-    opens with its reason, and the value is in the clause after the comma."""
+    opens with its reason, and the value is in the clause after the comma. A colon after a
+    number introduces detail ("17 buses: 8 large and 9 small")."""
+    detail = _DETAIL_COLON.search(text)
+    if detail is not None:
+        text = text[: detail.start()]
     for _ in range(8):
         pieces = _PROSE.split(text, maxsplit=1)
         if len(pieces) == 1 or _HAS_MATH.search(pieces[0]):

@@ -22,6 +22,7 @@ _DOUBT_ZH = (
     r"|可能(?:有误|是?错(?:的|了)|不对|不正确|还?不够)|恐怕(?:有误|不对)"
     r"|(?:还|仍|尚)?(?:需|需要|有待)(?:进一步)?(?:检验|验证|核实|确认)"
     r"|(?:还|仍|尚)(?:没有|无|未有)(?:定论|结论)|没有定论|无法(?:确定|判断)(?:答案|结果)?"
+    r"|也(?:有)?可能是"
 )
 _DOUBT_EN = (
     r"\b(?:I'?m|I\s+am)\s+(?:not|un)\s*(?:(?:entirely|completely|quite|fully|100\s*%)\s+)?(?:sure|certain|confident)\b"
@@ -32,7 +33,7 @@ _DOUBT_EN = (
     r"(?:wrong|incorrect|not\s+(?:right|correct))\b"
     r"|\bprobably\s+(?:wrong|incorrect|not\s+(?:right|correct))\b"
     r"|\b(?:still\s+)?(?:need|have)\s+to\s+(?:verify|check|double-check|confirm)\b|\bneeds?\s+(?:further\s+)?verification\b"
-    r"|\binconclusive\b|\bcannot\s+(?:give|determine|be\s+sure)\b|\bno\s+(?:final\s+)?conclusion\b"
+    r"|\bor\s+(?:possibly|maybe|perhaps)\b|\bmight\s+also\s+be\b|\binconclusive\b|\bcannot\s+(?:give|determine|be\s+sure)\b|\bno\s+(?:final\s+)?conclusion\b"
 )
 _DOUBT = re.compile(f"{_DOUBT_ZH}|{_DOUBT_EN}", re.IGNORECASE)
 # A later clause that confirms the answer settles the doubt.

@@ -57,3 +57,71 @@ def with_decimal_points(text: str) -> str:
     if "," not in text or not _DECIMAL_COMMA_LANGUAGE.search(text):
         return text
     return _DECIMAL_COMMA.sub(r"\1.\2", text)
+
+
+_CJK = "[\u3400-\u9fff]"
+# A Latin word written against Chinese is a word of the sentence ("T恤", "Maria一共", "App 的"),
+# not a variable; a lone lower-case letter ("x的值") stays.
+_LATIN_BEFORE_CJK = re.compile(r"(?<![\\A-Za-z])(?:[A-Za-z]{2,}|[A-Z])(?=\s?" + _CJK + ")")
+# A bracketed aside in Chinese after a value: "17 辆（每辆 30 座）".
+_CJK_ASIDE = re.compile(r"\([^()]*" + _CJK + r"[^()]*\)")
+
+
+def without_words_in_chinese(text: str) -> str:
+    """`text` without Latin words that belong to its Chinese sentence and without Chinese asides."""
+    if not re.search(_CJK, text):
+        return text
+    return _LATIN_BEFORE_CJK.sub(" ", _CJK_ASIDE.sub(" ", text))
+
+
+def opens_with_chinese(part: str) -> bool:
+    """Whether a part of an answer opens with Chinese words: a clause, not a value of its own."""
+    return re.match(r"\s*" + _CJK, part) is not None
+
+
+_TWELVE_HOUR = re.compile(r"(?<![\d:])(\d{1,2}):(\d{2})\s*(?:(?P<pm>p\.?\s?m\.?)|a\.?\s?m\.?)(?![A-Za-z])", re.IGNORECASE)
+_CHINESE_HALF_DAY = re.compile(r"(?P<pm>下午|晚上|傍晚)?(?:上午|早上|凌晨)?\s*(?<![\d:])(\d{1,2}):(\d{2})(?![\d:])")
+
+
+def as_24_hour(text: str) -> str:
+    """A 12-hour clock time in `text` as a 24-hour one: "7:15 PM" and "下午 7:15" are 19:15."""
+    if ":" not in text:
+        return text
+    text = _TWELVE_HOUR.sub(lambda match: _hour(int(match.group(1)), match.group(2), bool(match.group("pm"))), text)
+    return _CHINESE_HALF_DAY.sub(
+        lambda match: _hour(int(match.group(2)), match.group(3), bool(match.group("pm"))) if match.group(0)[0] in "下晚傍上早凌" else match.group(0),
+        text,
+    )
+
+
+def _hour(hour: int, minutes: str, afternoon: bool) -> str:
+    if afternoon and hour < 12:
+        hour += 12
+    elif not afternoon and hour == 12:
+        hour = 0
+    return f"{hour}:{minutes}"
+
+
+# 0.8\overline{3}, 0.\dot{3}, 0.\dot{1}4\dot{2}, "0.8333 repeating" (its last digit repeats).
+_OVERLINE = re.compile(r"(\d*)\.(\d*)\\(?:overline|bar)\s*\{(\d+)\}")
+_DOTS = re.compile(r"(\d*)\.(\d*)\\dot\s*\{?(\d)\}?(?:(\d*)\\dot\s*\{?(\d)\}?)?")
+_REPEATING_WORD = re.compile(r"(\d*)\.(\d*?)(\d)\3*\s*(?:repeating|recurring|循环)", re.IGNORECASE)
+
+
+def repeating_as_fraction(text: str) -> str:
+    """Repeating decimals in `text` as exact fractions: 0.8\\overline{3} is \\frac{5}{6}."""
+    if "\\overline" in text or "\\bar" in text:
+        text = _OVERLINE.sub(lambda match: _fraction(*match.groups()), text)
+    if "\\dot" in text:
+        text = _DOTS.sub(lambda match: _fraction(match.group(1), match.group(2), "".join(filter(None, match.groups()[2:]))), text)
+    if "repeat" in text or "recurring" in text or "循环" in text:
+        text = _REPEATING_WORD.sub(lambda match: _fraction(match.group(1), match.group(2), match.group(3)), text)
+    return text
+
+
+def _fraction(whole: str, fixed: str, period: str) -> str:
+    from fractions import Fraction
+
+    value = Fraction(int(whole or "0")) + Fraction(int(fixed or "0"), 10 ** len(fixed))
+    value += Fraction(int(period), (10 ** len(period) - 1) * 10 ** len(fixed))
+    return f"\\frac{{{value.numerator}}}{{{value.denominator}}}"

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import re
 
-from pytest_mathperf.answers.prose import HAS_MATH, OTHER_SCRIPT
+from pytest_mathperf.answers.prose import (
+    HAS_MATH,
+    OTHER_SCRIPT,
+    as_24_hour,
+    repeating_as_fraction,
+    without_words_in_chinese,
+)
 
 #: A part longer than this is prose, not a value, and is skipped.
 MAX_PART_CHARS = 1000
@@ -337,6 +343,7 @@ def _clean_value(text: str, *, keep_equation: bool = False) -> str:
     text = " ".join(text.split())
     if len(text) > MAX_PART_CHARS:
         return ""  # prose, not a value; and the regexes below must stay linear
+    text = repeating_as_fraction(as_24_hour(text))
     text = _after_equality_verb(text)
     approx = _APPROX.split(text, maxsplit=1)
     if len(approx) == 2 and _HAS_MATH.search(_CJK.sub(" ", approx[0].split("=")[-1])):
@@ -347,7 +354,7 @@ def _clean_value(text: str, *, keep_equation: bool = False) -> str:
         text = _top_level_split(text, _EQUALS)[-1]
     text = _MIXED_NUMBER.sub(r"(\1+\2/\3)", text)
     text = _CJK_BETWEEN_NUMBERS.sub(", ", text)
-    text = _CJK.sub(" ", text)
+    text = _CJK.sub(" ", without_words_in_chinese(text))
     text = OTHER_SCRIPT.sub(" ", text)
     text = _CURRENCY.sub("", text)
     text = _LEADING_WORDS.sub("", text)
