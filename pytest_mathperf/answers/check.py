@@ -20,7 +20,7 @@ from pytest_mathperf.answers.equality import (
 from pytest_mathperf.answers.expected import _display_scalar, _expected_text, format_expected, validate_expected
 from pytest_mathperf.answers.extract import MAX_OUTPUT_CHARS, _Reading
 from pytest_mathperf.answers.hedge import hedge_in
-from pytest_mathperf.answers.prose import is_letter_expression, opens_with_chinese
+from pytest_mathperf.answers.prose import function_rules, is_letter_expression, opens_with_chinese
 from pytest_mathperf.answers.text import TextAnswer, matches, no_value_answer, text_answer, text_candidate
 from pytest_mathperf.answers.units import conversion, unit_at_end
 from pytest_mathperf.answers.values import (
@@ -172,6 +172,9 @@ def _judge_scalar(reading: _Reading, expected: int | float | str, *, how: Compar
             return by_unit
         if _equal_text(expected_text, got, how):
             return Verdict("correct", shown(got), f"matches {want}")
+        rules = function_rules(_expected_math(expected_text), got) if is_equation else None
+        if rules is not None and _equal_text(*rules, how):
+            return Verdict("correct", shown(got), f"matches {want} (the same function, named otherwise)")
         rounded = _clean_value(_math_text(answer), keep_equation=True)  # "25π，约等于 78.5" against 78.5
         if rounded and rounded != got and _equal_text(expected_text, rounded, how):
             return Verdict("correct", shown(rounded), f"matches {want}")

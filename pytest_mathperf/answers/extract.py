@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from pytest_mathperf.answers.prose import ANSWER_PHRASES, CONCLUSION_WORDS, SENTENCE_ENDS, holds_value, with_decimal_points
-from pytest_mathperf.answers.values import _HAS_MATH, _PLUS_MINUS, _math_text, _named_in, _values
+from pytest_mathperf.answers.values import _HAS_MATH, _PLUS_MINUS, _math_text, _named_in, _values, column_entries
 
 #: Only the end of an output is read: the answer is there, and the work stays bounded.
 MAX_OUTPUT_CHARS = 4000
@@ -63,7 +63,7 @@ class _Reading:
         folded = _BARE_BOX.sub(lambda match: f"\\{match.group(1)}{{{match.group(2)}}}", folded)
         self.folded = _DISPLAY_MATH.sub(_one_line, folded)
         self.after_think = after_think
-        spans = _box_spans(self.folded)
+        spans = _without_notation(self.folded, _box_spans(self.folded))
         self.last_box_span = spans[-1][:2] if spans else None
         self.boxes = [contents for _, _, contents in spans]
         self.last_box = _last_box(self.folded, spans)
@@ -101,6 +101,8 @@ class _Reading:
             return []
         if self.boxes:
             last = _values(self.last_box or "", groups=groups)
+            if len(last) == 1 and count > 1:
+                last = column_entries(last[0]) or last
             if len(last) >= count or self.last_box != self.boxes[-1]:  # boxes joined as one answer are all of it
                 return last
             every = [value for box in self.boxes for value in _values(box, groups=groups)]
@@ -108,7 +110,11 @@ class _Reading:
         answer = self.final_answer()
         if answer and "分别" in answer and _HAS_MATH.search(answer.rsplit("分别", 1)[1]):
             answer = answer.rsplit("分别", 1)[1]  # "A、B 两地分别有 40 人和 60 人": the labels are no parts
-        return _values(answer, groups=groups) if answer else []
+        values = _values(answer, groups=groups) if answer else []
+        if len(values) < count:
+            labelled = [value for line in _labelled_lines(self.folded, count) for value in _values(line, groups=groups)]
+            values = labelled if len(labelled) == count else values
+        return values
 
     def gives_both_roots(self) -> bool:
         """Whether the final answer is written with ± (its two values come in no fixed order)."""
@@ -201,6 +207,19 @@ def _line_answer(line: str, *, letters: bool = False) -> tuple[str, int] | None:
     return text, max(line.find(text, after), after)
 
 
+# "Domain: [0, 5)" on one line, "Range: (1, 7]" on the next: parts each under a label.
+_LABELLED_LINE = re.compile(r"^\W*[^\W\d_][\w ()]{0,30}?\**\s*:\s*(?P<value>\S.*)$")
+
+
+def _labelled_lines(text: str, count: int) -> list[str]:
+    """The values of the last `count` lines when each is a label and a value, else none."""
+    lines = [line for line in text.strip().splitlines() if line.strip()][-count:]
+    matches = [_LABELLED_LINE.match(line.strip()) for line in lines]
+    if len(lines) < 2 or not all(matches):
+        return []
+    return [match.group("value") for match in matches if match]
+
+
 _DETAIL_COLON = re.compile(r"(?<=\d)(?:\s*[^\W\d_]+)?\s*:\s")
 _CONDITIONAL = re.compile(r"若|如果|假如|假设|倘若|要是|\bif\b|\bsuppose\b|\bassuming\b", re.IGNORECASE)
 _CONCLUSION_OPENING = re.compile(
@@ -240,6 +259,15 @@ def _cut_prose(text: str) -> str:
             return pieces[0]
         text = pieces[1][comma + 2 :]
     return ""
+
+
+def _without_notation(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """`spans` without a box that names an unknown the text goes on to work out: in "Let the
+    number be \\boxed{n}. Then n = 12", the answer is 12."""
+    return [
+        (start, end, contents) for start, end, contents in spans
+        if not (len(contents) == 1 and contents.isalpha() and re.search(rf"(?<![\\\w]){contents}\s*=\s*[^=]*\d", text[end:]))
+    ]
 
 
 def _box_spans(text: str) -> list[tuple[int, int, str]]:

@@ -125,3 +125,16 @@ def _fraction(whole: str, fixed: str, period: str) -> str:
     value = Fraction(int(whole or "0")) + Fraction(int(fixed or "0"), 10 ** len(fixed))
     value += Fraction(int(period), (10 ** len(period) - 1) * 10 ** len(fixed))
     return f"\\frac{{{value.numerator}}}{{{value.denominator}}}"
+
+
+# "h(x) = 3x - 1" and "y = 3x - 1" define one function: the names differ, the rules do not.
+_FUNCTION_DEFINITION = re.compile(r"^\s*(?:(?P<name>[A-Za-z])\s*\(\s*(?P<argument>[A-Za-z])\s*\)|y)\s*=(?P<rule>[^=<>]+)$")
+
+
+def function_rules(expected: str, got: str) -> tuple[str, str] | None:
+    """The two right sides when both sides define a function of one variable and at least one
+    is written f(x) (a "y =" against "x =" is two variables, not two names), else None."""
+    want, have = _FUNCTION_DEFINITION.match(expected), _FUNCTION_DEFINITION.match(got)
+    if want is None or have is None or not (want.group("name") or have.group("name")):
+        return None
+    return want.group("rule").strip(), have.group("rule").strip()

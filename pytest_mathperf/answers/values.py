@@ -89,6 +89,8 @@ _TRIG = r"\\(sin|cos|tan|cot|sec|csc)\s*"
 _DEGREE_ARGUMENT = re.compile(
     _TRIG + r"\(\s*(-?\d+(?:\.\d+)?)" + _DEGREE + r"\s*\)|" + _TRIG + r"(-?\d+(?:\.\d+)?)" + _DEGREE
 )
+_TRIG_FUNCTION = re.compile(r"\\(?:sin|cos|tan|cot|sec|csc)(?![A-Za-z])")
+_DEGREES = re.compile(r"(\d+(?:\.\d+)?)" + _DEGREE)
 _MATHRM_LETTER = re.compile(r"\\(?:mathrm|mathit|rm|text)\s*\{\s*([A-Za-z])\s*\}")
 _PERCENT_SIGN = re.compile(r"(?<!\\)%")
 _CJK_CHARACTER = "[\u3400-\u9fff\uf900-\ufaff]"
@@ -109,6 +111,9 @@ _JUNK_AT_END = re.compile(
 # Currency signs before an amount: "￥60" is 60 (the dollar sign is TeX's, and read there).
 _CURRENCY = re.compile(r"[¥￥€£]\s*")
 
+
+# "[30 degrees]": a value with its unit word in brackets, not an interval.
+_VALUE_IN_BRACKETS = re.compile(r"^\[\s*([^\[\],]*\d[^\[\],]*?\s+[A-Za-z]{2,}\s*)\]\.?$")
 
 _PERCENT_END = re.compile(r"\s*\\%\s*$")
 #: Kept at the end of a value read with a percent sign; equality decides what it means.
@@ -160,6 +165,8 @@ def _math_text(text: str) -> str:
         text = _MATRIX.sub(keep_matrix, text)
     if "circ" in text or "°" in text:
         text = _DEGREE_ARGUMENT.sub(_in_radians, text)
+        if _TRIG_FUNCTION.search(text):  # degrees inside an argument: \cos(90^\circ - t)
+            text = _DEGREES.sub(lambda match: f"\\frac{{{match.group(1)}\\pi}}{{180}}", text)
     text = _MATHRM_LETTER.sub(lambda match: match.group(1), text)
     if "|" in text or "mid" in text:
         text = _SET_BUILDER.sub(lambda match: f" {match.group(1)} ", text)
@@ -293,6 +300,18 @@ def _values(answer: str, *, groups: bool = False) -> list[str]:
     return [value for item in values for value in (both_roots(item) or [item])]
 
 
+_COLUMN_VECTOR = re.compile(r"^\\begin\{([pbvB]?matrix)\}(?P<rows>[^&]*)\\end\{\1\}$")
+
+
+def column_entries(value: str) -> list[str] | None:
+    """The entries of a column vector (one per row) where parts are wanted, else None."""
+    match = _COLUMN_VECTOR.match(value.strip())
+    if match is None:
+        return None
+    rows = [row.strip() for row in match.group("rows").split("\\\\")]
+    return rows if len(rows) > 1 and all(rows) else None
+
+
 def is_group(value: str) -> bool:
     """Whether `value` is one bracketed group: a pair, a tuple, an interval or a set."""
     return _lone_group(value.strip()) is not None
@@ -302,6 +321,8 @@ def _lone_group(value: str) -> str | None:
     """The inside of a value that is one bracketed group: (a, b), [a, b] or \\{a, b\\}."""
     if value.startswith("\\{") and value.endswith("\\}"):
         return value[2:-2]
+    if value[:1] == "{" and _closing_paren(value, 1) == len(value) - 1 and "," in value:
+        return value[1:-1]  # a set written in plain braces: {1, 4, 9}
     if value[:1] in "([" and _closing_paren(value, 1) == len(value) - 1:
         return value[1:-1]
     return None
@@ -344,7 +365,7 @@ def _clean_value(text: str, *, keep_equation: bool = False) -> str:
     if len(text) > MAX_PART_CHARS:
         return ""  # prose, not a value; and the regexes below must stay linear
     text = repeating_as_fraction(as_24_hour(text))
-    text = _after_equality_verb(text)
+    text = _VALUE_IN_BRACKETS.sub(r"\1", _after_equality_verb(text).strip())
     approx = _APPROX.split(text, maxsplit=1)
     if len(approx) == 2 and _HAS_MATH.search(_CJK.sub(" ", approx[0].split("=")[-1])):
         text = approx[0]
