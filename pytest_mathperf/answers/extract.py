@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from pytest_mathperf.answers.prose import ANSWER_PHRASES, CONCLUSION_WORDS, SENTENCE_ENDS, holds_value, with_decimal_points
-from pytest_mathperf.answers.values import _HAS_MATH, _PLUS_MINUS, _math_text, _named_in, _values, column_entries
+from pytest_mathperf.answers.values import _HAS_MATH, _PLUS_MINUS, _math_text, _named_in, _values
 
 #: Only the end of an output is read: the answer is there, and the work stays bounded.
 MAX_OUTPUT_CHARS = 4000
@@ -259,6 +259,18 @@ def _cut_prose(text: str) -> str:
             return pieces[0]
         text = pieces[1][comma + 2 :]
     return ""
+
+
+_COLUMN_VECTOR = re.compile(r"^\\begin\{([pbvB]?matrix)\}(?P<rows>[^&]*)\\end\{\1\}$")
+
+
+def column_entries(value: str) -> list[str] | None:
+    """The entries of a column vector (one per row) where parts are wanted, else None."""
+    match = _COLUMN_VECTOR.match(value.strip())
+    if match is None:
+        return None
+    rows = [row.strip() for row in match.group("rows").split("\\\\")]
+    return rows if len(rows) > 1 and all(rows) else None
 
 
 def _without_notation(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:

@@ -138,3 +138,23 @@ def function_rules(expected: str, got: str) -> tuple[str, str] | None:
     if want is None or have is None or not (want.group("name") or have.group("name")):
         return None
     return want.group("rule").strip(), have.group("rule").strip()
+
+
+_TRIG_FUNCTION = re.compile(r"\\(?:sin|cos|tan|cot|sec|csc)(?![A-Za-z])")
+_DEGREES = re.compile(r"(\d+(?:\.\d+)?)\s*(?:\^\s*\{?\s*\\circ\s*\}?|°)")
+
+
+def degrees_inside_trigonometry(text: str) -> str:
+    """Degrees inside a trigonometric argument in radians: \\cos(90^\\circ - t) is \\cos(\\pi/2 - t)."""
+    if not _TRIG_FUNCTION.search(text):
+        return text
+    return _DEGREES.sub(lambda match: f"\\frac{{{match.group(1)}\\pi}}{{180}}", text)
+
+
+# "[30 degrees]": a value with its unit word in brackets, not an interval.
+_VALUE_IN_BRACKETS = re.compile(r"^\[\s*([^\[\],]*\d[^\[\],]*?\s+[A-Za-z]{2,}\s*)\]\.?$")
+
+
+def value_in_brackets(text: str) -> str:
+    """`text` without the brackets around a value and its unit word ("[30 degrees]")."""
+    return _VALUE_IN_BRACKETS.sub(r"\1", text)

@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import re
 
-from pytest_mathperf.answers.prose import (
-    HAS_MATH,
-    OTHER_SCRIPT,
-    as_24_hour,
-    repeating_as_fraction,
-    without_words_in_chinese,
-)
+from pytest_mathperf.answers.prose import HAS_MATH, OTHER_SCRIPT, as_24_hour, repeating_as_fraction
+from pytest_mathperf.answers.prose import degrees_inside_trigonometry, value_in_brackets, without_words_in_chinese
 
 #: A part longer than this is prose, not a value, and is skipped.
 MAX_PART_CHARS = 1000
@@ -89,8 +84,6 @@ _TRIG = r"\\(sin|cos|tan|cot|sec|csc)\s*"
 _DEGREE_ARGUMENT = re.compile(
     _TRIG + r"\(\s*(-?\d+(?:\.\d+)?)" + _DEGREE + r"\s*\)|" + _TRIG + r"(-?\d+(?:\.\d+)?)" + _DEGREE
 )
-_TRIG_FUNCTION = re.compile(r"\\(?:sin|cos|tan|cot|sec|csc)(?![A-Za-z])")
-_DEGREES = re.compile(r"(\d+(?:\.\d+)?)" + _DEGREE)
 _MATHRM_LETTER = re.compile(r"\\(?:mathrm|mathit|rm|text)\s*\{\s*([A-Za-z])\s*\}")
 _PERCENT_SIGN = re.compile(r"(?<!\\)%")
 _CJK_CHARACTER = "[\u3400-\u9fff\uf900-\ufaff]"
@@ -111,9 +104,6 @@ _JUNK_AT_END = re.compile(
 # Currency signs before an amount: "￥60" is 60 (the dollar sign is TeX's, and read there).
 _CURRENCY = re.compile(r"[¥￥€£]\s*")
 
-
-# "[30 degrees]": a value with its unit word in brackets, not an interval.
-_VALUE_IN_BRACKETS = re.compile(r"^\[\s*([^\[\],]*\d[^\[\],]*?\s+[A-Za-z]{2,}\s*)\]\.?$")
 
 _PERCENT_END = re.compile(r"\s*\\%\s*$")
 #: Kept at the end of a value read with a percent sign; equality decides what it means.
@@ -165,8 +155,7 @@ def _math_text(text: str) -> str:
         text = _MATRIX.sub(keep_matrix, text)
     if "circ" in text or "°" in text:
         text = _DEGREE_ARGUMENT.sub(_in_radians, text)
-        if _TRIG_FUNCTION.search(text):  # degrees inside an argument: \cos(90^\circ - t)
-            text = _DEGREES.sub(lambda match: f"\\frac{{{match.group(1)}\\pi}}{{180}}", text)
+        text = degrees_inside_trigonometry(text)
     text = _MATHRM_LETTER.sub(lambda match: match.group(1), text)
     if "|" in text or "mid" in text:
         text = _SET_BUILDER.sub(lambda match: f" {match.group(1)} ", text)
@@ -300,18 +289,6 @@ def _values(answer: str, *, groups: bool = False) -> list[str]:
     return [value for item in values for value in (both_roots(item) or [item])]
 
 
-_COLUMN_VECTOR = re.compile(r"^\\begin\{([pbvB]?matrix)\}(?P<rows>[^&]*)\\end\{\1\}$")
-
-
-def column_entries(value: str) -> list[str] | None:
-    """The entries of a column vector (one per row) where parts are wanted, else None."""
-    match = _COLUMN_VECTOR.match(value.strip())
-    if match is None:
-        return None
-    rows = [row.strip() for row in match.group("rows").split("\\\\")]
-    return rows if len(rows) > 1 and all(rows) else None
-
-
 def is_group(value: str) -> bool:
     """Whether `value` is one bracketed group: a pair, a tuple, an interval or a set."""
     return _lone_group(value.strip()) is not None
@@ -365,7 +342,7 @@ def _clean_value(text: str, *, keep_equation: bool = False) -> str:
     if len(text) > MAX_PART_CHARS:
         return ""  # prose, not a value; and the regexes below must stay linear
     text = repeating_as_fraction(as_24_hour(text))
-    text = _VALUE_IN_BRACKETS.sub(r"\1", _after_equality_verb(text).strip())
+    text = value_in_brackets(_after_equality_verb(text).strip())
     approx = _APPROX.split(text, maxsplit=1)
     if len(approx) == 2 and _HAS_MATH.search(_CJK.sub(" ", approx[0].split("=")[-1])):
         text = approx[0]
