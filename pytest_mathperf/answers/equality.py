@@ -144,6 +144,8 @@ def _close_everywhere(expected: Basic, got: Basic, rel_tol: float) -> bool:
     a few fixed points: t + 1.732i is t + \\sqrt{3} i at rel_tol 1e-3."""
     import sympy
 
+    if isinstance(expected, sympy.Equality) and isinstance(got, sympy.Equality):
+        return all(_close_everywhere(*sides, rel_tol) for sides in zip(expected.args, got.args))
     if not (isinstance(expected, sympy.Expr) and isinstance(got, sympy.Expr)):
         return False
     # The two sides' symbols may carry different assumptions (one read as real): match them by name.

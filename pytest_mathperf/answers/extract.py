@@ -28,7 +28,7 @@ _WEAK_ANCHOR = re.compile(
     r"|\bi\.e\.|\bthat\s+is,|所以|因此|故|综上所述|综上|解得|求得|可得|得到|(?<![立随])即(?![使便])" + CONCLUSION_WORDS,
     re.IGNORECASE,
 )
-_SENTENCE_END = re.compile(r"。|\n|\.(?!\d|\\(?:dot|overline)\b)|(?<!\\)[!?](?!=)|" + SENTENCE_ENDS)
+_SENTENCE_END = re.compile(r"。|\n|\.(?!\d|\\(?:dot|overline)\b|m\.)|(?<!\\)[!?](?!=)|" + SENTENCE_ENDS)
 _CHECK_LINE = re.compile(
     r"\W*(?:检验|验算|验证|(?:sanity\s+)?check(?:ing)?\b|verif(?:y|ication)\b)", re.IGNORECASE
 )
@@ -61,9 +61,9 @@ class _Reading:
         folded = _EMPTY_BOX.sub(" ", region.translate(_FOLD))  # "write it in \\boxed{}" echoed
         folded = with_decimal_points(folded)
         folded = _BARE_BOX.sub(lambda match: f"\\{match.group(1)}{{{match.group(2)}}}", folded)
-        self.folded = _DISPLAY_MATH.sub(_one_line, folded)
+        self.folded = _without_notation(_DISPLAY_MATH.sub(_one_line, folded))
         self.after_think = after_think
-        spans = _without_notation(self.folded, _box_spans(self.folded))
+        spans = _box_spans(self.folded)
         self.last_box_span = spans[-1][:2] if spans else None
         self.boxes = [contents for _, _, contents in spans]
         self.last_box = _last_box(self.folded, spans)
@@ -199,12 +199,12 @@ def _line_answer(line: str, *, letters: bool = False) -> tuple[str, int] | None:
         return None  # "Question 3:" introduces what follows; it is not the answer
     if _CHECK_LINE.match(line) and not _WEAK_ANCHOR.search(line):
         return None  # "检验：17 + 19 = 36" checks the answer above it (unless it concludes: "…，所以 x=3")
-    anchors = list(_WEAK_ANCHOR.finditer(line))
-    after = anchors[-1].end() if anchors else 0
-    text = _cut_prose(_SENTENCE_END.split(line[after:].strip(" \t\r\n:,*"), maxsplit=1)[0]).strip()
-    if not holds_value(text, letters=letters):
-        return None
-    return text, max(line.find(text, after), after)
+    # From the last "so" on; where nothing follows it ("…, so this checks out"), from the one before.
+    for after in [*(anchor.end() for anchor in reversed(list(_WEAK_ANCHOR.finditer(line)))), 0]:
+        text = _cut_prose(_SENTENCE_END.split(line[after:].strip(" \t\r\n:,*"), maxsplit=1)[0]).strip()
+        if holds_value(text, letters=letters):
+            return text, max(line.find(text, after), after)
+    return None
 
 
 # "Domain: [0, 5)" on one line, "Range: (1, 7]" on the next: parts each under a label.
@@ -273,13 +273,13 @@ def column_entries(value: str) -> list[str] | None:
     return rows if len(rows) > 1 and all(rows) else None
 
 
-def _without_notation(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
-    """`spans` without a box that names an unknown the text goes on to work out: in "Let the
-    number be \\boxed{n}. Then n = 12", the answer is 12."""
-    return [
-        (start, end, contents) for start, end, contents in spans
-        if not (len(contents) == 1 and contents.isalpha() and re.search(rf"(?<![\\\w]){contents}\s*=\s*[^=]*\d", text[end:]))
-    ]
+def _without_notation(text: str) -> str:
+    """`text` with a box that names an unknown the text goes on to work out written plainly:
+    in "Let the number be \\boxed{n}. Then n = 12", the answer is 12, not n."""
+    for start, end, contents in reversed(_box_spans(text)):
+        if len(contents) == 1 and contents.isalpha() and re.search(rf"(?<![\\\w]){contents}\s*=\s*[^=]*\d", text[end:]):
+            text = f"{text[:start]}{contents}{text[end:]}"
+    return text
 
 
 def _box_spans(text: str) -> list[tuple[int, int, str]]:

@@ -14,7 +14,7 @@ _LETTER_FORMULA = re.compile(
 _LETTER_EXPRESSION = re.compile(r"[A-Za-z\s+\-*/^()]*[A-Za-z][A-Za-z\s+\-*/^()]*")
 
 #: Words of scripts that write no math (Cyrillic, Arabic, Devanagari, kana): prose around a value.
-OTHER_SCRIPT = re.compile(r"[\u0400-\u04ff\u0600-\u06ff\u0750-\u077f\u0900-\u097f\u3040-\u30ff]+")
+OTHER_SCRIPT = re.compile(r"[\u0400-\u04ff\u0600-\u06ff\u0750-\u077f\u0900-\u097f\u3040-\u30ff]+(?:\^[23])?")
 
 #: "The answer is" in French, Spanish, German, Russian, Japanese, Arabic and Hindi.
 ANSWER_PHRASES = (
@@ -105,7 +105,7 @@ def _hour(hour: int, minutes: str, afternoon: bool) -> str:
 # 0.8\overline{3}, 0.\dot{3}, 0.\dot{1}4\dot{2}, "0.8333 repeating" (its last digit repeats).
 _OVERLINE = re.compile(r"(\d*)\.(\d*)\\(?:overline|bar)\s*\{(\d+)\}")
 _DOTS = re.compile(r"(\d*)\.(\d*)\\dot\s*\{?(\d)\}?(?:(\d*)\\dot\s*\{?(\d)\}?)?")
-_REPEATING_WORD = re.compile(r"(\d*)\.(\d*?)(\d)\3*\s*(?:repeating|recurring|循环)", re.IGNORECASE)
+_REPEATING_WORD = re.compile(r"(\d*)\.(\d*?)(\d)\3*\s*(?:repeating|recurring|循环)|(\d*)\.(\d*?)(\d)\6+(?:…|\.\.\.|\\[lc]?dots)", re.IGNORECASE)
 
 
 def repeating_as_fraction(text: str) -> str:
@@ -114,8 +114,8 @@ def repeating_as_fraction(text: str) -> str:
         text = _OVERLINE.sub(lambda match: _fraction(*match.groups()), text)
     if "\\dot" in text:
         text = _DOTS.sub(lambda match: _fraction(match.group(1), match.group(2), "".join(filter(None, match.groups()[2:]))), text)
-    if "repeat" in text or "recurring" in text or "循环" in text:
-        text = _REPEATING_WORD.sub(lambda match: _fraction(match.group(1), match.group(2), match.group(3)), text)
+    if any(word in text for word in ("repeat", "recurring", "循环", "…", "...", "dots")):
+        text = _REPEATING_WORD.sub(lambda match: _fraction(*[group for group in match.groups() if group is not None]), text)
     return text
 
 
