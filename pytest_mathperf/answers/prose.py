@@ -103,9 +103,14 @@ def _hour(hour: int, minutes: str, afternoon: bool) -> str:
 
 
 # 0.8\overline{3}, 0.\dot{3}, 0.\dot{1}4\dot{2}, "0.8333 repeating" (its last digit repeats).
-_OVERLINE = re.compile(r"(\d*)\.(\d*)\\(?:overline|bar)\s*\{(\d+)\}")
-_DOTS = re.compile(r"(\d*)\.(\d*)\\dot\s*\{?(\d)\}?(?:(\d*)\\dot\s*\{?(\d)\}?)?")
-_REPEATING_WORD = re.compile(r"(\d*)\.(\d*?)(\d)\3*\s*(?:repeating|recurring|循环)|(\d*)\.(\d*?)(\d)\6+(?:…|\.\.\.|\\[lc]?dots)", re.IGNORECASE)
+# Bounded digit runs keep these linear on a long number.
+_OVERLINE = re.compile(r"(?<![\d.])(\d{0,20})\.(\d{0,30})\\(?:overline|bar)\s*\{(\d{1,30})\}")
+_DOTS = re.compile(r"(?<![\d.])(\d{0,20})\.(\d{0,30})\\dot\s*\{?(\d)\}?(?:(\d{0,30})\\dot\s*\{?(\d)\}?)?")
+_REPEATING_WORD = re.compile(
+    r"(?<![\d.])(\d{0,20})\.(\d{0,30}?)(\d)\3{0,60}\s*(?:repeating|recurring|循环)"
+    r"|(?<![\d.])(\d{0,20})\.(\d{0,30}?)(\d)\6{1,60}(?:…|\.\.\.|\\[lc]?dots)",
+    re.IGNORECASE,
+)
 
 
 def repeating_as_fraction(text: str) -> str:
