@@ -221,7 +221,9 @@ def _labelled_lines(text: str, count: int) -> list[str]:
 
 
 _DETAIL_COLON = re.compile(r"(?<=\d)(?:\s*[^\W\d_]+)?\s*:\s")
-_CONDITIONAL = re.compile(r"若|如果|假如|假设|倘若|要是|\bif\b|\bsuppose\b|\bassuming\b", re.IGNORECASE)
+# English says another reading with "would" ("If …, the answer would be 18"), which is no anchor;
+# "If we add them, the answer is 84" is the answer.
+_CONDITIONAL = re.compile(r"若|如果|假如|假设|倘若|要是")
 _CONCLUSION_OPENING = re.compile(
     r"(?:^|(?<=[。.!?！？\n]))\s*(?:因此|所以|故|\b(?:therefore|thus|hence|so)\b)", re.IGNORECASE
 )
