@@ -1,6 +1,7 @@
 """Is this tree's answer checker slower than another checkout's (main, a release) on one corpus?
 
     python benchmarks/answer_speed_against.py /path/to/other/checkout --rounds 3
+    python benchmarks/answer_speed_against.py /work/main --stems chinese,classic,traps   # some files
 
 Each round checks every case of this tree's labelled corpus once in a fresh process per
 checker, alternating, parse caches cold, sympy imported before the clock starts. CPU time of
@@ -28,7 +29,10 @@ sys.path.insert(0, sys.argv[1])
 logging.disable(logging.WARNING)
 from pytest_mathperf.answers import check_answer
 cases = []
+stems = sys.argv[3].split(",") if sys.argv[3] else None
 for path in sorted(Path(sys.argv[2]).glob("*.yaml")):
+    if stems and path.stem not in stems:
+        continue
     cases.extend({"options": {}, **case} for case in yaml.safe_load(path.read_text(encoding="utf-8"))["cases"])
 check_answer("</think>\\\\boxed{x + 1}", "x + 1")
 from pytest_mathperf.answers import equality
@@ -44,9 +48,10 @@ print(json.dumps({"cases": len(cases), "cpu": time.process_time() - cpu, "wall":
 """
 
 
-def one_round(tree: Path) -> dict[str, float]:
+def one_round(tree: Path, stems: str) -> dict[str, float]:
     corpus = ROOT / "tests" / "data" / "answer_corpus"
-    done = subprocess.run([sys.executable, "-c", _ONE_ROUND, str(tree), str(corpus)], capture_output=True, text=True, check=True)
+    command = [sys.executable, "-c", _ONE_ROUND, str(tree), str(corpus), stems]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -54,11 +59,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("other", type=Path, help="the other checkout's root (holding pytest_mathperf/)")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--stems", default="", help="only these corpus files, by stem, comma-separated")
     args = parser.parse_args()
     runs: dict[str, list[dict[str, float]]] = {"this tree": [], "other": []}
     for _ in range(args.rounds):
-        runs["this tree"].append(one_round(ROOT))
-        runs["other"].append(one_round(args.other.resolve()))
+        runs["this tree"].append(one_round(ROOT, args.stems))
+        runs["other"].append(one_round(args.other.resolve(), args.stems))
     speeds = {}
     for name, rounds in runs.items():
         cases = rounds[0]["cases"]
