@@ -80,7 +80,7 @@ def opens_with_chinese(part: str) -> bool:
 
 
 _TWELVE_HOUR = re.compile(r"(?<![\d:])(\d{1,2}):(\d{2})\s*(?:(?P<pm>p\.?\s?m\.?)|a\.?\s?m\.?)(?![A-Za-z])", re.IGNORECASE)
-_CHINESE_HALF_DAY = re.compile(r"(?P<pm>下午|晚上|傍晚)?(?:上午|早上|凌晨)?\s*(?<![\d:])(\d{1,2}):(\d{2})(?![\d:])")
+_CHINESE_HALF_DAY = re.compile(r"(?:(?P<pm>下午|晚上|傍晚)|上午|早上|凌晨)\s*(\d{1,2}):(\d{2})(?![\d:])")
 
 
 def as_24_hour(text: str) -> str:
@@ -88,10 +88,7 @@ def as_24_hour(text: str) -> str:
     if ":" not in text:
         return text
     text = _TWELVE_HOUR.sub(lambda match: _hour(int(match.group(1)), match.group(2), bool(match.group("pm"))), text)
-    return _CHINESE_HALF_DAY.sub(
-        lambda match: _hour(int(match.group(2)), match.group(3), bool(match.group("pm"))) if match.group(0)[0] in "下晚傍上早凌" else match.group(0),
-        text,
-    )
+    return _CHINESE_HALF_DAY.sub(lambda match: _hour(int(match.group(2)), match.group(3), bool(match.group("pm"))), text)
 
 
 def _hour(hour: int, minutes: str, afternoon: bool) -> str:
