@@ -220,7 +220,8 @@ def _labelled_lines(text: str, count: int) -> list[str]:
     return [match.group("value") for match in matches if match]
 
 
-_DETAIL_COLON = re.compile(r"(?<=\d)(?:\s*[^\W\d_]+)?\s*:\s")
+# A number, a word, then a colon: "17 buses: …" (never a ratio "3 : 4" or a clock "7:15").
+_DETAIL_COLON = re.compile(r"(?<=\d)\s*[^\W\d_]+\s*:\s")
 # English says another reading with "would" ("If …, the answer would be 18"), which is no anchor;
 # "If we add them, the answer is 84" is the answer.
 _CONDITIONAL = re.compile(r"若|如果|假如|假设|倘若|要是")
