@@ -25,6 +25,8 @@ KINDS = {
     "choice", "yes_no", "text", "multi_box", "interval", "thousands", "matrix", "equation", "verb",
     "zh_number", "plus_minus", "undefined", "percent", "expected_form", "boxed", "fraction", "pi",
     "units", "multi_part", "named", "any_of", "regex", "think", "truncated", "trap",
+    "hedge", "letters", "choice_prose", "bare_box", "language", "latin_in_zh", "after_answer",
+    "set_parts", "trig_degrees", "expr_tolerance", "clock", "label", "repeating",
 }
 
 

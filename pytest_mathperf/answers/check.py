@@ -19,6 +19,8 @@ from pytest_mathperf.answers.equality import (
 )
 from pytest_mathperf.answers.expected import _display_scalar, _expected_text, format_expected, validate_expected
 from pytest_mathperf.answers.extract import MAX_OUTPUT_CHARS, _Reading
+from pytest_mathperf.answers.hedge import hedge_in
+from pytest_mathperf.answers.prose import function_rules, holds_value, is_letter_expression, opens_with_chinese
 from pytest_mathperf.answers.text import TextAnswer, matches, no_value_answer, text_answer, text_candidate
 from pytest_mathperf.answers.units import conversion, unit_at_end
 from pytest_mathperf.answers.values import (
@@ -86,10 +88,21 @@ def check_answer(
         return Verdict("no_answer", None, missing)
     reading = _Reading(region, after_think="</think>" in output, truncated=truncated)
     verdict = _judge(reading, expected, how=Comparison(rel_tol, percent), unordered=unordered)
+    if verdict.correct:
+        verdict = _unless_hedged(reading, verdict)
     if truncated and verdict.status == "no_answer":
         reason = f"hit max_new_tokens before a complete answer: {verdict.reason}"
         return Verdict("truncated", verdict.extracted, reason)
     return verdict
+
+
+def _unless_hedged(reading: _Reading, verdict: Verdict) -> Verdict:
+    """`verdict` made wrong when the output doubts or withdraws the answer it gives."""
+    span = reading.answer_span() or (len(reading.folded), len(reading.folded))
+    hedge = hedge_in(reading.folded, *span)
+    if hedge is None:
+        return verdict
+    return Verdict("wrong", verdict.extracted, f"the output doubts or withdraws its answer: {_quote(hedge)}")
 
 
 def _answer_region(output: str) -> tuple[str | None, str]:
@@ -139,7 +152,8 @@ def _judge_text(reading: _Reading, expected: TextAnswer, want: str) -> Verdict:
 
 
 def _judge_scalar(reading: _Reading, expected: int | float | str, *, how: Comparison) -> Verdict:
-    answer = reading.final_answer()
+    letters = is_letter_expression(_expected_text(expected))
+    answer = reading.final_answer(letters=letters)
     if answer is None:
         says = no_value_answer(reading.folded, reading.boxes)
         if says is not None:
@@ -148,7 +162,8 @@ def _judge_scalar(reading: _Reading, expected: int | float | str, *, how: Compar
     expected_text = _expected_text(expected)
     is_equation = "=" in expected_text
     parts = answer_parts(answer)
-    values = [value for value in (_clean_value(part, keep_equation=is_equation) for part in parts) if value]
+    parts = [part for part in parts if holds_value(part, letters=letters)] or parts  # "and I'm certain of it"
+    values = _one_value_repeated([_clean_value(part, keep_equation=is_equation) for part in parts])
     if not values:
         return Verdict("no_answer", None, f"no value in the final answer {_quote(answer)}")
     want = format_expected(expected)
@@ -159,6 +174,9 @@ def _judge_scalar(reading: _Reading, expected: int | float | str, *, how: Compar
             return by_unit
         if _equal_text(expected_text, got, how):
             return Verdict("correct", shown(got), f"matches {want}")
+        rules = function_rules(_expected_math(expected_text), got) if is_equation else None
+        if rules is not None and _equal_text(*rules, how):
+            return Verdict("correct", shown(got), f"matches {want} (the same function, named otherwise)")
         rounded = _clean_value(_math_text(answer), keep_equation=True)  # "25π，约等于 78.5" against 78.5
         if rounded and rounded != got and _equal_text(expected_text, rounded, how):
             return Verdict("correct", shown(rounded), f"matches {want}")
@@ -167,7 +185,24 @@ def _judge_scalar(reading: _Reading, expected: int | float | str, *, how: Compar
     joined = ", ".join(shown(value) for value in values)
     if whole and _equal_text(expected_text, whole, how):
         return Verdict("correct", joined, f"matches {want}")
+    as_tuple = f"({', '.join(values)})"  # a system's rows against a point
+    if is_group(_expected_math(expected_text)) and _equal_text(expected_text, as_tuple, how):
+        return Verdict("correct", as_tuple, f"matches {want}")
+    if all(opens_with_chinese(part) for part in parts[1:]) and _equal_text(expected_text, values[0], how):
+        # "至少需要 17 辆，共可坐 510 人": the clauses after the answer tell more about it
+        return Verdict("correct", shown(values[0]), f"matches {want}")
     return Verdict("wrong", joined, f"expected one value ({want}), got {len(values)}: {joined}")
+
+
+def _one_value_repeated(values: list[str]) -> list[str]:
+    """The values read, or the one value they repeat: "设人数为 x，则 x = 24，共 24 人" gives 24
+    (a lone letter naming the unknown is no value of its own there)."""
+    values = [value for value in values if value]
+    distinct = list(dict.fromkeys(value for value in values if not _LONE_LETTER.fullmatch(value)))
+    return distinct if len(distinct) == 1 and len(values) > 1 else values
+
+
+_LONE_LETTER = re.compile(r"[A-Za-z]")
 
 
 def _unit_verdict(expected_text: str, got: str, parts: list[str], how: Comparison, want: str) -> Verdict | None:

@@ -62,7 +62,7 @@ def _equal_text(expected: str, got: str, how: Comparison) -> bool:
     want_text, got = _without_percent(want_text), _without_percent(got)
     want_clock, got_clock = _CLOCK.match(want_text), _CLOCK.match(got)
     if want_clock or got_clock:
-        return bool(want_clock and got_clock) and _clock(want_clock) == _clock(got_clock)  # type: ignore[arg-type]
+        return bool(want_clock and got_clock) and _same_time(_clock(want_clock), _clock(got_clock))  # type: ignore[arg-type]
     if want_percent == got_percent:
         return _equal_values(want_text, got, how.rel_tol)
     readings = {"value": [False], "fraction": [True], "either": [False, True]}[how.percent]
@@ -83,6 +83,13 @@ def _without_percent(text: str) -> str:
 def _clock(match: re.Match[str]) -> tuple[int, int, int]:
     hours, minutes, seconds = match.group(1), match.group(2), match.group(3) or "0"
     return int(hours), int(minutes), int(seconds)
+
+
+def _same_time(want: tuple[int, int, int], got: tuple[int, int, int]) -> bool:
+    """Equal times; an expected hour up to 12 may be a 12-hour clock's ("3:45" is 15:45 too)."""
+    if want == got:
+        return True
+    return want[0] <= 12 and want[0] % 12 == got[0] % 12 and want[1:] == got[1:]
 
 
 def _equal_values(expected: str, got: str, rel_tol: float | None) -> bool:
@@ -123,7 +130,35 @@ def _equal(expected: Basic, got: Basic, rel_tol: float | None) -> bool:
         return False
     verify = _math_verify()[1]
     # x ≥ 2 and [2, ∞) are one set of answers.
-    return bool(verify(expected, got, allow_set_relation_comp=True, timeout_seconds=None, raise_on_error=False))
+    if verify(expected, got, allow_set_relation_comp=True, timeout_seconds=None, raise_on_error=False):
+        return True
+    return rel_tol is not None and _close_everywhere(expected, got, rel_tol)
+
+
+#: Where two expressions in the same variables are compared within a tolerance.
+_SAMPLE_POINTS = ((0.37, 1.21, -0.83), (1.9, -0.46, 2.7), (-1.3, 0.58, 0.11))
+
+
+def _close_everywhere(expected: Basic, got: Basic, rel_tol: float) -> bool:
+    """Whether two expressions in the same (at most three) variables agree within `rel_tol` at
+    a few fixed points: t + 1.732i is t + \\sqrt{3} i at rel_tol 1e-3."""
+    import sympy
+
+    if isinstance(expected, sympy.Equality) and isinstance(got, sympy.Equality):
+        return all(_close_everywhere(*sides, rel_tol) for sides in zip(expected.args, got.args))
+    if not (isinstance(expected, sympy.Expr) and isinstance(got, sympy.Expr)):
+        return False
+    # The two sides' symbols may carry different assumptions (one read as real): match them by name.
+    names = sorted({str(symbol) for symbol in expected.free_symbols})
+    if not names or len(names) > 3 or names != sorted({str(symbol) for symbol in got.free_symbols}):
+        return False
+    for point in _SAMPLE_POINTS:
+        at = dict(zip(names, point))
+        want = complex(expected.evalf(subs={symbol: at[str(symbol)] for symbol in expected.free_symbols}))
+        have = complex(got.evalf(subs={symbol: at[str(symbol)] for symbol in got.free_symbols}))
+        if abs(want - have) > rel_tol * max(abs(want), abs(have)):
+            return False
+    return True
 
 
 def _imaginary_unit(expr: Basic) -> Basic:
@@ -221,6 +256,16 @@ def _parse_value(text: str) -> Basic | None:
     text = _E_NOTATION.sub(r"\1 \\times 10^{\2}", _value_text(text))  # on either side: math-verify reads e as Euler's
     if not text or len(text) > MAX_VALUE_CHARS or _evaluated_while_read(text):
         return None
+    value = _read_latex(text)
+    if value is None:
+        # math-verify can read a letter after a space as a unit and give up: "n + m", "\sin t".
+        # Not where letters stand side by side ("a t"): there the letter would be dropped.
+        respaced = _SPACED_OPERATOR.sub(r"\1", _TRIG_OF_LETTER.sub(r"\\\1(\2)", text))
+        value = _read_latex(respaced) if respaced != text and not _SIDE_BY_SIDE.search(respaced) else None
+    return value if value is not None and _is_tame(value) else None
+
+
+def _read_latex(text: str) -> Basic | None:
     parse, _, config = _math_verify()
     try:
         parsed = parse(
@@ -228,10 +273,12 @@ def _parse_value(text: str) -> Basic | None:
         )
     except Exception:
         return None
-    if not parsed:
-        return None
-    value = parsed[0]
-    return value if _is_tame(value) else None
+    return parsed[0] if parsed else None
+
+
+_SPACED_OPERATOR = re.compile(r"\s*([-+=*/^])\s*")
+_SIDE_BY_SIDE = re.compile(r"[A-Za-z0-9}]\s+[A-Za-z]")
+_TRIG_OF_LETTER = re.compile(r"\\(sin|cos|tan|cot|sec|csc|ln|log)\s+([A-Za-z])(?![A-Za-z])")
 
 
 # latex2sympy computes these while reading, so their size must be checked on the text.

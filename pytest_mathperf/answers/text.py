@@ -31,8 +31,16 @@ _UNWRAP = re.compile(r"\\(?:text|textbf|textrm|mathrm|mathbf|mbox)\s*\{([^{}]*)\
 _DECORATION = re.compile(r"\$|\*\*|\\[()\[\]]|\\,|\\ ")
 _CHOICE_ANCHOR = re.compile(
     r"\banswer\s*[-–]\s*|\b(?:option|choice)\s*(?:is\b|:)|\b(?:option|choice)\s+(?=\(?[A-J]\b)"
-    r"|\b(?:we\s+)?(?:choose|pick|select)\b|(?:故|应|答案)?选\s*(?:择|项)?\s*(?:是|为|:)?",
+    r"|\b(?:we\s+)?(?:choose|pick|select)\b|(?:故|应|答案)?选\s*(?:择|项)?\s*(?:是|为|:)?"
+    r"|\bgo\s+with\b|\b(?:correct|right|best)\s+(?:answer|option|choice)\s+(?:is|would\s+be)\b"
+    r"|\bit\s+(?:is|must\s+be)\s+(?:definitely\s+|clearly\s+)?(?=\(?[A-J]\b)"
+    r"|\br[ée]ponse\s+(?:correcte\s+)?est\b|\brespuesta\s+(?:correcta\s+)?es(?:\s+la)?\b|\bAntwort\s+ist\b",
     re.IGNORECASE,
+)
+# Letters ruled out: "A, not B or D", "选 D，不是 C", "B et non A", "(D), rather than (B)".
+_RULED_OUT = re.compile(
+    r"(?:\bnot|\bnon|\bnicht|\bno|\brather\s+than|\binstead\s+of|而不是|不是|而非|并非)\s*\(?[A-J]\)?(?![A-Za-z])"
+    r"(?:\s*(?:,|\bor\b|\band\b|\bnor\b|\bou\b|\bet\b|\bo\b|\by\b|或|和|、)\s*\(?[A-J]\)?(?![A-Za-z]))*"
 )
 _LEADING_CHOICE = re.compile(r"^\(?([A-J])\)?(?=$|[\s.:,;)。，])")
 _ONLY_CHOICE = re.compile(r"^\(?([a-jA-J])\)?\.?$")
@@ -151,6 +159,7 @@ def _last_yes_or_no(candidate: str) -> str | None:
 
 def _choice_in(candidate: str) -> str | None:
     """The choice letter `candidate` gives; None when it gives none, or hedges ("(B) or (C)")."""
+    candidate = _RULED_OUT.sub(" ", candidate).strip(" ,")
     letters = set(_PARENTHESISED_CHOICE.findall(candidate))
     if len(letters) > 1 and _HEDGE.search(candidate):
         return None

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import re
 
+from pytest_mathperf.answers.prose import HAS_MATH, OTHER_SCRIPT, as_24_hour, repeating_as_fraction
+from pytest_mathperf.answers.prose import degrees_inside_trigonometry, value_in_brackets, without_words_in_chinese
+
 #: A part longer than this is prose, not a value, and is skipped.
 MAX_PART_CHARS = 1000
 
 
-_HAS_MATH = re.compile(r"\d|\\[A-Za-z]|π|√")
+_HAS_MATH = HAS_MATH
 _TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|textrm|textit|mathrm|mathbf|mathit|mbox|operatorname)\s*\{([^{}]*)\}")
 _ENVIRONMENT = re.compile(r"\\(?:begin|end)\s*\{[A-Za-z*]*\}")
 # Matrices keep their rows and columns: their "&" and "\\" are not part separators. An array in
@@ -93,7 +96,7 @@ _LEADING_WORDS = re.compile(r"^\s*(?:(?<!\\)\b(?!pi\b)[A-Za-z]{2,}\b\s*:?\s+)+")
 _UNIT = r"(?:cm|mm|km|dm|kg|mg|ml|km/h|m/s|cm/s|kph|mph)(?:\s*\^\s*\{?[23]\}?)?"
 #: One unit, word, degree sign or punctuation mark at the end of a value.
 _JUNK_AT_END = re.compile(
-    r"\s*(?:(?<![A-Za-z\\])" + _UNIT + r"|(?<=\s)[mgslh](?:\s*\^\s*\{?[23]\}?)?"
+    r"\s*(?:(?<![A-Za-z\\])" + _UNIT + r"|(?<=[\d}.]\s)[mgslh](?:\s*\^\s*\{?[23]\}?)?"
     r"|(?<=\s)(?<!\\)(?!pi\b)[A-Za-z]{2,}(?:\s*\^\s*\{?[23]\}?)?"
     r"|(?<![A-Za-z\\])\(\s*(?:" + _UNIT + r")?\s*\)"  # "30（元）", "25π (cm²)": a unit in brackets, or the bracket a word left
     r"|℃|°\s*[CF]\b|°|\^\s*\{?\\circ\}?(?:\s*[CF]\b)?|\\circ|\\degree|/|[.,;:])\s*$"
@@ -152,6 +155,7 @@ def _math_text(text: str) -> str:
         text = _MATRIX.sub(keep_matrix, text)
     if "circ" in text or "°" in text:
         text = _DEGREE_ARGUMENT.sub(_in_radians, text)
+        text = degrees_inside_trigonometry(text)
     text = _MATHRM_LETTER.sub(lambda match: match.group(1), text)
     if "|" in text or "mid" in text:
         text = _SET_BUILDER.sub(lambda match: f" {match.group(1)} ", text)
@@ -294,6 +298,8 @@ def _lone_group(value: str) -> str | None:
     """The inside of a value that is one bracketed group: (a, b), [a, b] or \\{a, b\\}."""
     if value.startswith("\\{") and value.endswith("\\}"):
         return value[2:-2]
+    if value[:1] == "{" and _closing_paren(value, 1) == len(value) - 1 and "," in value:
+        return value[1:-1]  # a set written in plain braces: {1, 4, 9}
     if value[:1] in "([" and _closing_paren(value, 1) == len(value) - 1:
         return value[1:-1]
     return None
@@ -335,7 +341,8 @@ def _clean_value(text: str, *, keep_equation: bool = False) -> str:
     text = " ".join(text.split())
     if len(text) > MAX_PART_CHARS:
         return ""  # prose, not a value; and the regexes below must stay linear
-    text = _after_equality_verb(text)
+    text = repeating_as_fraction(as_24_hour(text))
+    text = value_in_brackets(_after_equality_verb(text).strip())
     approx = _APPROX.split(text, maxsplit=1)
     if len(approx) == 2 and _HAS_MATH.search(_CJK.sub(" ", approx[0].split("=")[-1])):
         text = approx[0]
@@ -345,7 +352,8 @@ def _clean_value(text: str, *, keep_equation: bool = False) -> str:
         text = _top_level_split(text, _EQUALS)[-1]
     text = _MIXED_NUMBER.sub(r"(\1+\2/\3)", text)
     text = _CJK_BETWEEN_NUMBERS.sub(", ", text)
-    text = _CJK.sub(" ", text)
+    text = _CJK.sub(" ", without_words_in_chinese(text))
+    text = OTHER_SCRIPT.sub(" ", text)
     text = _CURRENCY.sub("", text)
     text = _LEADING_WORDS.sub("", text)
     text = strip_trailing_junk(text)
