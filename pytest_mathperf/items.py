@@ -49,7 +49,7 @@ class SuiteFile(pytest.File):
 
         state = self.config.stash[STATE]
         try:
-            suite = load_suite(self.path)
+            suite = load_suite(self.path, root=self.config.rootpath)
         except SchemaError as error:
             raise self.CollectError(str(error)) from None
         first = state.suite_paths.setdefault(suite.name, self.path)
