@@ -298,7 +298,20 @@ def arrange_items(
             chosen = {id(case) for case in cases} | judged
             return others + _grouped(state, [case for case in every_case if id(case) in chosen], failed_budgets)
     state.plan = plan_budgets(state.thresholds, state.runner.card, _selected_models(state, cases), _baselines(state))
+    _warn_of_budgets_for_missing_suites(session, state)
     return others + _grouped(state, cases, _budget_items(session, state, cases))
+
+
+def _warn_of_budgets_for_missing_suites(session: pytest.Session, state: GateState) -> None:
+    """Say so, as ``mathperf lint`` does, of a suite budget whose suite no collected file defines."""
+    import warnings
+
+    from pytest_mathperf.judge import suite_budgets_judging_nothing
+
+    every_suite = session.config.args_source != pytest.Config.ArgsSource.ARGS  # no paths narrowed collection
+    models = [state.runner.name_of(model) for model in state.settings.models]
+    for message in suite_budgets_judging_nothing(state.thresholds, state.runner.card, models, state.suite_paths, every_suite=every_suite):
+        warnings.warn(pytest.PytestWarning(message), stacklevel=2)
 
 
 def _baselines(state: GateState) -> dict[str, str]:

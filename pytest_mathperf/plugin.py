@@ -520,6 +520,7 @@ class GateRecorder:
         if not state.models:
             if self.recorder is not None:
                 self.recorder.close()  # a run begun but with nothing measured stays marked incomplete
+            self.check_anything_ran(session)
             return
         self.check_something_was_judged(session)
         run = self.run_record()
@@ -562,6 +563,19 @@ class GateRecorder:
         if unjudged and state.plan.policy == "fail" and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
+    def check_anything_ran(self, session: pytest.Session) -> None:
+        """A session whose cases all skipped judged nothing: it meets the no_budget policy as a model with no budget does."""
+        from pytest_mathperf.judge import NO_BUDGET_EFFECT
+
+        state = self.state
+        if session.exitstatus != pytest.ExitCode.OK or not session.testscollected or state.plan.policy == "record":
+            return
+        state.messages.append(
+            f"mathperf: NOTHING judged ({NO_BUDGET_EFFECT[state.plan.policy]}): no case ran (every selected case was skipped)"
+        )
+        if state.plan.policy == "fail":
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
     def write_markdown(self, run: RunRecord, session: pytest.Session) -> None:
         """The Markdown summary, to --mathperf-markdown and appended to GitHub's step summary when it is set."""
         settings = self.state.settings
@@ -590,6 +604,10 @@ class GateRecorder:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         state = self.state
         if not state.models:
+            if state.messages:
+                terminalreporter.section("mathperf")
+                for message in state.messages:
+                    terminalreporter.write_line(message)
             return
         from pytest_mathperf.summary import budget_plan_lines, summary_lines
 
