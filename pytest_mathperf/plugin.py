@@ -416,6 +416,7 @@ class GateRecorder:
         self.state = state
         self.recorder = RunRecorder(state.settings.history) if state.settings.history is not None else None
         self._environment: dict[str, str] | None = None
+        self.finished: set[str] = set()  # node ids of the items that ran
 
     def check_outputs(self) -> None:
         """Refuse to start when the history or the report cannot be written, or would replace what the
@@ -527,7 +528,7 @@ class GateRecorder:
         if self.recorder is not None:
             from pytest_mathperf.history.recording import EXIT_RUN_NOT_RECORDED
 
-            state.messages.extend(self.recorder.finish(run, complete=session.exitstatus != pytest.ExitCode.INTERRUPTED))
+            state.messages.extend(self.recorder.finish(run, partial=self.why_partial(session)))
             if not self.recorder.recorded and session.exitstatus == pytest.ExitCode.OK:
                 session.exitstatus = EXIT_RUN_NOT_RECORDED
         if state.settings.html is not None:
@@ -545,6 +546,23 @@ class GateRecorder:
                 if history is not None:
                     history.close()
         self.write_markdown(run, session)
+
+    def pytest_runtest_logfinish(self, nodeid: str) -> None:
+        self.finished.add(nodeid)
+
+    def why_partial(self, session: pytest.Session) -> str | None:
+        """Why the run did not execute every selected item (-x, --maxfail, --sw, Ctrl-C), or None for a whole run;
+        a partial run stays out of trends, calibration and blessing."""
+        # under xdist the controller holds no items; its stop flags still say when the run ended early
+        missing = len({item.nodeid for item in session.items} - self.finished)
+        if session.exitstatus == pytest.ExitCode.INTERRUPTED:
+            why = "the session was interrupted"
+        elif session.shouldfail or session.shouldstop or missing:
+            why = f"the session stopped early ({session.shouldfail or session.shouldstop or 'stopped'})"
+        else:
+            return None
+        return why + (f", {missing} of {len(session.items)} selected items not run" if missing else "")
+        return None
 
     def check_something_was_judged(self, session: pytest.Session) -> None:
         """Apply the no_budget policy to a model whose every applied budget turned out unjudgeable."""

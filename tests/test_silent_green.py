@@ -43,3 +43,18 @@ def test_a_budget_for_a_suite_spelt_otherwise_is_warned_about(pytester, run_scri
     narrowed = run_scripted("suites/small.yaml")
     narrowed.result.assert_outcomes(passed=4)
     assert "judges nothing" not in narrowed.output
+
+
+@pytest.mark.parametrize("stop", ["-x", "--sw"])
+def test_a_run_stopped_early_is_recorded_as_partial_and_is_no_trend_point(pytester, run_scripted, stop: str) -> None:
+    from pytest_mathperf.history import History
+
+    write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE)
+    scripts = {"*": {"answers": {"计算 501 - 885": "\\boxed{7}"}}}  # the second case fails, the third never runs
+    run = run_scripted(stop, scripts=scripts, history=True, cache=True)
+    run.result.assert_outcomes(passed=1, failed=1)
+    run.result.stdout.fnmatch_lines(["mathperf: recorded run 1 in * (marked incomplete: the session * 1 of 3 selected items not run)"])
+    with History(pytester.path / ".mathperf" / "history.db") as history:
+        assert history.incomplete_run_ids() == [1]
+        assert history.latest_run() is None
+        assert [case.case for case in history.run(1).cases] == ["add", "sub"]
