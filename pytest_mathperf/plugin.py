@@ -33,6 +33,8 @@ DEFAULT_SUITES = "suites"
 DEFAULT_HISTORY = ".mathperf/history.db"
 DTYPES = ("auto", "float16", "bfloat16", "float32")
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
+#: The session's exit status when the gate had nothing else to fail but a requested output (HTML, Markdown) was not written.
+EXIT_OUTPUT_NOT_WRITTEN = 7
 
 
 @dataclass(frozen=True)
@@ -540,8 +542,9 @@ class GateRecorder:
                 history = History(state.settings.history) if state.settings.history is not None else None
                 write_report(history, state.settings.html, current=run)
                 state.messages.append(f"mathperf: wrote {state.settings.html}")
-            except Exception as error:  # a report problem must not hide the gate's verdict
+            except Exception as error:  # a report problem must not hide the gate's verdict, but fails the run
                 state.messages.append(f"mathperf: report NOT written: {type(error).__name__}: {error}")
+                self.output_not_written(session)
             finally:
                 if history is not None:
                     history.close()
@@ -616,8 +619,14 @@ class GateRecorder:
                 with path.open(mode, encoding="utf-8") as file:
                     file.write(text)
                 self.state.messages.append(f"mathperf: wrote the Markdown summary to {path}")
-            except OSError as error:  # a summary problem must not hide the gate's verdict
+            except OSError as error:  # a summary problem must not hide the gate's verdict, but fails the run
                 self.state.messages.append(f"mathperf: Markdown summary NOT written to {path}: {error.strerror or error}")
+                self.output_not_written(session)
+
+    @staticmethod
+    def output_not_written(session: pytest.Session) -> None:
+        if session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = EXIT_OUTPUT_NOT_WRITTEN
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         state = self.state

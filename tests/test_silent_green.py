@@ -58,3 +58,36 @@ def test_a_run_stopped_early_is_recorded_as_partial_and_is_no_trend_point(pytest
         assert history.incomplete_run_ids() == [1]
         assert history.latest_run() is None
         assert [case.case for case in history.run(1).cases] == ["add", "sub"]
+
+
+LOSE_THE_REPORTS_FOLDER = '''
+
+import shutil
+
+import pytest
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session):
+    shutil.rmtree("reports")  # the folder the gate checked at the start is a file by the end
+    open("reports", "w").close()
+'''
+
+
+def test_a_requested_report_that_cannot_be_written_fails_the_run(pytester, run_scripted) -> None:
+    from scripted import conftest_source
+
+    write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE)
+    run = run_scripted("--mathperf-html=reports/gate.html", "--mathperf-markdown=reports/gate.md")
+    assert run.result.ret == pytest.ExitCode.OK and (pytester.path / "reports" / "gate.html").is_file()
+    # run_scripted writes its conftest; this one adds the fault to it
+    original = pytester.path.joinpath("conftest.py")
+    original.write_text(conftest_source({"*": {}}) + LOSE_THE_REPORTS_FOLDER, encoding="utf-8")
+    result = pytester.runpytest(
+        "--mathperf", "--mathperf-backend=scripted", "--mathperf-device=cpu", "--mathperf-model=mathperf-tiny",
+        "--mathperf-busy-guard=off", "--mathperf-no-history", "-p", "no:cacheprovider",
+        "--mathperf-html=reports/gate.html", "--mathperf-markdown=reports/gate.md",
+    )
+    result.assert_outcomes(passed=3)
+    assert result.ret == 7
+    result.stdout.fnmatch_lines(["mathperf: report NOT written: *", "mathperf: Markdown summary NOT written to */reports/gate.md: Not a directory"])
