@@ -281,7 +281,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
         config.pluginmanager.register(PytestHtmlColumns(), "mathperf-pytest-html")
     if not hasattr(config, "workerinput"):
-        recorder = GateRecorder(state)
+        recorder = GateRecorder(state, config)
         recorder.check_outputs()  # before any time is spent: the run must have somewhere to go
         config.pluginmanager.register(recorder, "mathperf-recorder")
     # A broken suite is one collection error; the other suites still run.
@@ -412,10 +412,11 @@ class GateRecorder:
     reach this object through the reports, so history and HTML are written exactly once.
     """
 
-    def __init__(self, state: GateState) -> None:
+    def __init__(self, state: GateState, config: pytest.Config) -> None:
         from pytest_mathperf.history.recording import RunRecorder
 
         self.state = state
+        self.config = config
         self.recorder = RunRecorder(state.settings.history) if state.settings.history is not None else None
         self._environment: dict[str, str] | None = None
         self.finished: set[str] = set()  # node ids of the items that ran
@@ -427,7 +428,8 @@ class GateRecorder:
         from pytest_mathperf.history.recording import ensure_writable_file
 
         outputs = (("--mathperf-html", self.state.settings.html), ("--mathperf-markdown", self.state.settings.markdown))
-        for option, path in outputs:
+        junit = getattr(self.config.option, "xmlpath", None)  # pytest's own output, refused here the same way
+        for option, path in (*outputs, ("--junitxml", Path(junit) if junit else None)):
             taken = self.state.settings.replaced_by(path) if path is not None else None
             if taken is not None:
                 raise pytest.UsageError(f"{option}: {path} is {taken}; writing the output there would replace it")

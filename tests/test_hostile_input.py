@@ -159,3 +159,28 @@ def test_the_gate_confines_cases_from_to_its_rootdir(pytester, run_scripted, tmp
     run.result.assert_outcomes(passed=1, errors=1)
     run.result.stdout.fnmatch_lines(["*suites/s.yaml:2: cases_from: * is outside the project*"])
     assert "ghp_secret" not in run.output
+
+
+@pytest.mark.parametrize("target", ["thresholds.yaml", "suites/x.yaml"])
+def test_report_never_writes_over_a_file_that_is_not_a_report(tmp_path: Path, capsys, target: str) -> None:
+    output = tmp_path / target
+    output.parent.mkdir(exist_ok=True)
+    output.write_text("version: 1\n", encoding="utf-8")
+    assert main(["report", "--history", str(tmp_path / "history.db"), "-o", str(output)]) == 2
+    assert capsys.readouterr().err == (
+        f"mathperf report: -o {output} is a file that is not an HTML page; writing the report there would replace it\n"
+    )
+    assert output.read_text(encoding="utf-8") == "version: 1\n"
+
+
+@pytest.mark.parametrize(("target", "what"), [("thresholds.yaml", "the budgets file"), ("suites/good.yaml", "a suite file under")])
+def test_the_gate_refuses_a_junit_file_over_its_inputs(pytester, heavy_modules, target: str, what: str) -> None:
+    from scripted import conftest_source
+
+    write(pytester, "conftest.py", conftest_source({"*": {}}))
+    write(pytester, "suites/good.yaml", GOOD)
+    write(pytester, "thresholds.yaml", "version: 1\n")
+    result = pytester.runpytest("--mathperf", "--mathperf-backend=scripted", "--mathperf-model=m", f"--junitxml={target}", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*--junitxml: {target} is {what}*; writing the output there would replace it"])
+    assert (pytester.path / target).read_text(encoding="utf-8").startswith(("version: 1", "suite: good"))
