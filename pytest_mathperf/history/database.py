@@ -14,6 +14,7 @@ most of whom only ever open the SQLite file.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -156,7 +157,10 @@ class SQLiteDatabase(Database):
         elif path.is_dir():
             raise HistoryError(f"{path} is a folder, not a pytest-mathperf history file")
         try:
-            self.connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            if create or _writable(path):
+                self.connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            else:
+                self.connection = _connect_read_only(path)
         except sqlite3.Error as exc:
             raise HistoryError(f"{path} cannot be opened: {exc}") from exc
         try:
@@ -232,6 +236,8 @@ class SQLiteDatabase(Database):
             message = str(exc)
             if "locked" in message or "busy" in message:
                 raise HistoryError(f"{path} is locked by another process: {message}") from exc
+            if "unable to open" in message:
+                raise HistoryError(f"{path} cannot be opened: {message} (a folder it cannot write beside?)") from exc
             if "readonly" in message or "read-only" in message:
                 raise HistoryError(f"{path} cannot be written: {message}") from exc
             if "disk" in message and "full" in message:
@@ -242,6 +248,24 @@ class SQLiteDatabase(Database):
             if "not a database" in message:
                 raise HistoryError(f"{path} is corrupt or not an SQLite file: {message}") from exc
             raise HistoryError(f"{path} is corrupt: {message}") from exc
+
+
+def _writable(path: Path) -> bool:
+    """Whether SQLite may write beside ``path`` (its -wal and -shm files), as on a read-only mount it may not."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """Read a history that cannot be written (a read-only mount, an archive): ``mode=ro``, and where a WAL
+    file's -shm cannot be made there, ``immutable`` (nothing can change a file that nobody may write)."""
+    uri = path.resolve().as_uri()
+    connection = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    try:
+        connection.execute("SELECT count(*) FROM sqlite_master").fetchall()
+        return connection
+    except sqlite3.OperationalError:
+        connection.close()
+    return sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
 
 
 class PostgresDatabase(Database):
