@@ -14,6 +14,7 @@ most of whom only ever open the SQLite file.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import time
@@ -292,16 +293,16 @@ class PostgresDatabase(Database):
             )
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        cursor = self.connection.execute(_placeholders(sql), tuple(params))
-        return cursor.fetchall() if cursor.description is not None else []
+        cursor = self.connection.execute(_placeholders(sql), _without_nul(params))
+        return [_with_nul(row) for row in cursor.fetchall()] if cursor.description is not None else []
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
             with self.connection.cursor() as cursor:
-                cursor.executemany(_placeholders(sql), rows)
+                cursor.executemany(_placeholders(sql), [_without_nul(row) for row in rows])
 
     def insert(self, sql: str, params: Sequence[Any]) -> int:
-        row = self.connection.execute(_placeholders(sql) + " RETURNING id", tuple(params)).fetchone()
+        row = self.connection.execute(_placeholders(sql) + " RETURNING id", _without_nul(params)).fetchone()
         assert row is not None
         return int(row[0])
 
@@ -343,6 +344,27 @@ class PostgresDatabase(Database):
             if isinstance(exc, self._psycopg.OperationalError):
                 raise HistoryError(f"{url} cannot be reached or written: {message}") from exc
             raise HistoryError(f"{url}: {message}") from exc
+
+
+#: Marks a text stored escaped because it holds NUL, which PostgreSQL's text type cannot hold; a
+#: Unicode noncharacter, so no text a model or a user writes starts with it by chance.
+NUL_ESCAPED = "\ufdd0nul:"
+
+
+def _without_nul(params: Sequence[Any]) -> tuple[Any, ...]:
+    """Parameters for PostgreSQL: a text holding NUL (or starting with the marker) becomes the marker and its JSON."""
+    return tuple(
+        NUL_ESCAPED + json.dumps(value) if isinstance(value, str) and ("\x00" in value or value.startswith(NUL_ESCAPED)) else value
+        for value in params
+    )
+
+
+def _with_nul(row: Sequence[Any]) -> tuple[Any, ...]:
+    """A row as it was written: escaped texts back to what they were."""
+    return tuple(
+        json.loads(value[len(NUL_ESCAPED) :]) if isinstance(value, str) and value.startswith(NUL_ESCAPED) else value
+        for value in row
+    )
 
 
 def open_database(location: HistoryLocation, *, create: bool) -> Database | None:
