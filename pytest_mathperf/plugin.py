@@ -74,6 +74,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("mathperf_label", "--mathperf-label", "a label for this run in the history and the report (e.g. the candidate's name)", metavar="TEXT"),
     Option("mathperf_busy_guard", "--mathperf-busy-guard", "on (default): a timing verdict that would fail on a busy host is inconclusive instead; off: judge it anyway", default="on", metavar="on|off", choices=("on", "off")),
     Option("mathperf_allow_estimated_counts", "--mathperf-allow-estimated-counts", "let budgets on tokens/s, TPOT and token counts take values whose token count is an estimate (a server that sends no usage)", "bool", False, action="store_true"),
+    Option("mathperf_model_mismatch", "--mathperf-model-mismatch", "warn (default): a served answer whose stream names another model is recorded and reported; fail: it is an error verdict", default="warn", metavar="warn|fail", choices=("warn", "fail")),
     Option("mathperf_strict", "--mathperf-strict", "every wrong answer fails its case, even where an accuracy budget applies", "bool", False, action="store_true"),
 )
 
@@ -212,6 +213,7 @@ def _read_settings(config: pytest.Config) -> Settings:
         allow_estimated_counts=bool(value("mathperf_allow_estimated_counts")[0]),
         baseline=_baseline(value("mathperf_baseline")[0], models),
         busy_guard=choice("mathperf_busy_guard", "on | off", value("mathperf_busy_guard")[0] in ("on", "off")) == "on",
+        fail_on_model_mismatch=choice("mathperf_model_mismatch", "warn | fail", value("mathperf_model_mismatch")[0] in ("warn", "fail")) == "fail",
     )
 
 
@@ -267,6 +269,7 @@ def pytest_configure(config: pytest.Config) -> None:
             busy_guard=settings.busy_guard,
             warmup_tokens=settings.warmup_tokens,
             allow_estimated_counts=settings.allow_estimated_counts,
+            fail_on_model_mismatch=settings.fail_on_model_mismatch,
         )
     )
     # pytest-xdist registers this marker itself; without xdist installed it must still be known.
@@ -528,6 +531,9 @@ class GateRecorder:
             self.check_anything_ran(session)
             return
         self.check_something_was_judged(session)
+        for record in state.models.values():
+            if record.details.get("served_model_mismatch"):
+                state.messages.append(f"mathperf: {record.model}: {record.details['served_model_mismatch']}")
         run = self.run_record()
         if self.recorder is not None:
             from pytest_mathperf.history.recording import EXIT_RUN_NOT_RECORDED
