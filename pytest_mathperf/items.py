@@ -42,6 +42,13 @@ class MathperfItem(pytest.Item):
 class SuiteFile(pytest.File):
     """A suite YAML file; collects one item per case and model."""
 
+    def _data_root(self, state: GateState) -> Path:
+        """Where ``cases_from`` may read: the project (pytest's rootdir), or the ``--mathperf-suites`` folder
+        outside it that holds this file."""
+        parents = self.path.resolve().parents
+        outside = [folder for folder in state.settings.suites if folder in parents and self.config.rootpath not in parents]
+        return outside[0] if outside else self.config.rootpath
+
     def collect(self) -> Iterator[pytest.Item]:
         from pytest_mathperf.context import file_fingerprint
         from pytest_mathperf.suite import load_suite, name_taken
@@ -49,7 +56,7 @@ class SuiteFile(pytest.File):
 
         state = self.config.stash[STATE]
         try:
-            suite = load_suite(self.path, root=self.config.rootpath)
+            suite = load_suite(self.path, root=self._data_root(state))
         except SchemaError as error:
             raise self.CollectError(str(error)) from None
         first = state.suite_paths.setdefault(suite.name, self.path)

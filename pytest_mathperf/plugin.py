@@ -573,7 +573,6 @@ class GateRecorder:
         else:
             return None
         return why + (f", {missing} of {len(session.items)} selected items not run" if missing else "")
-        return None
 
     def check_something_was_judged(self, session: pytest.Session) -> None:
         """Apply the no_budget policy to a model whose every applied budget turned out unjudgeable."""

@@ -184,3 +184,12 @@ def test_the_gate_refuses_a_junit_file_over_its_inputs(pytester, heavy_modules, 
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*--junitxml: {target} is {what}*; writing the output there would replace it"])
     assert (pytester.path / target).read_text(encoding="utf-8").startswith(("version: 1", "suite: good"))
+
+
+def test_a_suite_folder_outside_the_project_may_import_its_own_data(pytester, run_scripted, tmp_path: Path) -> None:
+    shared = tmp_path / "shared-suites"
+    shared.mkdir()
+    (shared / "data.jsonl").write_text('{"q": "What is 1 + 2?", "a": 3}\n', encoding="utf-8")
+    (shared / "s.yaml").write_text("suite: s\ncases_from: {path: data.jsonl, prompt: q, answer: a}\n", encoding="utf-8")
+    run = run_scripted(f"--mathperf-suites={shared}")
+    run.result.assert_outcomes(passed=1)
