@@ -83,7 +83,7 @@ Expected forms (as written in suite YAML)
     {any_of: […]} any one alternative, each any of these forms.
     {regex: "…"}  a search (``re`` syntax, on the ``regex`` engine) on the final answer text (box
                   or answer phrase, full-width folded); if neither exists, on the whole text
-                  after ``</think>``. A check that takes over 5 s (a pattern that backtracks
+                  after ``</think>``. A check that takes over 10 s (a pattern that backtracks
                   without end) is an ``error`` verdict, never a hang.
 
 Equality
