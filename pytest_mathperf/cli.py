@@ -127,7 +127,7 @@ def _bless(history: str, run_id: int) -> int:
 def _report(history: str, output: Path) -> int:
     """``mathperf report``: one line on success or on error, and the exit code."""
     from pytest_mathperf.history import HistoryError, parse_location
-    from pytest_mathperf.report.html import page_from_history, write_page
+    from pytest_mathperf.report.html import holds_something_else, page_from_history, write_page
 
     try:
         location = parse_location(history)
@@ -136,6 +136,9 @@ def _report(history: str, output: Path) -> int:
         return 2
     if location.path is not None and location.path.resolve() == output.resolve():
         print(f"mathperf report: -o {output} is the history itself; writing the report there would replace it", file=sys.stderr)
+        return 2
+    if holds_something_else(output):
+        print(f"mathperf report: -o {output} is a file that is not an HTML page; writing the report there would replace it", file=sys.stderr)
         return 2
     try:
         rendered = page_from_history(history)

@@ -42,6 +42,13 @@ class MathperfItem(pytest.Item):
 class SuiteFile(pytest.File):
     """A suite YAML file; collects one item per case and model."""
 
+    def _data_root(self, state: GateState) -> Path:
+        """Where ``cases_from`` may read: the project (pytest's rootdir), or the ``--mathperf-suites`` folder
+        outside it that holds this file."""
+        parents = self.path.resolve().parents
+        outside = [folder for folder in state.settings.suites if folder in parents and self.config.rootpath not in parents]
+        return outside[0] if outside else self.config.rootpath
+
     def collect(self) -> Iterator[pytest.Item]:
         from pytest_mathperf.context import file_fingerprint
         from pytest_mathperf.suite import load_suite, name_taken
@@ -49,7 +56,7 @@ class SuiteFile(pytest.File):
 
         state = self.config.stash[STATE]
         try:
-            suite = load_suite(self.path)
+            suite = load_suite(self.path, root=self._data_root(state))
         except SchemaError as error:
             raise self.CollectError(str(error)) from None
         first = state.suite_paths.setdefault(suite.name, self.path)
@@ -298,7 +305,20 @@ def arrange_items(
             chosen = {id(case) for case in cases} | judged
             return others + _grouped(state, [case for case in every_case if id(case) in chosen], failed_budgets)
     state.plan = plan_budgets(state.thresholds, state.runner.card, _selected_models(state, cases), _baselines(state))
+    _warn_of_budgets_for_missing_suites(session, state)
     return others + _grouped(state, cases, _budget_items(session, state, cases))
+
+
+def _warn_of_budgets_for_missing_suites(session: pytest.Session, state: GateState) -> None:
+    """Say so, as ``mathperf lint`` does, of a suite budget whose suite no collected file defines."""
+    import warnings
+
+    from pytest_mathperf.judge import suite_budgets_judging_nothing
+
+    every_suite = session.config.args_source != pytest.Config.ArgsSource.ARGS  # no paths narrowed collection
+    models = [state.runner.name_of(model) for model in state.settings.models]
+    for message in suite_budgets_judging_nothing(state.thresholds, state.runner.card, models, state.suite_paths, every_suite=every_suite):
+        warnings.warn(pytest.PytestWarning(message), stacklevel=2)
 
 
 def _baselines(state: GateState) -> dict[str, str]:

@@ -301,3 +301,34 @@ def judge_comparison_with_more(
         note = f"still inconclusive at {repeats} repeats (max_repeats {settings.max_repeats})"
         outcome = replace(outcome, reason=f"{outcome.reason}; {note}" if outcome.reason else note)
     return outcome
+
+
+
+def suite_budgets_judging_nothing(
+    thresholds: Thresholds | None, card: str, models: Iterable[str], suites: Iterable[str], *, every_suite: bool
+) -> list[str]:
+    """One warning per suite budget or margin of this card's entries for ``models`` whose suite no
+    collected file defines: it judges nothing (a ``SMALL`` beside ``small``). With only some suite
+    files collected (``every_suite`` false), only a name a small edit away from a collected suite is
+    warned about: the others belong to files this run left out."""
+    import difflib
+
+    if thresholds is None:
+        return []
+    known = list(dict.fromkeys(suites))
+    warnings: dict[tuple[str, int], str] = {}
+    entries = {id(entry): entry for model in models for entry in thresholds.entries_for(card, model)}
+    for entry in entries.values():
+        for rule in (*entry.budgets, *entry.comparisons):
+            if rule.scope != "suite" or rule.suite in known:
+                continue
+            close = [name for name in known if name.lower() == str(rule.suite).lower()]
+            close = close or difflib.get_close_matches(str(rule.suite), known, n=1, cutoff=0.75)
+            if not (every_suite or close):
+                continue
+            hint = f"; did you mean {close[0]!r}?" if close else "; check the suite's name, or remove the budget"
+            warnings[(str(rule.source), rule.line)] = (
+                f"mathperf: {rule.source}:{rule.line}: {rule.name} is for suite {rule.suite!r}, which no collected "
+                f"suite file defines, so it judges nothing{hint}"
+            )
+    return list(warnings.values())

@@ -2,7 +2,7 @@
 suite or a wrong expected answer before a GPU runner spends an hour on it.
 
 Errors (exit 1): a suite that does not load (YAML, schema, duplicate ids, a bad JSONL record),
-a derivation that disagrees with its case's answer or does not evaluate, a per-case budget on an
+a ``cases_from`` file outside the project (the thresholds file's folder), a derivation that disagrees with its case's answer or does not evaluate, a per-case budget on an
 unknown metric (the suite loader reports it at the key's own line), two suite files with the same
 suite name, a thresholds file that does not load, a budget for a suite that none of the linted
 files define (it would judge nothing: lint every suite folder, or remove the budget), and a model
@@ -34,10 +34,11 @@ def lint(paths: list[Path], thresholds: Path, *, explicit: bool = True) -> int:
     problems: list[str] = []
     warnings: list[str] = []
     files = _suite_files(paths, thresholds, problems)
+    project = thresholds.resolve().parent  # the thresholds file sits at the project's root; cases_from stays under it
     suites: list[Suite] = []
     for path in files:
         try:
-            suites.append(load_suite(path))
+            suites.append(load_suite(path, root=project))
         except SchemaErrors as errors:
             problems.extend(str(error) for error in errors.errors)
         except SchemaError as error:

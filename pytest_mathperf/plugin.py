@@ -33,6 +33,8 @@ DEFAULT_SUITES = "suites"
 DEFAULT_HISTORY = ".mathperf/history.db"
 DTYPES = ("auto", "float16", "bfloat16", "float32")
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
+#: The session's exit status when the gate had nothing else to fail but a requested output (HTML, Markdown) was not written.
+EXIT_OUTPUT_NOT_WRITTEN = 7
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("mathperf_label", "--mathperf-label", "a label for this run in the history and the report (e.g. the candidate's name)", metavar="TEXT"),
     Option("mathperf_busy_guard", "--mathperf-busy-guard", "on (default): a timing verdict that would fail on a busy host is inconclusive instead; off: judge it anyway", default="on", metavar="on|off", choices=("on", "off")),
     Option("mathperf_allow_estimated_counts", "--mathperf-allow-estimated-counts", "let budgets on tokens/s, TPOT and token counts take values whose token count is an estimate (a server that sends no usage)", "bool", False, action="store_true"),
+    Option("mathperf_model_mismatch", "--mathperf-model-mismatch", "warn (default): a served answer whose stream names another model is recorded and reported; fail: it is an error verdict", default="warn", metavar="warn|fail", choices=("warn", "fail")),
     Option("mathperf_strict", "--mathperf-strict", "every wrong answer fails its case, even where an accuracy budget applies", "bool", False, action="store_true"),
 )
 
@@ -210,6 +213,7 @@ def _read_settings(config: pytest.Config) -> Settings:
         allow_estimated_counts=bool(value("mathperf_allow_estimated_counts")[0]),
         baseline=_baseline(value("mathperf_baseline")[0], models),
         busy_guard=choice("mathperf_busy_guard", "on | off", value("mathperf_busy_guard")[0] in ("on", "off")) == "on",
+        fail_on_model_mismatch=choice("mathperf_model_mismatch", "warn | fail", value("mathperf_model_mismatch")[0] in ("warn", "fail")) == "fail",
     )
 
 
@@ -265,6 +269,7 @@ def pytest_configure(config: pytest.Config) -> None:
             busy_guard=settings.busy_guard,
             warmup_tokens=settings.warmup_tokens,
             allow_estimated_counts=settings.allow_estimated_counts,
+            fail_on_model_mismatch=settings.fail_on_model_mismatch,
         )
     )
     # pytest-xdist registers this marker itself; without xdist installed it must still be known.
@@ -279,7 +284,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
         config.pluginmanager.register(PytestHtmlColumns(), "mathperf-pytest-html")
     if not hasattr(config, "workerinput"):
-        recorder = GateRecorder(state)
+        recorder = GateRecorder(state, config)
         recorder.check_outputs()  # before any time is spent: the run must have somewhere to go
         config.pluginmanager.register(recorder, "mathperf-recorder")
     # A broken suite is one collection error; the other suites still run.
@@ -410,12 +415,14 @@ class GateRecorder:
     reach this object through the reports, so history and HTML are written exactly once.
     """
 
-    def __init__(self, state: GateState) -> None:
+    def __init__(self, state: GateState, config: pytest.Config) -> None:
         from pytest_mathperf.history.recording import RunRecorder
 
         self.state = state
+        self.config = config
         self.recorder = RunRecorder(state.settings.history) if state.settings.history is not None else None
         self._environment: dict[str, str] | None = None
+        self.finished: set[str] = set()  # node ids of the items that ran
 
     def check_outputs(self) -> None:
         """Refuse to start when the history or the report cannot be written, or would replace what the
@@ -424,7 +431,8 @@ class GateRecorder:
         from pytest_mathperf.history.recording import ensure_writable_file
 
         outputs = (("--mathperf-html", self.state.settings.html), ("--mathperf-markdown", self.state.settings.markdown))
-        for option, path in outputs:
+        junit = getattr(self.config.option, "xmlpath", None)  # pytest's own output, refused here the same way
+        for option, path in (*outputs, ("--junitxml", Path(junit) if junit else None)):
             taken = self.state.settings.replaced_by(path) if path is not None else None
             if taken is not None:
                 raise pytest.UsageError(f"{option}: {path} is {taken}; writing the output there would replace it")
@@ -520,13 +528,17 @@ class GateRecorder:
         if not state.models:
             if self.recorder is not None:
                 self.recorder.close()  # a run begun but with nothing measured stays marked incomplete
+            self.check_anything_ran(session)
             return
         self.check_something_was_judged(session)
+        for record in state.models.values():
+            if record.details.get("served_model_mismatch"):
+                state.messages.append(f"mathperf: {record.model}: {record.details['served_model_mismatch']}")
         run = self.run_record()
         if self.recorder is not None:
             from pytest_mathperf.history.recording import EXIT_RUN_NOT_RECORDED
 
-            state.messages.extend(self.recorder.finish(run, complete=session.exitstatus != pytest.ExitCode.INTERRUPTED))
+            state.messages.extend(self.recorder.finish(run, partial=self.why_partial(session)))
             if not self.recorder.recorded and session.exitstatus == pytest.ExitCode.OK:
                 session.exitstatus = EXIT_RUN_NOT_RECORDED
         if state.settings.html is not None:
@@ -538,12 +550,29 @@ class GateRecorder:
                 history = History(state.settings.history) if state.settings.history is not None else None
                 write_report(history, state.settings.html, current=run)
                 state.messages.append(f"mathperf: wrote {state.settings.html}")
-            except Exception as error:  # a report problem must not hide the gate's verdict
+            except Exception as error:  # a report problem must not hide the gate's verdict, but fails the run
                 state.messages.append(f"mathperf: report NOT written: {type(error).__name__}: {error}")
+                self.output_not_written(session)
             finally:
                 if history is not None:
                     history.close()
         self.write_markdown(run, session)
+
+    def pytest_runtest_logfinish(self, nodeid: str) -> None:
+        self.finished.add(nodeid)
+
+    def why_partial(self, session: pytest.Session) -> str | None:
+        """Why the run did not execute every selected item (-x, --maxfail, --sw, Ctrl-C), or None for a whole run;
+        a partial run stays out of trends, calibration and blessing."""
+        # under xdist the controller holds no items; its stop flags still say when the run ended early
+        missing = len({item.nodeid for item in session.items} - self.finished)
+        if session.exitstatus == pytest.ExitCode.INTERRUPTED:
+            why = "the session was interrupted"
+        elif session.shouldfail or session.shouldstop or missing:
+            why = f"the session stopped early ({session.shouldfail or session.shouldstop or 'stopped'})"
+        else:
+            return None
+        return why + (f", {missing} of {len(session.items)} selected items not run" if missing else "")
 
     def check_something_was_judged(self, session: pytest.Session) -> None:
         """Apply the no_budget policy to a model whose every applied budget turned out unjudgeable."""
@@ -560,6 +589,19 @@ class GateRecorder:
                 + "; ".join(reasons)
             )
         if unjudged and state.plan.policy == "fail" and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def check_anything_ran(self, session: pytest.Session) -> None:
+        """A session whose cases all skipped judged nothing: it meets the no_budget policy as a model with no budget does."""
+        from pytest_mathperf.judge import NO_BUDGET_EFFECT
+
+        state = self.state
+        if session.exitstatus != pytest.ExitCode.OK or not session.testscollected or state.plan.policy == "record":
+            return
+        state.messages.append(
+            f"mathperf: NOTHING judged ({NO_BUDGET_EFFECT[state.plan.policy]}): no case ran (every selected case was skipped)"
+        )
+        if state.plan.policy == "fail":
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def write_markdown(self, run: RunRecord, session: pytest.Session) -> None:
@@ -584,12 +626,22 @@ class GateRecorder:
                 with path.open(mode, encoding="utf-8") as file:
                     file.write(text)
                 self.state.messages.append(f"mathperf: wrote the Markdown summary to {path}")
-            except OSError as error:  # a summary problem must not hide the gate's verdict
+            except OSError as error:  # a summary problem must not hide the gate's verdict, but fails the run
                 self.state.messages.append(f"mathperf: Markdown summary NOT written to {path}: {error.strerror or error}")
+                self.output_not_written(session)
+
+    @staticmethod
+    def output_not_written(session: pytest.Session) -> None:
+        if session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = EXIT_OUTPUT_NOT_WRITTEN
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         state = self.state
         if not state.models:
+            if state.messages:
+                terminalreporter.section("mathperf")
+                for message in state.messages:
+                    terminalreporter.write_line(message)
             return
         from pytest_mathperf.summary import budget_plan_lines, summary_lines
 

@@ -50,6 +50,7 @@ class RunOptions:
     busy_guard: bool = True  # a busy host makes failing timing verdicts inconclusive
     warmup_tokens: int | None = None  # max_new_tokens of each warm-up generation; None: the longest case's
     allow_estimated_counts: bool = False  # budgets take tokens/s, TPOT, ... that rest on estimated token counts
+    fail_on_model_mismatch: bool = False  # an answer from a server naming another model is an error, not just reported
 
 
 def model_slug(model: str) -> str:
@@ -81,6 +82,7 @@ class ModelSession:
     specs: dict[tuple[str, str], tuple[Suite, Case]] = field(default_factory=dict)  # what each case was run from
     warmup_s: float | None = None
     card_busy: str | None = None  # on CUDA: other processes on the card, or slowed clocks, seen after a case
+    served_as: dict[str, int] = field(default_factory=dict)  # another model id a server answered as → generations
 
     @property
     def loaded(self) -> bool:
@@ -298,7 +300,10 @@ class Runner:
             else:
                 text, metrics, finish = generation.text, generation.metrics(), generation.finish_reason
                 facts = generation.facts()
-                if generation.finish_reason == "timeout":
+                mismatch = self._served_otherwise(session, generation.served_model)
+                if mismatch is not None and self.options.fail_on_model_mismatch:
+                    verdict = Verdict.error(f"{mismatch} (--mathperf-model-mismatch fail)")
+                elif generation.finish_reason == "timeout":
                     # without the case's timeout_s, the limit was the backend's own (a server's, say)
                     limit = "the backend's time limit" if case.timeout_s is None else f"timeout_s={case.timeout_s:g}"
                     verdict = Verdict.error(f"generation exceeded {limit} after {generation.output_tokens} tokens")
@@ -328,6 +333,14 @@ class Runner:
         if session.card_busy is None and session.load_info is not None and str(session.load_info.device).startswith("cuda"):
             session.card_busy = card_busy_reason(self.device_info.nvml_target)
         return generations
+
+    def _served_otherwise(self, session: ModelSession, served: str | None) -> str | None:
+        """Why the answer came from another model than asked for (counted for the model's record), or None."""
+        asked = self.name_of(session.model)
+        if served is None or served == asked:
+            return None
+        session.served_as[served] = session.served_as.get(served, 0) + 1
+        return f"the server answered as model {served!r}, not {asked!r}"
 
     def _record(
         self, session: ModelSession, suite: Suite, case: Case, nodeid: str, generations: list[GenerationRecord]
@@ -383,6 +396,7 @@ class Runner:
                 **(dict(info.details) if info else {}),
                 **({"memory_note": memory.note} if memory is not None and memory.note else {}),
                 **self._host_details(model),
+                **self._served_details(model),
             },
         )
 
@@ -399,6 +413,13 @@ class Runner:
             return {}
         busy = (session.host_load.busy_reason() or session.card_busy) if self.in_process(model) else None
         return {"host_load": session.host_load.describe(), "host_busy": busy or ""}
+
+    def _served_details(self, model: str) -> dict[str, str]:
+        served = self.sessions[model].served_as
+        if not served:
+            return {}
+        named = ", ".join(f"{name!r} ({count} generations)" for name, count in sorted(served.items()))
+        return {"served_model_mismatch": f"the server answered as {named}, not {self.name_of(model)!r}"}
 
     def estimated_only(self, model: str, metric: str) -> bool:
         """Whether every value of ``metric`` rests on an estimated token count (and budgets refuse those)."""

@@ -62,6 +62,7 @@ class Settings:
     baseline: str | None = None
     retries: int = 3  # a served model's requests that failed before their first byte, tried again
     allow_estimated_counts: bool = False
+    fail_on_model_mismatch: bool = False  # --mathperf-model-mismatch fail
 
     def replaced_by(self, output: Path) -> str | None:
         """What of the run's inputs and records ``output`` would overwrite (the history, the budgets, a suite), or None."""

@@ -136,8 +136,11 @@ def is_suite_file(path: Path) -> bool:
     return path.suffix in SUITE_SUFFIXES
 
 
-def load_suite(path: Path) -> Suite:
+def load_suite(path: Path, root: Path | None = None) -> Suite:
     """Read and validate one suite file (and any JSONL it imports cases from).
+
+    ``root`` confines ``cases_from``: a suite from a pull request must not read files outside the
+    project (the gate passes pytest's rootdir, ``lint`` the folder it runs in).
 
     Every problem in the file is reported at once, each with its line (within one case, the
     first): a user fixes them all in one go instead of one per run.
@@ -176,7 +179,7 @@ def load_suite(path: Path) -> Suite:
     if "cases_from" in top:
         blocks = top["cases_from"]
         for block in blocks if isinstance(blocks, list) else [blocks]:
-            cases.extend(attempt(lambda: _cases_from(path, expect_mapping(path, block, "cases_from", top.line_of("cases_from")), defaults, name), []))  # noqa: B023
+            cases.extend(attempt(lambda: _cases_from(path, expect_mapping(path, block, "cases_from", top.line_of("cases_from")), defaults, name, root), []))  # noqa: B023
 
     seen: dict[str, Case] = {}
     for case in cases:
@@ -341,20 +344,28 @@ def _budgets(path: Path, budgets: LocatedDict | None, suite: str, case: str) -> 
     return case_budgets(path, budgets, suite, case) if budgets else ()
 
 
-def _cases_from(path: Path, block: LocatedDict, defaults: Mapping[str, Any], suite: str) -> list[Case]:
+def _cases_from(path: Path, block: LocatedDict, defaults: Mapping[str, Any], suite: str, root: Path | None) -> list[Case]:
     """Import cases from a JSONL file (e.g. GSM8K), naming the JSONL line of any bad record."""
+    import regex
+
+    from pytest_mathperf.answers.deadline import ANSWER_CHECK_LIMIT_S, compiled
+
     check_keys(path, block, CASES_FROM_FIELDS, "cases_from")
     for required in ("path", "prompt", "answer"):
         if not isinstance(block.get(required), str):
             raise SchemaError(path, block.line, f"cases_from: needs {required!r} (a string)")
-    source = (path.parent / block["path"]).resolve()
+    source = (path.parent / block["path"]).resolve()  # through any symlink, to where the data really is
+    if root is not None and root.resolve() not in source.parents:
+        raise SchemaError(
+            path, block.line_of("path"), f"cases_from: {block['path']} is outside the project ({root.resolve()}); move the file under it"
+        )
     if not source.is_file():
         raise SchemaError(path, block.line_of("path"), f"cases_from: file not found: {source}")
     pattern = None
     if "answer_regex" in block:
         try:
-            pattern = re.compile(block["answer_regex"], re.MULTILINE)
-        except (re.error, TypeError) as error:
+            pattern = compiled(block["answer_regex"], regex.MULTILINE)
+        except (regex.error, TypeError) as error:
             raise SchemaError(path, block.line_of("answer_regex"), f"answer_regex: invalid: {error}") from None
     limit = block.get("limit")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
@@ -370,9 +381,11 @@ def _cases_from(path: Path, block: LocatedDict, defaults: Mapping[str, Any], sui
             if not text.strip():
                 continue
             try:
-                record = json.loads(text)
+                record = json.loads(text, parse_constant=_refuse_non_finite)
             except json.JSONDecodeError as error:
                 raise SchemaError(source, number, f"not valid JSON: {error.msg}") from None
+            except (ValueError, RecursionError) as error:
+                raise SchemaError(source, number, f"not a record a suite can take: {error}") from None
             if not isinstance(record, dict):
                 raise SchemaError(source, number, "each line must be a JSON object")
             for key in (block["prompt"], block["answer"], *([id_field] if id_field else [])):
@@ -380,7 +393,10 @@ def _cases_from(path: Path, block: LocatedDict, defaults: Mapping[str, Any], sui
                     raise SchemaError(source, number, f"missing field {key!r} (named in {path.name})")
             answer = record[block["answer"]]
             if pattern is not None:
-                match = pattern.search(str(answer))
+                try:
+                    match = pattern.search(str(answer), timeout=ANSWER_CHECK_LIMIT_S)
+                except TimeoutError:
+                    raise SchemaError(source, number, f"answer_regex {pattern.pattern!r} took over {ANSWER_CHECK_LIMIT_S:g} s on this record; simplify it") from None
                 if not match:
                     raise SchemaError(
                         source, number, f"answer_regex {pattern.pattern!r} does not match {str(answer)[-80:]!r}"
@@ -408,6 +424,10 @@ def _cases_from(path: Path, block: LocatedDict, defaults: Mapping[str, Any], sui
                 )
             )
     return cases
+
+
+def _refuse_non_finite(constant: str) -> float:
+    raise ValueError(f"{constant} is not a finite number")
 
 
 def _answer_problem(answer: Any) -> str | None:

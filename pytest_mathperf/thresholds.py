@@ -123,13 +123,17 @@ class Thresholds:
         """Card patterns matching ``card``, most specific first; a MIG slice only under keys that say MIG."""
         return matching_card_patterns(card, self.cards)
 
-    def budgets_for(self, card: str, model: str, suites: Iterable[str]) -> list[Budget] | None:
-        """Budgets that apply to ``model`` on ``card`` for the given suites; None when no entry matches."""
-        candidates = [
+    def entries_for(self, card: str, model: str) -> list[ModelEntry]:
+        """The entries matching ``model`` on ``card``, most specific first."""
+        return [
             self.cards[card_pattern][model_pattern]
             for card_pattern in self.card_entries(card)
             for model_pattern in _ranked(model, self.cards[card_pattern])
         ]
+
+    def budgets_for(self, card: str, model: str, suites: Iterable[str]) -> list[Budget] | None:
+        """Budgets that apply to ``model`` on ``card`` for the given suites; None when no entry matches."""
+        candidates = self.entries_for(card, model)
         if not candidates:
             return None
         chosen: dict[tuple[str | None, str], Budget] = {}

@@ -7,6 +7,7 @@ users need "suites/algebra.yaml:14: unknown key 'answr'" instead.
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -58,8 +59,73 @@ class LocatedDict(dict):  # type: ignore[type-arg]
         return self.key_lines.get(key, self.line)
 
 
+#: Nesting deeper than this is refused: a suite needs a handful of levels, and PyYAML composes by recursion.
+MAX_DEPTH = 64
+#: Values a document may hold once its aliases are expanded; a "billion laughs" file holds 10^9.
+MAX_EXPANDED_NODES = 100_000
+
+
+class _Refused(yaml.MarkedYAMLError):
+    """Well-formed YAML this loader will not take: too deep, an alias bomb, a number that is no number."""
+
+
 class _LineLoader(yaml.SafeLoader):
-    """SafeLoader whose mappings are LocatedDicts and which refuses duplicate keys."""
+    """SafeLoader whose mappings are LocatedDicts, which refuses duplicate keys, nesting too deep
+    to compose and aliases that expand beyond what a hand-written file could mean."""
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        depth = getattr(self, "_depth", 0)
+        if depth >= MAX_DEPTH:
+            raise _Refused(
+                None, None, f"nested more than {MAX_DEPTH} levels deep; flatten the document", self.peek_event().start_mark
+            )
+        self._depth = depth + 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth = depth
+
+    def compose_document(self) -> yaml.Node:
+        node = super().compose_document()
+        _refuse_alias_bombs(node)
+        return node
+
+
+def _refuse_alias_bombs(root: yaml.Node) -> None:
+    """Count the values the document would hold with every alias expanded, each shared node once."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node) -> int:
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [item for pair in node.value for item in pair]
+        total = 1 + sum(size(child) for child in children)
+        if total > MAX_EXPANDED_NODES:
+            raise _Refused(
+                None,
+                None,
+                f"aliases here expand to more than {MAX_EXPANDED_NODES:,} values (an alias bomb?); "
+                "write the values out or use fewer nested aliases",
+                node.start_mark,
+            )
+        sizes[id(node)] = total
+        return total
+
+    size(root)
+
+
+def _construct_finite_float(loader: _LineLoader, node: yaml.ScalarNode) -> float:
+    value = loader.construct_yaml_float(node)
+    if not math.isfinite(value):
+        raise _Refused(
+            None, None, f"{node.value!r} is not a finite number; write a number (or quote it to mean text)", node.start_mark
+        )
+    return value
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LocatedDict:
@@ -89,6 +155,7 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LocatedDi
 
 
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_LineLoader.add_constructor("tag:yaml.org,2002:float", _construct_finite_float)
 
 
 def load_yaml(path: Path) -> Any:
@@ -101,6 +168,8 @@ def load_yaml(path: Path) -> Any:
         raise SchemaError(path, None, f"not UTF-8 text: {error.reason}") from None
     try:
         return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+    except _Refused as error:
+        raise SchemaError(path, error.problem_mark.line + 1 if error.problem_mark else None, str(error.problem)) from None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         lines = max(len(text.splitlines()), 1)
@@ -113,6 +182,8 @@ def load_yaml(path: Path) -> Any:
         raise SchemaError(path, line, f"YAML syntax error: {problem}") from None
     except yaml.YAMLError as error:
         raise SchemaError(path, None, f"YAML error: {error}") from None
+    except RecursionError:  # a guard above should have refused it first; never a traceback
+        raise SchemaError(path, None, "nested too deeply to read; flatten the document") from None
 
 
 def unknown_keys(path: Path, mapping: LocatedDict, allowed: Iterable[str], where: str) -> list[SchemaError]:

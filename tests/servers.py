@@ -330,6 +330,7 @@ class Script:
     multiline: bool = False  # spread each event's JSON over several `data:` lines, as the SSE format allows
     keepalive_s: float = 0.0  # stall: send ": ping" comments this often instead of silence, as proxies do
     linger_s: float = 0.0  # keep the body open this long after [DONE] before ending it
+    served_as: str | None = None  # the model id the chunks name (default: the one requested), as a swapped server would
 
 
 @dataclass
@@ -342,11 +343,13 @@ class Received:
     had_authorization: bool
 
 
-def _chunk_json(delta: dict[str, Any], finish_reason: str | None = None, usage: dict[str, Any] | None = None) -> bytes:
+def _chunk_json(
+    delta: dict[str, Any], finish_reason: str | None = None, usage: dict[str, Any] | None = None, model: str = "scripted-model"
+) -> bytes:
     payload: dict[str, Any] = {
         "id": "chatcmpl-scripted",
         "object": "chat.completion.chunk",
-        "model": "scripted-model",
+        "model": model,
         "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
     }
     if usage is not None:
@@ -525,9 +528,10 @@ class ScriptedServer:
         finish_reason = script.finish_reason
         if len(script.reasoning) + len(pieces) > max_tokens:
             finish_reason = "length"
-        events: list[bytes] = [_chunk_json({"role": "assistant", "content": ""})]
-        events += [_chunk_json({"reasoning_content": text}) for text in script.reasoning]
-        events += [_chunk_json({"content": text}) for text in pieces]
+        model = script.served_as or str(body.get("model") or "scripted-model")
+        events: list[bytes] = [_chunk_json({"role": "assistant", "content": ""}, model=model)]
+        events += [_chunk_json({"reasoning_content": text}, model=model) for text in script.reasoning]
+        events += [_chunk_json({"content": text}, model=model) for text in pieces]
         events = events[: 1 + max_tokens]
         if script.multiline:
             events = [_spread_over_lines(event) for event in events]
@@ -560,7 +564,7 @@ class ScriptedServer:
                 usage = {"prompt_tokens": 11, "completion_tokens": tokens, "total_tokens": 11 + tokens}
                 if script.usage_reasoning_tokens is not None:
                     usage["completion_tokens_details"] = {"reasoning_tokens": script.usage_reasoning_tokens}
-            writer.write(_http_chunk(_chunk_json({}, finish_reason=finish_reason, usage=usage)))
+            writer.write(_http_chunk(_chunk_json({}, finish_reason=finish_reason, usage=usage, model=model)))
             if script.done_marker:
                 writer.write(_http_chunk(b"data: [DONE]\n\n"))
         if script.linger_s:

@@ -299,10 +299,10 @@ def test_mathperf_report_on_a_history_without_runs_leaves_the_report_alone(tmp_p
     history, report = tmp_path / "history.db", tmp_path / "report.html"
     with History(history) as created:  # a gate stopped on a usage error can leave one behind
         created.begin_run("uid-killed", 1_700_000_000.0, {"card": "cpu"})
-    report.write_text("last week's report", encoding="utf-8")
+    report.write_text("<!DOCTYPE html>last week's report", encoding="utf-8")  # a page: -o refuses any other file
     assert mathperf(["report", "--history", str(history), "-o", str(report)]) == 1
     assert capsys.readouterr().err == f"mathperf report: {history} holds no complete run yet; {report} is left as it is\n"
-    assert report.read_text(encoding="utf-8") == "last week's report"
+    assert report.read_text(encoding="utf-8") == "<!DOCTYPE html>last week's report"
 
 
 def test_mathperf_report_refuses_to_write_over_its_history(three_runs: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -117,8 +117,10 @@ Expected forms (as written in suite YAML)
                   translated or guessed: key the YAML in the language the model answers in
                   (``{面积: "25\\pi", 周长: "10\\pi"}``).
     {any_of: […]} any one alternative, each any of these forms.
-    {regex: "…"}  ``re.search`` on the final answer text (box or answer phrase, full-width
-                  folded); if neither exists, on the whole text after ``</think>``.
+    {regex: "…"}  a search (``re`` syntax, on the ``regex`` engine) on the final answer text (box
+                  or answer phrase, full-width folded); if neither exists, on the whole text
+                  after ``</think>``. A check that takes over 10 s (a pattern that backtracks
+                  without end) is an ``error`` verdict, never a hang.
 
 Equality
     Numbers without free symbols are compared numerically at 60 digits. With ``rel_tol`` they

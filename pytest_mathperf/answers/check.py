@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
 
 from pytest_mathperf.answers.equality import (
@@ -17,6 +15,7 @@ from pytest_mathperf.answers.equality import (
     _parse_value,
     _plain_number,
 )
+from pytest_mathperf.answers.deadline import ANSWER_CHECK_LIMIT_S, CheckTimedOut, search, time_limit
 from pytest_mathperf.answers.expected import _display_scalar, _expected_text, format_expected, validate_expected
 from pytest_mathperf.answers.extract import MAX_OUTPUT_CHARS, _Reading
 from pytest_mathperf.answers.hedge import hedge_in
@@ -65,8 +64,12 @@ def check_answer(
     unordered: bool = False,
     truncated: bool = False,
     percent: PercentRule = DEFAULT_PERCENT,
+    time_limit_s: float | None = None,
 ) -> Verdict:
     """Judge one generation's `output` against the suite's `expected` answer.
+
+    A check that takes longer than `time_limit_s` (default ``ANSWER_CHECK_LIMIT_S``) is an
+    `error` verdict: a suite's pattern or a model's output must never hang the gate.
 
     `truncated` says the generation hit max_new_tokens: an output cut off before a complete
     answer is then `truncated` rather than `no_answer`. `percent` says what "25 %" means:
@@ -81,13 +84,22 @@ def check_answer(
         raise ValueError(f"rel_tol must be a number >= 0, got {rel_tol!r}")
     if percent not in PERCENT_RULES:
         raise ValueError(f"percent must be one of {', '.join(PERCENT_RULES)}, got {percent!r}")
+    limit = ANSWER_CHECK_LIMIT_S if time_limit_s is None else time_limit_s
+    try:
+        with time_limit(limit):
+            return _check(output, expected, how=Comparison(rel_tol, percent), unordered=unordered, truncated=truncated)
+    except CheckTimedOut:
+        return Verdict.error(f"checking the answer took longer than {limit:g} s; simplify the case's expected answer or regex")
+
+
+def _check(output: str, expected: object, *, how: Comparison, unordered: bool, truncated: bool) -> Verdict:
     region, missing = _answer_region(output)
     if region is None:
         if truncated:
             return Verdict("truncated", None, "hit max_new_tokens inside <think> (no </think>)")
         return Verdict("no_answer", None, missing)
     reading = _Reading(region, after_think="</think>" in output, truncated=truncated)
-    verdict = _judge(reading, expected, how=Comparison(rel_tol, percent), unordered=unordered)
+    verdict = _judge(reading, expected, how=how, unordered=unordered)
     if verdict.correct:
         verdict = _unless_hedged(reading, verdict)
     if truncated and verdict.status == "no_answer":
@@ -289,14 +301,9 @@ def _judge_regex(reading: _Reading, pattern: str) -> Verdict:
         return Verdict("no_answer", None, reading.nothing_found())
     shown = _shorten(target)
     where = "final answer" if answer is not None else f"text {reading.where}"
-    if _compiled(pattern).search(target):
+    if search(pattern, target):
         return Verdict("correct", shown, f"{where} matches /{pattern}/")
     return Verdict("wrong", shown, f"{where} {_quote(target)} does not match /{pattern}/")
-
-
-@lru_cache(maxsize=256)
-def _compiled(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
 
 
 def _mismatch(got: str, want: str) -> str:

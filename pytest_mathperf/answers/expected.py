@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
-import re
 from typing import TYPE_CHECKING, Any
 
+import regex
+
+from pytest_mathperf.answers.deadline import compiled
 from pytest_mathperf.answers.equality import _expected_math, _parse_value, _plain_number
 from pytest_mathperf.answers.text import text_answer
 from pytest_mathperf.answers.values import both_roots
@@ -28,8 +30,8 @@ def _validate(expected: object, where: str) -> str | None:
             if not isinstance(pattern, str) or not pattern:
                 return f"{where}: {{regex: ...}} must be a non-empty string"
             try:
-                re.compile(pattern)
-            except re.error as exc:
+                compiled(pattern)
+            except regex.error as exc:
                 return f"{where}: {{regex: {pattern!r}}} is not a valid regular expression: {exc}"
             return None
         if "any_of" in expected:

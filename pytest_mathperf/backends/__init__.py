@@ -86,6 +86,7 @@ class Generation:
     #: token; None when the stream cannot tell.
     first_chunk_late: bool | None = None
     extra_metrics: Mapping[str, float] = field(default_factory=dict)  # a third-party backend's own metrics
+    served_model: str | None = None  # the model id a server says answered (its stream's "model"); None in-process
 
     @property
     def tpot_ms(self) -> float | None:
@@ -144,6 +145,8 @@ class Generation:
         estimated = self.estimated_metrics()
         if estimated:
             facts["estimated_metrics"] = ",".join(sorted(estimated))
+        if self.served_model is not None:
+            facts["served_model"] = self.served_model
         return facts
 
 

@@ -14,6 +14,8 @@ most of whom only ever open the SQLite file.
 
 from __future__ import annotations
 
+import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -156,7 +158,10 @@ class SQLiteDatabase(Database):
         elif path.is_dir():
             raise HistoryError(f"{path} is a folder, not a pytest-mathperf history file")
         try:
-            self.connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            if create or _writable(path):
+                self.connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            else:
+                self.connection = _connect_read_only(path)
         except sqlite3.Error as exc:
             raise HistoryError(f"{path} cannot be opened: {exc}") from exc
         try:
@@ -232,6 +237,8 @@ class SQLiteDatabase(Database):
             message = str(exc)
             if "locked" in message or "busy" in message:
                 raise HistoryError(f"{path} is locked by another process: {message}") from exc
+            if "unable to open" in message:
+                raise HistoryError(f"{path} cannot be opened: {message} (a folder it cannot write beside?)") from exc
             if "readonly" in message or "read-only" in message:
                 raise HistoryError(f"{path} cannot be written: {message}") from exc
             if "disk" in message and "full" in message:
@@ -242,6 +249,24 @@ class SQLiteDatabase(Database):
             if "not a database" in message:
                 raise HistoryError(f"{path} is corrupt or not an SQLite file: {message}") from exc
             raise HistoryError(f"{path} is corrupt: {message}") from exc
+
+
+def _writable(path: Path) -> bool:
+    """Whether SQLite may write beside ``path`` (its -wal and -shm files), as on a read-only mount it may not."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """Read a history that cannot be written (a read-only mount, an archive): ``mode=ro``, and where a WAL
+    file's -shm cannot be made there, ``immutable`` (nothing can change a file that nobody may write)."""
+    uri = path.resolve().as_uri()
+    connection = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    try:
+        connection.execute("SELECT count(*) FROM sqlite_master").fetchall()
+        return connection
+    except sqlite3.OperationalError:
+        connection.close()
+    return sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
 
 
 class PostgresDatabase(Database):
@@ -268,16 +293,16 @@ class PostgresDatabase(Database):
             )
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        cursor = self.connection.execute(_placeholders(sql), tuple(params))
-        return cursor.fetchall() if cursor.description is not None else []
+        cursor = self.connection.execute(_placeholders(sql), _without_nul(params))
+        return [_with_nul(row) for row in cursor.fetchall()] if cursor.description is not None else []
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
             with self.connection.cursor() as cursor:
-                cursor.executemany(_placeholders(sql), rows)
+                cursor.executemany(_placeholders(sql), [_without_nul(row) for row in rows])
 
     def insert(self, sql: str, params: Sequence[Any]) -> int:
-        row = self.connection.execute(_placeholders(sql) + " RETURNING id", tuple(params)).fetchone()
+        row = self.connection.execute(_placeholders(sql) + " RETURNING id", _without_nul(params)).fetchone()
         assert row is not None
         return int(row[0])
 
@@ -319,6 +344,27 @@ class PostgresDatabase(Database):
             if isinstance(exc, self._psycopg.OperationalError):
                 raise HistoryError(f"{url} cannot be reached or written: {message}") from exc
             raise HistoryError(f"{url}: {message}") from exc
+
+
+#: Marks a text stored escaped because it holds NUL, which PostgreSQL's text type cannot hold; a
+#: Unicode noncharacter, so no text a model or a user writes starts with it by chance.
+NUL_ESCAPED = "\ufdd0nul:"
+
+
+def _without_nul(params: Sequence[Any]) -> tuple[Any, ...]:
+    """Parameters for PostgreSQL: a text holding NUL (or starting with the marker) becomes the marker and its JSON."""
+    return tuple(
+        NUL_ESCAPED + json.dumps(value) if isinstance(value, str) and ("\x00" in value or value.startswith(NUL_ESCAPED)) else value
+        for value in params
+    )
+
+
+def _with_nul(row: Sequence[Any]) -> tuple[Any, ...]:
+    """A row as it was written: escaped texts back to what they were."""
+    return tuple(
+        json.loads(value[len(NUL_ESCAPED) :]) if isinstance(value, str) and value.startswith(NUL_ESCAPED) else value
+        for value in row
+    )
 
 
 def open_database(location: HistoryLocation, *, create: bool) -> Database | None:

@@ -72,17 +72,18 @@ class RunRecorder:
         if self.run_id is not None:
             self._write(lambda history: history.record_budget(self.uid, budget))
 
-    def finish(self, run: RunRecord, complete: bool) -> list[str]:
-        """Write the whole run (or its side file); the lines to show the user.
+    def finish(self, run: RunRecord, partial: str | None = None) -> list[str]:
+        """Write the whole run (or its side file), marked incomplete when ``partial`` says why; the lines to show the user.
 
         The final write is tried even after a failure on the way: a history that came back (a
         database restarted mid-run) then holds the whole run, and nothing was lost.
         """
         earlier, self.failure = self.failure, None
+        complete = partial is None
         run_id = self._write(lambda history: history.finish_run(self.uid, run, complete=complete))
         self.close()
         if run_id is not None:
-            state = "" if complete else " (marked incomplete: the session was interrupted)"
+            state = "" if complete else f" (marked incomplete: {partial})"
             lines = [f"mathperf: recorded run {run_id} in {self.location}{state}"]
             if earlier is not None:
                 lines.append(f"mathperf: the history failed during the run ({earlier}); the whole run was recorded at the end")

@@ -125,19 +125,71 @@ def read_side_file(path: Path) -> StoredRun:
         document: Any = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise HistoryError(f"{path} cannot be read as a pytest-mathperf run file: {exc}") from exc
+    except RecursionError:
+        raise HistoryError(f"{path}: nested too deeply to be a pytest-mathperf run file") from None
     if not isinstance(document, dict) or document.get("format") != SIDE_FILE_FORMAT:
         raise HistoryError(f"{path} is not a pytest-mathperf run file (no \"format\": {SIDE_FILE_FORMAT!r})")
     if document.get("version") != SIDE_FILE_VERSION:
         raise HistoryError(f"{path}: run file version {document.get('version')!r}; this pytest-mathperf reads {SIDE_FILE_VERSION}")
+    problem = _shape_problem(document.get("run"))
+    if problem is not None:
+        raise HistoryError(f"{path}: a run file with a malformed field: {problem}")
     try:
         record = RunRecord.from_dict(document["run"])
         stored = StoredRun(run_id=0, uid=str(document["uid"]), complete=bool(document["complete"]), record=record)
-    except (KeyError, TypeError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise HistoryError(f"{path}: a run file with a missing or malformed field: {exc}") from exc
     problem = _malformed_number(record)
     if problem is not None:  # taken in, it would break every report drawn from the history
         raise HistoryError(f"{path}: a run file with a malformed field: {problem}")
     return stored
+
+
+#: The lists of objects a run holds, with the lists of objects each of those holds.
+_RUN_LISTS = {"models": (), "cases": ("generations",), "budgets": (), "comparisons": ()}
+
+
+def _shape_problem(run: Any) -> str | None:
+    """The first field whose kind is wrong (a string where a list belongs), or whose text is no text
+    (a lone UTF-16 surrogate, which no store can hold), as ``run.cases[0]...``; None when all are sound."""
+    if not isinstance(run, dict):
+        return f"run: expected an object, got {_kind(run)}"
+    if not isinstance(run.get("environment", {}), dict):
+        return f"run.environment: expected an object, got {_kind(run['environment'])}"
+    for name, inner_lists in _RUN_LISTS.items():
+        items = run.get(name, [])
+        if not isinstance(items, list):
+            return f"run.{name}: expected a list, got {_kind(items)}"
+        for index, item in enumerate(items):
+            if not isinstance(item, dict):
+                return f"run.{name}[{index}]: expected an object, got {_kind(item)}"
+            for inner in inner_lists:
+                nested = item.get(inner, [])
+                if not isinstance(nested, list) or not all(isinstance(element, dict) for element in nested):
+                    return f"run.{name}[{index}].{inner}: expected a list of objects"
+    return _lone_surrogate(run)
+
+
+def _lone_surrogate(run: dict[str, Any]) -> str | None:
+    pending: list[tuple[str, Any]] = [("run", run)]
+    while pending:
+        where, value = pending.pop()
+        if isinstance(value, dict):
+            pending.extend((f"{where}.{key}", item) for key, item in value.items())
+            pending.extend((f"{where} (a key)", key) for key in value)
+        elif isinstance(value, list):
+            pending.extend((f"{where}[{index}]", item) for index, item in enumerate(value))
+        elif isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return f"{where}: a lone UTF-16 surrogate, not text"
+    return None
+
+
+def _kind(value: Any) -> str:
+    kinds = {str: "a string", bool: "true/false", int: "a number", float: "a number", list: "a list", dict: "an object"}
+    return "null" if value is None else kinds.get(type(value), type(value).__name__)
 
 
 def _malformed_number(record: RunRecord) -> str | None:

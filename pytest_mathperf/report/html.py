@@ -110,6 +110,18 @@ def _recorded(summaries: Sequence[RunSummary], run: RunRecord) -> bool:
     return last.started_at == run.started_at and last.finished_at == run.finished_at and dict(last.environment) == dict(run.environment)
 
 
+def holds_something_else(output: Path) -> bool:
+    """Whether ``output`` is a file that is not an HTML page (a thresholds file, a suite, a history): never replaced by a report."""
+    if not output.is_file():
+        return False
+    try:
+        with output.open("rb") as file:
+            start = file.read(512).lstrip().lower()
+    except OSError:
+        return False  # the write will say what is wrong
+    return not (start.startswith(b"<!doctype html") or start.startswith(b"<html")) and output.stat().st_size > 0
+
+
 def write_page(output: Path, page: str) -> None:
     """Write through a temporary file, so a reader never sees half a page."""
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,8 @@ synchronous, one generation at a time) and load profiles (``astream``, many conc
 on one event loop).
 
 The API key (``MATHPERF_API_KEY``, else ``OPENAI_API_KEY``) goes into the ``Authorization`` header
-and nowhere else: not into messages, reprs, ``LoadInfo`` or history.
+and nowhere else: not into messages, reprs, ``LoadInfo`` or history; a server that echoes it in its
+output has it masked (``***``) before the text reaches any answer check, report or store.
 """
 
 from __future__ import annotations
@@ -414,7 +415,7 @@ class OpenAIBackend:
         late = first_chunk_late(stream, self._template_opens_think(request) if stream.reasoning_apart else None)
         finish: FinishReason = "length" if stream.finish_reason == "length" else "stop"
         return Generation(
-            text=stream.text(),
+            text=self._scrub(stream.text()),  # a server that echoes the key must not put it in any output
             prompt_tokens=counts.prompt,
             output_tokens=counts.output,
             reasoning_tokens=counts.reasoning,
@@ -427,6 +428,7 @@ class OpenAIBackend:
             retries=attempts.retries,
             retry_wait_ms=attempts.wait_s * 1000.0,
             first_chunk_late=late,
+            served_model=self._scrub(stream.served_model) if stream.served_model else None,
         )
 
     def _counting_tokenizer(self) -> Any | None:

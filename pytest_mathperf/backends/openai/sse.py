@@ -77,7 +77,7 @@ class ChatStream:
     """
 
     __slots__ = ("events", "data_events", "finish_reason", "usage", "done", "server_error", "first_event_at",
-                 "completed_at")  # fmt: skip
+                 "completed_at", "served_model")  # fmt: skip
 
     def __init__(self) -> None:
         self.events: list[StreamEvent] = []
@@ -88,6 +88,7 @@ class ChatStream:
         self.server_error: str | None = None
         self.first_event_at: float | None = None
         self.completed_at: float | None = None  # [DONE], or the end of the body
+        self.served_model: str | None = None  # the model id the chunks name: which model really answered
 
     @property
     def finished(self) -> bool:
@@ -118,6 +119,9 @@ class ChatStream:
                 error = error.get("message") or error.get("detail") or json.dumps(error)
             self.server_error = one_line(str(error))
             return True
+        model = chunk.get("model")
+        if self.served_model is None and isinstance(model, str) and model:
+            self.served_model = model
         usage = chunk.get("usage")
         if isinstance(usage, dict) and usage:
             self.usage = usage
