@@ -351,6 +351,31 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     ]
 
 
+def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> list[str] | None:
+    state = config.stash.get(STATE, None)
+    if state is None:
+        return None
+    from pytest_mathperf.run_header import SelectedCase, suites_per_model
+
+    cases = [
+        SelectedCase(item.model, item.suite.name, item.case.max_new_tokens, state.runner.repeats_for(item.case))
+        for item in items
+        if isinstance(item, CaseItem)
+    ]
+    return suites_per_model(cases, state.settings.models)
+
+
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> tuple[str, str, str] | None:
+    """An inconclusive budget or comparison (a skip that says so) reads as ``i`` / INCONCLUSIVE, not as ``s``.
+    It stays in pytest's skipped count, so ``-rs``, JUnit and xdist treat it as the skip it is."""
+    if config.stash.get(STATE, None) is None or not report.skipped or report.when != "call":
+        return None
+    message = report.longrepr[2] if isinstance(report.longrepr, tuple) else ""
+    if message.removeprefix("Skipped: ").startswith("inconclusive:"):
+        return "skipped", "i", "INCONCLUSIVE"
+    return None
+
+
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     state = parent.config.stash.get(STATE, None)
     if state is None:
