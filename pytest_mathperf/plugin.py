@@ -600,7 +600,8 @@ class GateRecorder:
             self.state.runner.card,
             self.state.plan,
             gate_passed=session.exitstatus == pytest.ExitCode.OK,
-            html_report=settings.html.name if settings.html is not None else None,
+            html_report=(settings.html.name if step_summary else str(settings.html)) if settings.html is not None else None,
+            html_in_artifacts=bool(step_summary),  # GitHub sets it in a job; elsewhere no artifacts are kept
         )
         targets = [(settings.markdown, "w")] if settings.markdown is not None else []
         targets += [(Path(step_summary), "a")] if step_summary else []

