@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_mathperf.items import CaseItem, LoadItem, MathperfItem, SuiteFile, arrange_items
+from pytest_mathperf.items import CaseItem, LoadItem, MathperfItem, SuiteFile, arrange_items, reads_inconclusive, suites_per_model
 from pytest_mathperf.state import STATE, GateState, Settings
 
 if TYPE_CHECKING:
@@ -353,25 +353,12 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
 
 def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> list[str] | None:
     state = config.stash.get(STATE, None)
-    if state is None:
-        return None
-    from pytest_mathperf.run_header import SelectedCase, suites_per_model
-
-    cases = [
-        SelectedCase(item.model, item.suite.name, item.case.max_new_tokens, state.runner.repeats_for(item.case))
-        for item in items
-        if isinstance(item, CaseItem)
-    ]
-    return suites_per_model(cases, state.settings.models)
+    return None if state is None else suites_per_model(state, items)
 
 
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> tuple[str, str, str] | None:
-    """An inconclusive budget or comparison (a skip that says so) reads as ``i`` / INCONCLUSIVE, not as ``s``.
-    It stays in pytest's skipped count, so ``-rs``, JUnit and xdist treat it as the skip it is."""
-    if config.stash.get(STATE, None) is None or not report.skipped or report.when != "call":
-        return None
-    message = report.longrepr[2] if isinstance(report.longrepr, tuple) else ""
-    if message.removeprefix("Skipped: ").startswith("inconclusive:"):
+    """An inconclusive budget reads ``i`` / INCONCLUSIVE; it stays a skip to pytest's counts, JUnit and xdist."""
+    if config.stash.get(STATE, None) is not None and report.when == "call" and reads_inconclusive(report):
         return "skipped", "i", "INCONCLUSIVE"
     return None
 

@@ -17,7 +17,7 @@ class SelectedCase:
     generations: int
 
 
-def suites_per_model(cases: Iterable[SelectedCase], models: Sequence[str]) -> list[str]:
+def suites_lines(cases: Iterable[SelectedCase], models: Sequence[str]) -> list[str]:
     """One line per model: its suites with their case counts, the generations and the longest output allowed."""
     per_model: dict[str, dict[str, int]] = {model: {} for model in models}
     generations: dict[str, int] = dict.fromkeys(models, 0)
