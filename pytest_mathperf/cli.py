@@ -9,13 +9,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 DEFAULT_HISTORY = Path(".mathperf/history.db")
+DESCRIPTION = "pytest-mathperf's console command: what is not a test run (the gate itself is pytest --mathperf)."
 HISTORY_HELP = (
     "history file, or postgresql://user@host/database (password from PGPASSWORD or ~/.pgpass); default: %(default)s"
 )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="mathperf", description=__doc__)
+    parser = argparse.ArgumentParser(prog="mathperf", description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True)
 
     report = commands.add_parser("report", help="render the HTML trend report from the run history")
@@ -69,7 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "lint":
         from pytest_mathperf.lint import lint
 
-        return lint(args.paths or [Path("suites")], args.thresholds or Path("thresholds.yaml"), explicit=args.thresholds is not None)
+        return lint(
+            args.paths or [Path("suites")], args.thresholds or Path("thresholds.yaml"),
+            explicit=args.thresholds is not None, project_suites=Path("suites"),
+        )
     if args.command == "bless":
         return _bless(args.history, args.run)
     if args.command == "init":
@@ -148,12 +152,13 @@ def _report(history: str, output: Path) -> int:
     if rendered.runs == 0:  # an empty page would replace a report that had something in it
         print(f"mathperf report: {history} holds no complete run yet; {output} is left as it is", file=sys.stderr)
         return 1
+    replaced = output.exists()
     try:
         write_page(output, rendered.page)
     except OSError as error:
         print(f"mathperf report: cannot write {output}: {error.strerror or error}", file=sys.stderr)
         return 1
-    print(f"wrote {output} ({rendered.runs} runs, {rendered.models} models)")
+    print(f"{'replaced' if replaced else 'wrote'} {output} ({rendered.runs} runs, {rendered.models} models)")
     return 0
 
 

@@ -207,7 +207,7 @@ class BudgetItem(MathperfItem):
         }
         self.user_properties.extend(budget_properties(outcome, self.model, card, model_record.memory_source))
         if outcome.status == "inconclusive":
-            pytest.skip(f"inconclusive: {outcome.measured_text} against {self.budget.bound_text}: {outcome.reason}")
+            pytest.skip(f"{INCONCLUSIVE}: {outcome.measured_text} against {self.budget.bound_text}: {outcome.reason}")
         if outcome.status == "failed":
             raise MathperfFailure(budget_failure_text(outcome, self.model, card, model_record.memory_source))
 
@@ -243,7 +243,7 @@ class CompareItem(MathperfItem):
         if outcome.verdict == "inconclusive":
             if state.plan.compare.inconclusive == "fail" and not outcome.busy:
                 raise MathperfFailure(comparison_text(record) + "\n  policy   : compare_defaults.inconclusive: fail")
-            pytest.skip(f"inconclusive: {record.name} {comparison_text(record, short=True)}")
+            pytest.skip(f"{INCONCLUSIVE}: {record.name} {comparison_text(record, short=True)}")
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, self.comparison.line - 1, f"compare {self.name} [{self.model}]"
@@ -415,3 +415,24 @@ def _grouped(state: GateState, cases: list[pytest.Item], budgets: list[MathperfI
                 item.add_marker(pytest.mark.xdist_group(slugs[model]))
         ordered.extend(group)
     return ordered + comparisons
+
+
+INCONCLUSIVE = "inconclusive"  # how the skip of an inconclusive budget or comparison begins
+
+
+def reads_inconclusive(report: pytest.TestReport) -> bool:
+    """Whether a report is the skip of an inconclusive budget or comparison."""
+    message = report.longrepr[2] if report.skipped and isinstance(report.longrepr, tuple) else ""
+    return message.removeprefix("Skipped: ").startswith(f"{INCONCLUSIVE}:")
+
+
+def suites_per_model(state: GateState, items: list[pytest.Item]) -> list[str]:
+    """The header's lines on which suites each selected model runs."""
+    from pytest_mathperf.run_header import SelectedCase, suites_lines
+
+    cases = [
+        SelectedCase(item.model, item.suite.name, item.case.max_new_tokens, state.runner.repeats_for(item.case))
+        for item in items
+        if isinstance(item, CaseItem)
+    ]
+    return suites_lines(cases, state.settings.models)

@@ -104,7 +104,7 @@ def plan_budgets(
         baseline = baselines.get(model.model)
         comparisons = tuple(thresholds.comparisons_for(card, model.name, model.suites)) if baseline else ()
         judged = budgets or comparisons or model.model in compared
-        reason = None if judged else thresholds.why_no_budget(card, model.name, model.suites)
+        reason = None if judged else thresholds.why_no_budget(card, model.name, model.suites, has_baseline=baseline is not None)
         plans[model.model] = ModelPlan(
             model.model, budgets, no_budget_reason=reason, comparisons=comparisons, baseline=baseline if comparisons else None
         )

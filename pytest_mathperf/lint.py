@@ -5,7 +5,7 @@ Errors (exit 1): a suite that does not load (YAML, schema, duplicate ids, a bad 
 a ``cases_from`` file outside the project (the thresholds file's folder), a derivation that disagrees with its case's answer or does not evaluate, a per-case budget on an
 unknown metric (the suite loader reports it at the key's own line), two suite files with the same
 suite name, a thresholds file that does not load, a budget for a suite that none of the linted
-files define (it would judge nothing: lint every suite folder, or remove the budget), and a model
+files nor the project's ``suites`` folder define (it would judge nothing), and a model
 entry a small edit away from another under the same card (one of the two judges nothing).
 Warnings (exit 0): a missing thresholds file (a project may gate on answers only). Cases without
 a derivation are not flagged here: the project's own test requires them for shipped suites, while
@@ -25,11 +25,13 @@ from pytest_mathperf.yamlfile import SchemaError, SchemaErrors
 _THRESHOLDS_NAMES = ("thresholds.yaml", "thresholds.yml")
 
 
-def lint(paths: list[Path], thresholds: Path, *, explicit: bool = True) -> int:
+def lint(paths: list[Path], thresholds: Path, *, explicit: bool = True, project_suites: Path | None = None) -> int:
     """Print one ``path:line: message`` per problem and a summary line; 0 when there are none.
 
     A missing thresholds file is a problem when it was named (``explicit``), as the gate refuses
-    a ``--mathperf-thresholds`` that is not there, and a warning otherwise.
+    a ``--mathperf-thresholds`` that is not there, and a warning otherwise. The suites of
+    ``project_suites`` (a folder) count as defined when a budget names its suite, so linting one
+    file does not call the budgets of the others errors.
     """
     problems: list[str] = []
     warnings: list[str] = []
@@ -47,7 +49,8 @@ def lint(paths: list[Path], thresholds: Path, *, explicit: bool = True) -> int:
         problems.extend(_case_problems(suite))
     problems.extend(_duplicate_names(suites))
 
-    budgets_text = _lint_thresholds(thresholds, {suite.name for suite in suites}, problems, warnings, explicit)
+    defined = {suite.name for suite in suites} | _suite_names(project_suites, thresholds)
+    budgets_text = _lint_thresholds(thresholds, defined, problems, warnings, explicit)
     for line in problems:
         print(line)
     for line in warnings:
@@ -60,6 +63,19 @@ def lint(paths: list[Path], thresholds: Path, *, explicit: bool = True) -> int:
         summary += f", {len(warnings)} warning{'s' if len(warnings) != 1 else ''}"
     print(summary)
     return 1 if problems else 0
+
+
+def _suite_names(folder: Path | None, thresholds: Path) -> set[str]:
+    """Names of the suites in the project's suite folder; one that does not load is not linted here."""
+    if folder is None or not folder.is_dir():
+        return set()
+    names = set()
+    for path in _suite_files([folder], thresholds, []):
+        try:
+            names.add(load_suite(path).name)
+        except (SchemaError, SchemaErrors):
+            continue
+    return names
 
 
 def _suite_files(paths: Iterable[Path], thresholds: Path, problems: list[str]) -> list[Path]:
@@ -128,8 +144,8 @@ def _lint_thresholds(path: Path, suite_names: set[str], problems: list[str], war
                 if budget.scope == "suite" and budget.suite not in suite_names:
                     problems.append(
                         f"{budget.source}:{budget.line}: budget {budget.name} is for suite {budget.suite!r}, which "
-                        "none of the linted suite files define, so it judges nothing (lint every suite folder, "
-                        "or remove the budget)"
+                        "neither the linted suite files nor the suites folder define, so it judges nothing "
+                        "(add the suite, or remove the budget)"
                     )
     for card, pattern, entry in near_miss_entries(parsed):
         problems.append(

@@ -54,11 +54,13 @@ def markdown_summary(
     *,
     gate_passed: bool | None = None,
     html_report: str | None = None,
+    html_in_artifacts: bool = True,
 ) -> str:
     """The run as one Markdown document: a headline, the models side by side, what did not pass.
 
     ``gate_passed`` is the session's outcome (None leaves the headline without a verdict);
-    ``html_report`` names the HTML report's file, which CI keeps as an artifact.
+    ``html_report`` names the HTML report's file, which CI keeps as an artifact (``html_in_artifacts``:
+    a run in a GitHub job); outside one it is the path the report was written to.
     """
     verdict = "" if gate_passed is None else (" passed" if gate_passed else " FAILED")
     blocks = [f"### mathperf gate{verdict} on {escape(card)}", _table(summary_rows(run, card, MODEL_ROWS, GENERATION_ROWS))]
@@ -77,7 +79,8 @@ def markdown_summary(
     if notes:
         blocks.append("\n".join(f"- {escape(note)}" for note in notes))
     if html_report:
-        blocks.append(f"The HTML trend report is in the job's artifacts as {escape(html_report)}.")
+        where = "is in the job's artifacts as" if html_in_artifacts else "was written to"
+        blocks.append(f"The HTML trend report {where} {escape(html_report)}.")
     return "\n\n".join(blocks) + "\n"
 
 

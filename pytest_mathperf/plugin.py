@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_mathperf.items import CaseItem, LoadItem, MathperfItem, SuiteFile, arrange_items
+from pytest_mathperf.items import CaseItem, LoadItem, MathperfItem, SuiteFile, arrange_items, reads_inconclusive, suites_per_model
 from pytest_mathperf.state import STATE, GateState, Settings
 
 if TYPE_CHECKING:
@@ -356,6 +356,18 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     ]
 
 
+def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> list[str] | None:
+    state = config.stash.get(STATE, None)
+    return None if state is None else suites_per_model(state, items)
+
+
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> tuple[str, str, str] | None:
+    """An inconclusive budget reads ``i`` / INCONCLUSIVE; it stays a skip to pytest's counts, JUnit and xdist."""
+    if config.stash.get(STATE, None) is not None and report.when == "call" and reads_inconclusive(report):
+        return "skipped", "i", "INCONCLUSIVE"
+    return None
+
+
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     state = parent.config.stash.get(STATE, None)
     if state is None:
@@ -617,7 +629,8 @@ class GateRecorder:
             self.state.runner.card,
             self.state.plan,
             gate_passed=session.exitstatus == pytest.ExitCode.OK,
-            html_report=settings.html.name if settings.html is not None else None,
+            html_report=(settings.html.name if step_summary else str(settings.html)) if settings.html is not None else None,
+            html_in_artifacts=bool(step_summary),  # GitHub sets it in a job; elsewhere no artifacts are kept
         )
         targets = [(settings.markdown, "w")] if settings.markdown is not None else []
         targets += [(Path(step_summary), "a")] if step_summary else []

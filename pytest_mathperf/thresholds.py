@@ -157,7 +157,7 @@ class Thresholds:
                     chosen.setdefault((comparison.suite, comparison.name), comparison)
         return list(chosen.values())
 
-    def why_no_budget(self, card: str, model: str, suites: Iterable[str]) -> str:
+    def why_no_budget(self, card: str, model: str, suites: Iterable[str], *, has_baseline: bool = False) -> str:
         """Why nothing judges ``model`` on ``card``, with the entries it most likely meant."""
         where = f"in {self.path} ({self.policy_key}: {self.no_budget})"
         card_patterns = self.card_entries(card)
@@ -168,10 +168,21 @@ class Thresholds:
         if not any(_ranked(model, models)):
             hint = _did_you_mean(model, models, lambda pattern: f"model {pattern!r} (line {models[pattern].line})")
             return f"no entry for model {model!r} under card {card!r} {where}{hint}"
-        missing = sorted({b.suite for entry in models.values() for b in entry.budgets if b.suite} - set(suites))
+        compared = [models[pattern] for pattern in _ranked(model, models) if models[pattern].comparisons]
+        if compared and not has_baseline:  # only a comparison judges it, and this run compares it with nothing
+            return (
+                f"the entry for {model!r} on {card!r} {where} judges it by its compare: margins (line "
+                f"{compared[0].line}), and this run has no baseline for it: the first --mathperf-model is the "
+                f"baseline; run the baseline first (--mathperf-model BASELINE --mathperf-model {model}) "
+                "or compare with a blessed run (--mathperf-baseline blessed)"
+            )
+        rules = [*(b for entry in models.values() for b in entry.budgets), *(c for entry in models.values() for c in entry.comparisons)]
+        missing = sorted({rule.suite for rule in rules if rule.suite} - set(suites))
+        if not missing:
+            return f"the entry for {model!r} on {card!r} {where} has no budget"
         return (
             f"the entry for {model!r} on {card!r} {where} has budgets only for suites this run does not "
-            f"have: {', '.join(missing) or 'none'}"
+            f"have: {', '.join(missing)}"
         )
 
 

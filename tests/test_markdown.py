@@ -204,6 +204,16 @@ def test_a_passing_gate_says_so_and_writes_no_step_summary_outside_github(pytest
     assert run.output.count("wrote the Markdown summary") == 1
 
 
+def test_outside_a_github_job_the_summary_says_where_the_report_was_written(pytester, run_scripted, monkeypatch) -> None:
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE)
+    run_scripted("--mathperf-markdown", "summary.md", "--mathperf-html", "reports/mathperf-report.html")
+    text = (pytester.path / "summary.md").read_text(encoding="utf-8")
+    assert "artifacts" not in text
+    last = ["".join(paragraph.itertext()) for paragraph in render(text).iter("p")][-1]
+    assert last == f"The HTML trend report was written to {pytester.path / 'reports' / 'mathperf-report.html'}."
+
+
 def test_an_unwritable_markdown_path_is_refused_before_anything_runs(pytester, run_scripted) -> None:
     write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE)
     (pytester.path / "taken").mkdir()

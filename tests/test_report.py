@@ -293,6 +293,8 @@ def test_mathperf_report_command(three_runs: Path, tmp_path: Path, capsys: pytes
     assert mathperf(["report", "--history", str(three_runs), "-o", str(output)]) == 0
     assert capsys.readouterr().out == f"wrote {output} (3 runs, 2 models)\n"
     assert output.read_text().startswith("<!DOCTYPE html>")
+    assert mathperf(["report", "--history", str(three_runs), "-o", str(output)]) == 0
+    assert capsys.readouterr().out == f"replaced {output} (3 runs, 2 models)\n"  # never without a word
 
 
 def test_mathperf_report_on_a_history_without_runs_leaves_the_report_alone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

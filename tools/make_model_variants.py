@@ -116,11 +116,14 @@ def make_noisy(destination: Path, seed: int, low: float, high: float) -> tuple[P
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("variant", choices=("slow", "noisy", "copy"))
-    parser.add_argument("destination", type=Path)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("variant", choices=("slow", "noisy", "copy"), help="which variant (described above)")
+    parser.add_argument("destination", type=Path, help="folder to write the model into (replaced if it exists)")
     parser.add_argument("--seed", type=int, default=1, help="noise seed (noisy)")
-    parser.add_argument("--accuracy", type=float, nargs=2, default=(0.75, 0.85), metavar=("LOW", "HIGH"))
+    parser.add_argument(
+        "--accuracy", type=float, nargs=2, default=(0.75, 0.85), metavar=("LOW", "HIGH"),
+        help="noisy: the greedy demo-suite accuracy to land in (default 0.75 0.85)",
+    )
     parser.add_argument("--scale", type=float, help="noisy: use this noise scale instead of searching (seed 1, 0.2812 gave 79.2 %%)")
     args = parser.parse_args(argv)
     if args.variant == "slow":
