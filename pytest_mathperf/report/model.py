@@ -19,6 +19,7 @@ from pytest_mathperf.report.formatting import when
 from pytest_mathperf.report.latest import FlipGroup, LatestRun, case_flips, latest_run
 from pytest_mathperf.report.runs import run_name
 from pytest_mathperf.report.trends import Panel, RunDetails, Trend, panel, trends
+from pytest_mathperf.outputs.view import RunView
 from pytest_mathperf.results import RunRecord
 
 _SCRIPT = """document.documentElement.dataset.script = "ran";
@@ -52,26 +53,24 @@ class Report:
 
 def build_report(
     summaries: Sequence[RunSummary],
-    latest: RunRecord | None,
+    latest: RunView | None,
     *,
     source: str,
     notice: str = "",
     load_run: Callable[[int], RunRecord] | None = None,
 ) -> Report:
-    """The report's data model from run summaries (oldest first) and the latest run in full.
+    """The report's data model from run summaries (oldest first) and the latest run's view.
 
     ``load_run`` reads one run in full by id; without it, points have no interval from their
     samples (except the latest run's) and only the latest run's cases are compared.
     """
-    details = RunDetails(load_run, latest)
+    details = RunDetails(load_run, latest.record if latest is not None else None)
     found = trends(summaries)
     models = {model.model.model for summary in summaries for model in summary.models}
     cards = sorted({model.model.card for summary in summaries for model in summary.models})
-    latest_summary = summaries[-1] if summaries else None
-    if latest is not None and latest_summary is not None and latest_summary.started_at == latest.started_at:
-        latest_label = run_name(latest_summary).full
-    else:
-        latest_label = "this run"
+    # found by its uid, never by its timestamps: on a shared history another runner records in between
+    latest_summary = next((summary for summary in summaries if latest is not None and latest.uid and summary.uid == latest.uid), None)
+    latest_label = run_name(latest_summary).full if latest_summary is not None else "this run"
     return Report(
         generated=when(time.time()),
         source=source,

@@ -251,6 +251,6 @@ def _sample(trend: Trend, position: int, key: SeriesKey, details: RunDetails) ->
         interval=interval.text,
         minimum=None if minimum is None else minimum * scale,
         maximum=None if maximum is None else maximum * scale,
-        failed=any(not budget.passed for budget in budgets),
+        failed=any(budget.verdict == "failed" for budget in budgets),  # inconclusive is not failed
         blessed=is_blessed(summary),
     )
