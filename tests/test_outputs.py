@@ -12,12 +12,16 @@ import json
 import re
 from collections import Counter
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 from conftest import TWELVE_CASES, write
 
 from pytest_mathperf.markdown import escape
 from pytest_mathperf.outputs import chosen_surfaces, publish_all
+from pytest_mathperf.outputs.view import RunView, build_view
+from pytest_mathperf.report.html import write_report
+from pytest_mathperf.results import BudgetRecord, CaseRecord, GenerationRecord, ModelRecord, RunRecord
 
 THRESHOLDS = """
 version: 1
@@ -176,3 +180,37 @@ def test_surfaces_publish_in_order_the_first_of_a_name_wins_and_a_broken_one_sto
         "my markdown",
         "terminal",
     ]
+
+
+def _run(*budgets: BudgetRecord) -> RunRecord:
+    generation = GenerationRecord(0, 0, "correct", "2", "equivalent", "stop", {"ttft_ms": 5.0, "tokens_per_s": 200.0}, "\\boxed{2}")
+    case = CaseRecord("m", "arithmetic", "add", "suites/a.yaml::add[m]", "1 + 1?", "2", (), "majority", True, (generation,))
+    model = ModelRecord("m", "hf", "cpu", "cpu", "float32", None, None, {"load_s": 0.5}, "rss")
+    return RunRecord(0.0, 1.0, {"card": "cpu"}, (model,), (case,), tuple(budgets))
+
+
+def _budget(name: str, status: str) -> BudgetRecord:
+    return BudgetRecord("m", name, "ttft_ms", "p50", "model", None, None, None, 10.0, 5.0, 1, status == "passed", "cpu", f"thresholds.yaml::m::{name}", status)
+
+
+def _header(view: RunView, tmp_path: Path) -> str:
+    """The header's latest-run line as a reader sees it: tags dropped, spaces collapsed."""
+    write_report(None, tmp_path / "report.html", current=view)
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    line = re.search(r"<p>Latest: (.*?)</p>", page, re.S)
+    assert line is not None
+    return " ".join(re.sub(r"<[^>]+>", "", line.group(1)).split())
+
+
+def test_the_html_header_of_a_run_without_budgets_spaces_its_parts(tmp_path: Path) -> None:
+    header = _header(build_view(_run(), "cpu", exit_status=0), tmp_path)
+    assert header.endswith("— gate passed · no budgets applied · verdicts 1 passed, 0 failed · 1/1 cases passed")
+
+
+def test_an_inconclusive_budget_read_back_from_a_history_is_no_failure_in_the_html_header(tmp_path: Path) -> None:
+    view = build_view(_run(_budget("ttft_ms.p50", "passed"), _budget("ttft_ms.p95", "inconclusive")), "cpu")  # no exit status
+    header = _header(view, tmp_path)
+    assert "fail" not in header.replace("0 failed", "")
+    assert "budgets 1 passed, 0 failed, 1 inconclusive" in header
+    failing = build_view(_run(_budget("ttft_ms.p50", "failed")), "cpu")
+    assert "failed: 1 budget failed: ttft_ms.p50 of m" in _header(failing, tmp_path)
