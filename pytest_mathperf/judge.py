@@ -43,10 +43,23 @@ class ModelPlan:
     comparisons: tuple[Comparison, ...] = ()  # margins against the baseline, for a candidate
     baseline: str | None = None  # the model of this run it is compared with
 
-    def accuracy_budget_applies(self, suite: str) -> bool:
-        return any(
-            budget.metric == ACCURACY and (budget.scope == "model" or budget.suite == suite) for budget in self.budgets
-        )
+    def accuracy_budget_applies(self, suite: str, case: str) -> bool:
+        return any(budget.metric == ACCURACY and judges(budget, suite, case) for budget in self.budgets)
+
+
+def judges(rule: Budget | Comparison, suite: str, case: str | None) -> bool:
+    """Whether a budget or comparison judges what one case of ``suite`` measured (``case`` None: the suite's load profile).
+
+    The one answer to "which cases does this rule judge": the budget plan, the samples a budget
+    is taken over, the cases ``--lf`` runs again with a budget and a comparison's cases all ask here.
+    """
+    if rule.scope == "load":
+        return case is None
+    if rule.scope == "case":
+        return case is not None and suite == rule.suite and case == getattr(rule, "case", None)
+    if rule.scope == "suite":
+        return suite == rule.suite
+    return True
 
 
 #: What the ``no_budget`` policy does to a model that nothing judged, in the words the summary uses.
@@ -154,7 +167,7 @@ def judge_case(record: CaseRecord, plan: ModelPlan, *, strict: bool) -> CaseOutc
     has_error = any(generation.status == "error" for generation in record.generations)
     if record.passed and not has_error:
         return CaseOutcome("passed", record)
-    if not has_error and not strict and plan.accuracy_budget_applies(record.suite):
+    if not has_error and not strict and plan.accuracy_budget_applies(record.suite, record.case):
         return CaseOutcome("left_to_budget", record)
     return CaseOutcome("failed", record)
 
@@ -216,13 +229,13 @@ def judge_comparison(
         return ComparisonOutcome(comparison, "cannot_judge", reason=f"{candidate} did not load")
     if stored is not None:
         stored_model = next(record for record in stored.models if record.model == candidate)
-        base_cases = [case for case in stored.cases_of(candidate) if _in_scope(case, comparison)]
+        base_cases = [case for case in stored.cases_of(candidate) if judges(comparison, case.suite, case.case)]
         base_metrics = stored_model.metrics
         base_busy = (stored_model.details.get("host_busy") or None) if runner.options.busy_guard else None
     else:
         if runner.sessions[baseline].load_error is not None:
             return ComparisonOutcome(comparison, "cannot_judge", reason=f"{baseline} did not load")
-        base_cases = [case for case in runner.sessions[baseline].cases.values() if _in_scope(case, comparison)]
+        base_cases = [case for case in runner.sessions[baseline].cases.values() if judges(comparison, case.suite, case.case)]
         if not base_cases:
             scope = f" of suite {comparison.suite}" if comparison.scope == "suite" else ""
             return ComparisonOutcome(
@@ -231,7 +244,7 @@ def judge_comparison(
                 "cases; select them beside the candidate's",
             )
         base_metrics, base_busy = runner.sessions[baseline].model_metrics(), runner.busy_reason(baseline)
-    cand_cases = [case for case in runner.sessions[candidate].cases.values() if _in_scope(case, comparison)]
+    cand_cases = [case for case in runner.sessions[candidate].cases.values() if judges(comparison, case.suite, case.case)]
     if stored is not None:  # a stored run may hold suites this run did not select: compare like with like
         suites = {case.suite for case in cand_cases}
         base_cases = [case for case in base_cases if case.suite in suites]
@@ -261,10 +274,6 @@ def judge_comparison(
     return outcome
 
 
-def _in_scope(case: CaseRecord, comparison: Comparison) -> bool:
-    return comparison.scope == "model" or case.suite == comparison.suite
-
-
 def judge_comparison_with_more(
     runner: Runner, plan: BudgetPlan, candidate: str, comparison: Comparison, stored: RunRecord | None = None
 ) -> ComparisonOutcome:
@@ -284,7 +293,7 @@ def judge_comparison_with_more(
         or comparison.metric == ACCURACY  # paired per case: more repeats change verdicts, not the evidence
     ):
         return judge_comparison(runner, plan, candidate, comparison, stored)
-    keys = [key for key, record in runner.sessions[candidate].cases.items() if _in_scope(record, comparison)]
+    keys = [key for key, record in runner.sessions[candidate].cases.items() if judges(comparison, record.suite, record.case)]
     first = min((len(runner.sessions[model].cases[key].generations) for model in (candidate, baseline) for key in keys
                  if key in runner.sessions[model].cases), default=1)
     looks = 1 + max(0, math.ceil(math.log2(max(settings.max_repeats, first) / max(first, 1))))

@@ -418,12 +418,9 @@ class Runner:
     def samples(self, model: str, budget: Budget) -> list[float]:
         """The values a budget's statistic is taken over (accuracy: 1.0/0.0 per case)."""
         session = self.sessions[model]
-        cases = [
-            record
-            for (suite, case), record in session.cases.items()
-            if (budget.suite is None or budget.scope == "model" or suite == budget.suite)
-            and (budget.case is None or case == budget.case)
-        ]
+        from pytest_mathperf.judge import judges
+
+        cases = [record for (suite, case), record in session.cases.items() if judges(budget, suite, case)]
         if budget.metric == ACCURACY:
             return [1.0 if record.passed else 0.0 for record in cases]
         if budget.metric in GENERATION_METRICS:
