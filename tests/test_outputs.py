@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -214,3 +215,23 @@ def test_an_inconclusive_budget_read_back_from_a_history_is_no_failure_in_the_ht
     assert "budgets 1 passed, 0 failed, 1 inconclusive" in header
     failing = build_view(_run(_budget("ttft_ms.p50", "failed")), "cpu")
     assert "failed: 1 budget failed: ttft_ms.p50 of m" in _header(failing, tmp_path)
+
+
+def test_a_history_read_back_keeps_regressions_failed_and_inconclusive_apart(tmp_path: Path) -> None:
+    from pytest_mathperf.history import History
+    from pytest_mathperf.report.html import page_from_history
+    from pytest_mathperf.results import ComparisonRecord
+
+    regression = ComparisonRecord(
+        "m", "base", "ttft_ms.p50", "ttft_ms", "p50", None, "ratio ≤ 1.25", "regression", 3.0, 2.9, 3.1, 0.001, 12,
+        15.0, 5.0, "", "cpu", "thresholds.yaml::m::compare::ttft_ms.p50",
+    )
+    with History(tmp_path / "history.db") as history:
+        history.append(_run(_budget("ttft_ms.p50", "passed"), _budget("ttft_ms.p95", "inconclusive")))
+        history.append(replace(_run(_budget("ttft_ms.p50", "passed")), comparisons=(regression,)))
+    page = page_from_history(tmp_path / "history.db").page
+    # the fleet cell of m is its latest run: passed budgets, but a regression
+    assert re.findall(r'data-verdict="([^"]+)"', page) == ["failed"]
+    assert "ttft_ms.p50 regressed" in page
+    # the first run's inconclusive budget marks no chart point as failed
+    assert "budget FAILED" not in page and "failed in" not in page
