@@ -15,7 +15,6 @@ from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 
-import pytest
 from conftest import TWELVE_CASES, write
 
 from pytest_mathperf.markdown import escape

@@ -199,7 +199,7 @@ def test_a_chart_per_metric_with_a_point_per_run(three_runs: Path) -> None:
     for index in range(2):
         charts = charts_of(page, index)
         assert list(charts) == [
-            "ttft_ms.p50", "ttft_ms.p95", "tokens_per_s.p50", "vram_peak_gb", "accuracy", "accuracy@algebra", "accuracy@geometry",
+            "ttft_ms.p50", "ttft_ms.p95", "tokens_per_s.mean", "vram_peak_gb", "accuracy", "accuracy@algebra", "accuracy@geometry",
         ]
         assert {metric: chart.points for metric, chart in charts.items()} == dict.fromkeys(charts, 3)
 

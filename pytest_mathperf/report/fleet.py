@@ -13,13 +13,13 @@ from dataclasses import dataclass
 
 from pytest_mathperf.history import ALL_SUITES
 from pytest_mathperf.metrics import ACCURACY
-from pytest_mathperf.outputs.view import Counts, comparison_status, model_verdict
+from pytest_mathperf.outputs.view import Counts, comparison_status, model_verdict, shown_statistic
 from pytest_mathperf.report.charts import Chart, domain_of
-from pytest_mathperf.report.formatting import when, with_unit
+from pytest_mathperf.report.formatting import title_of, when, with_unit
 from pytest_mathperf.report.trends import RunDetails, Trend, chart_samples, key_series, shared_chart
 
 #: The per-generation metrics a cell of the matrix shows (statistic p50), in this order.
-CELL_METRICS: tuple[tuple[str, str], ...] = (("ttft_ms", "TTFT p50"), ("tokens_per_s", "tokens/s p50"))
+CELL_METRICS: tuple[str, ...] = ("ttft_ms", "tokens_per_s")  # each by the statistic every surface shows it by
 #: The peak memory a cell shows: the card's own if measured, else the process's.
 CELL_MEMORY: tuple[tuple[str, str], ...] = (("vram_peak_gb", "VRAM peak"), ("rss_peak_gb", "RSS peak"))
 
@@ -88,10 +88,10 @@ def _cell(trend: Trend) -> FleetCell:
     passed, cases = model.accuracy.get(ALL_SUITES, (0, 0))
     if cases:
         metrics.append(("accuracy", f"{with_unit(passed / cases, ACCURACY)} ({passed}/{cases})"))
-    for metric, title in CELL_METRICS:
-        stats = model.stats.get((metric, ALL_SUITES))
-        if stats is not None and "p50" in stats.values:
-            metrics.append((title, with_unit(stats.values["p50"], metric)))
+    for metric in CELL_METRICS:
+        stats, shown = model.stats.get((metric, ALL_SUITES)), shown_statistic(metric)
+        if stats is not None and shown in stats.values:
+            metrics.append((f"{title_of(metric)} {shown}", with_unit(stats.values[shown], metric)))
     for metric, title in CELL_MEMORY:
         if metric in model.model.metrics:
             metrics.append((title, with_unit(model.model.metrics[metric], metric)))

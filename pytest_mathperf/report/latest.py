@@ -8,11 +8,10 @@ reader judges a regression from the answers themselves.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pytest_mathperf.metrics import GENERATION_METRICS
-from pytest_mathperf.outputs.view import CaseVerdict, ComparisonVerdict, Counts, RunView
+from pytest_mathperf.outputs.view import CaseVerdict, ComparisonVerdict, Counts, RunView, shown_generation
 from pytest_mathperf.report.formatting import duration, title_of, when, with_unit
 from pytest_mathperf.report.runs import ordered
 from pytest_mathperf.results import CaseRecord, GenerationRecord, RunRecord
@@ -284,11 +283,13 @@ def case_flips(
 
 
 def _flip_side(run: str, case: CaseRecord) -> FlipSide:
-    """The side's telling generation: a correct one for a case that passed, a failing one otherwise."""
-    shown = next(
-        (g for g in case.generations if (g.status == "correct") == case.passed),
-        case.generations[0] if case.generations else None,
-    )
+    """The side's telling generation: a correct one for a case that passed, else the one every surface shows of a failure."""
+    if not case.generations:
+        shown = None
+    elif case.passed:
+        shown = next((g for g in case.generations if g.status == "correct"), case.generations[0])
+    else:
+        shown = shown_generation(case)
     output, note = _shown_output(shown) if shown is not None else ("", "no generation recorded")
     return FlipSide(
         run=run,
