@@ -446,7 +446,8 @@ def test_a_run_blessed_with_mathperf_bless_is_drawn_as_the_blessed_baseline(tmp_
     charts = charts_of(parse(page))
     assert charts["ttft_ms.p50"].blessed == ["blessed baseline: run 2 · v1.2, 304 ms"]
     assert "blessed baseline" in charts["ttft_ms.p50"].titles[1]
-    assert 'class="blessed-ring"' in page  # the legend's ◇ is drawn
+    assert 'class="blessed-ring"' in page and "◇ ⋯</b> blessed baseline" in page  # the legend's ◇ is drawn
+    assert "blessed baseline" not in page_text(history_of(tmp_path / "none", make_run(1)))  # and promised only then
 
 
 def test_y_axis_starts_at_zero_and_a_far_budget_is_an_edge_label(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from pytest_mathperf.history import RunSummary
 from pytest_mathperf.report.fleet import CardComparison, Fleet, card_comparisons, fleet
 from pytest_mathperf.report.formatting import when
 from pytest_mathperf.report.latest import FlipGroup, LatestRun, case_flips, latest_run
-from pytest_mathperf.report.runs import run_name
+from pytest_mathperf.report.runs import is_blessed, run_name
 from pytest_mathperf.report.trends import Panel, RunDetails, Trend, panel, trends
 from pytest_mathperf.outputs.view import RunView
 from pytest_mathperf.results import RunRecord
@@ -47,6 +47,7 @@ class Report:
     panels: tuple[Panel, ...]
     flips: tuple[FlipGroup, ...]
     latest: LatestRun | None
+    has_blessed: bool  # the legend promises the blessed marker only where one is drawn
     script: str
     script_hash: str
 
@@ -83,6 +84,7 @@ def build_report(
         panels=tuple(panel(trend, details) for trend in found),
         flips=_flips(found, details),
         latest=latest_run(latest, latest_label) if latest is not None else None,
+        has_blessed=any(is_blessed(summary) for summary in summaries),
         script=_SCRIPT,
         script_hash="sha256-" + base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode(),
     )
