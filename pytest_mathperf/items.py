@@ -189,7 +189,7 @@ class BudgetItem(MathperfItem):
 
         state = self.config.stash[STATE]
         card = state.runner.card
-        outcome = judge_budget(state.runner, self.model, self.budget)
+        outcome = judge_budget(state.runner.measurements(self.model), self.budget)
         if outcome.status == "cannot_judge":
             self.mathperf_payload = {"unjudged": {"model": self.model, "name": self.budget.name, "reason": outcome.reason}}
             pytest.skip(outcome.reason)
