@@ -22,6 +22,8 @@ _PUBLIC = {
     "Generation": "pytest_mathperf.backends",
     "GenerationRequest": "pytest_mathperf.backends",
     "Backend": "pytest_mathperf.backends",
+    "OutputSurface": "pytest_mathperf.outputs",
+    "RunView": "pytest_mathperf.outputs.view",
 }
 __all__ = ["__version__", *_PUBLIC]
 

@@ -19,3 +19,16 @@ def pytest_mathperf_backends() -> Mapping[str, type[Any]]:
     way; a third-party engine can too, without an entry point.
     """
     return {}
+
+
+@pytest.hookspec
+def pytest_mathperf_output_surfaces(config: pytest.Config) -> list[Any]:
+    """Return output surfaces to publish the run's view to, at the end of the session.
+
+    Each follows ``pytest_mathperf.outputs.OutputSurface``: ``name``, ``order`` and
+    ``publish(view)``, where ``view`` is the run's ``RunView`` (verdicts per model, budget,
+    comparison and case, their counts and the exit status). The built-in surfaces (terminal,
+    Markdown, HTML report) come from the plugin's own implementation, which runs last: a surface
+    returned here under one of their names replaces it. Called on the controller only.
+    """
+    return []

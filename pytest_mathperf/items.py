@@ -196,7 +196,7 @@ class BudgetItem(MathperfItem):
 
         state = self.config.stash[STATE]
         card = state.runner.card
-        outcome = judge_budget(state.runner, self.model, self.budget)
+        outcome = judge_budget(state.runner.measurements(self.model), self.budget)
         if outcome.status == "cannot_judge":
             self.mathperf_payload = {"unjudged": {"model": self.model, "name": self.budget.name, "reason": outcome.reason}}
             pytest.skip(outcome.reason)
@@ -384,21 +384,18 @@ def _budget_items(session: pytest.Session, state: GateState, cases: list[pytest.
 
 
 def _judges(state: GateState, budget: MathperfItem, case: pytest.Item) -> bool:
-    """Whether a budget or comparison item judges a case item (its model, or its baseline, and in scope)."""
+    """Whether a budget or comparison item judges a case item: its model (or its baseline) and, by ``judges``, its scope."""
+    from pytest_mathperf.judge import judges
+
     if isinstance(budget, CompareItem):
-        baseline = state.plan.for_model(budget.model).baseline
-        rule = budget.comparison
-        return case.model in (budget.model, baseline) and (rule.scope == "model" or case.suite.name == rule.suite)  # type: ignore[attr-defined]
-    if budget.model != case.model:  # type: ignore[attr-defined]
+        rule: Any = budget.comparison
+        models = (budget.model, state.plan.for_model(budget.model).baseline)
+    else:
+        rule, models = getattr(budget, "budget", None), (budget.model,)  # type: ignore[attr-defined]
+    if case.model not in models:  # type: ignore[attr-defined]
         return False
-    if not isinstance(budget, BudgetItem):
-        return True
-    rule = budget.budget
-    if rule.scope == "case":
-        return isinstance(case, CaseItem) and case.suite.name == rule.suite and case.case.id == rule.case
-    if rule.scope == "suite":
-        return case.suite.name == rule.suite  # type: ignore[attr-defined]
-    return not (rule.scope == "load") or isinstance(case, LoadItem)
+    case_id = case.case.id if isinstance(case, CaseItem) else None
+    return rule is None or judges(rule, case.suite.name, case_id)  # type: ignore[attr-defined]
 
 
 def _grouped(state: GateState, cases: list[pytest.Item], budgets: list[MathperfItem]) -> list[pytest.Item]:

@@ -9,7 +9,7 @@ items only translate these outcomes into pass / skip / xfail / failure.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
@@ -22,7 +22,8 @@ from pytest_mathperf.compare import (
     compare_values,
     family_confidence,
 )
-from pytest_mathperf.metrics import ACCURACY, MEMORY_METRICS, METRICS
+from pytest_mathperf.measurements import Measurements
+from pytest_mathperf.metrics import ACCURACY, GENERATION_METRICS, MEMORY_METRICS, METRICS, MODEL_METRICS
 from pytest_mathperf.thresholds import Budget, BudgetOutcome, Thresholds, evaluate
 
 if TYPE_CHECKING:
@@ -43,10 +44,23 @@ class ModelPlan:
     comparisons: tuple[Comparison, ...] = ()  # margins against the baseline, for a candidate
     baseline: str | None = None  # the model of this run it is compared with
 
-    def accuracy_budget_applies(self, suite: str) -> bool:
-        return any(
-            budget.metric == ACCURACY and (budget.scope == "model" or budget.suite == suite) for budget in self.budgets
-        )
+    def accuracy_budget_applies(self, suite: str, case: str) -> bool:
+        return any(budget.metric == ACCURACY and judges(budget, suite, case) for budget in self.budgets)
+
+
+def judges(rule: Budget | Comparison, suite: str, case: str | None) -> bool:
+    """Whether a budget or comparison judges what one case of ``suite`` measured (``case`` None: the suite's load profile).
+
+    The one answer to "which cases does this rule judge": the budget plan, the samples a budget
+    is taken over, the cases ``--lf`` runs again with a budget and a comparison's cases all ask here.
+    """
+    if rule.scope == "load":
+        return case is None
+    if rule.scope == "case":
+        return case is not None and suite == rule.suite and case == getattr(rule, "case", None)
+    if rule.scope == "suite":
+        return suite == rule.suite
+    return True
 
 
 #: What the ``no_budget`` policy does to a model that nothing judged, in the words the summary uses.
@@ -154,7 +168,7 @@ def judge_case(record: CaseRecord, plan: ModelPlan, *, strict: bool) -> CaseOutc
     has_error = any(generation.status == "error" for generation in record.generations)
     if record.passed and not has_error:
         return CaseOutcome("passed", record)
-    if not has_error and not strict and plan.accuracy_budget_applies(record.suite):
+    if not has_error and not strict and plan.accuracy_budget_applies(record.suite, record.case):
         return CaseOutcome("left_to_budget", record)
     return CaseOutcome("failed", record)
 
@@ -163,34 +177,34 @@ def cannot_judge(budget: Budget, reason: str) -> BudgetOutcome:
     return BudgetOutcome(budget, None, 0, "cannot_judge", reason=reason)
 
 
-def judge_budget(runner: Runner, model: str, budget: Budget) -> BudgetOutcome:
-    """Judge one budget over what this run measured of ``model``, or say why it cannot."""
-    session = runner.sessions[model]
-    if session.load_error is not None:
+def judge_budget(measured: Measurements, budget: Budget) -> BudgetOutcome:
+    """Judge one budget over what this run measured of a model, or say why it cannot."""
+    model = measured.model
+    if measured.load_error is not None:
         return cannot_judge(budget, f"{model} did not load, nothing to judge")
-    if budget.metric in MEMORY_METRICS and session.load_info is not None and session.load_info.device is None:
+    if budget.metric in MEMORY_METRICS and measured.served_elsewhere:
         return cannot_judge(budget, f"{model} is served by another process: its memory is the server's, not measured here")
-    if budget.scope == "load" and not session.load_results:
+    if budget.scope == "load" and not measured.load_results:
         return cannot_judge(budget, "no load profile ran for this model (a suite's `load:` block, with --mathperf-backend openai)")
-    samples = runner.samples(model, budget)
-    if not samples and not session.cases and not session.load_results:
+    samples = budget_samples(measured, budget)
+    if not samples and not measured.cases and not measured.load_results:
         return cannot_judge(budget, f"no case of {model} ran, so there is nothing to judge")
-    if not samples and not runner.options.allow_estimated_counts and runner.estimated_only(model, budget.metric):
+    if not samples and not measured.allow_estimated_counts and _estimated_only(measured, budget.metric):
         return cannot_judge(
             budget,
             f"every {budget.metric} of {model} rests on an estimated token count (the server sent no usage); "
             "--mathperf-allow-estimated-counts accepts them",
         )
-    if not samples and not runner.measures(model, budget.metric):
-        return cannot_judge(budget, f"{budget.metric} is not measured for {model} on {runner.card}")
+    if not samples and not _measures(measured, budget.metric):
+        return cannot_judge(budget, f"{budget.metric} is not measured for {model} on {measured.card}")
     outcome = evaluate(budget, samples)
-    busy = runner.busy_reason(model) if METRICS[budget.metric].timing else None
+    busy = measured.busy if METRICS[budget.metric].timing else None
     if busy and outcome.status == "failed":
         # slower neighbours are no evidence against the model: say so instead of failing
         return replace(outcome, status="inconclusive", reason=f"the host was busy: {busy}")
     if outcome.status == "failed" and budget.scope == "load":
         notes = []
-        for result in session.load_results.values():
+        for result in measured.load_results:
             notes.extend(f"failures : {line}" for line in result.errors())
             warning = result.client_warning()
             if warning:
@@ -199,8 +213,43 @@ def judge_budget(runner: Runner, model: str, budget: Budget) -> BudgetOutcome:
     return outcome
 
 
+def budget_samples(measured: Measurements, budget: Budget) -> list[float]:
+    """The values a budget's statistic is taken over (accuracy: 1.0/0.0 per case it judges)."""
+    cases = [record for record in measured.cases if judges(budget, record.suite, record.case)]
+    if budget.metric == ACCURACY:
+        return [1.0 if record.passed else 0.0 for record in cases]
+    if budget.metric in GENERATION_METRICS:
+        return [value for record in cases for value in record.samples(budget.metric, estimated=measured.allow_estimated_counts)]
+    if budget.metric in MODEL_METRICS:
+        value = measured.model_metrics.get(budget.metric)
+        return [] if value is None else [value]
+    if budget.scope == "load":
+        return [value for result in measured.load_results for value in result.budget_samples(budget.metric)]
+    return []
+
+
+def _estimated_only(measured: Measurements, metric: str) -> bool:
+    """Whether every value of ``metric`` rests on an estimated token count (and budgets refuse those)."""
+    generations = [g for record in measured.cases for g in record.generations if metric in g.metrics]
+    return bool(generations) and all(metric in g.estimated_metrics for g in generations)
+
+
+def _measures(measured: Measurements, metric: str) -> bool:
+    """Whether this run measures ``metric`` for the model at all (no TTFAT in-process, no VRAM on a CPU)."""
+    if metric in MODEL_METRICS:
+        return metric in measured.model_metrics
+    if metric in GENERATION_METRICS:
+        return any(metric in g.metrics for record in measured.cases for g in record.generations)
+    return True
+
+
 def judge_comparison(
-    runner: Runner, plan: BudgetPlan, candidate: str, comparison: Comparison, stored: RunRecord | None = None, looks: int = 1
+    measure: Callable[[str], Measurements],
+    plan: BudgetPlan,
+    candidate: str,
+    comparison: Comparison,
+    stored: RunRecord | None = None,
+    looks: int = 1,
 ) -> ComparisonOutcome:
     """Judge one margin of ``candidate`` against its baseline, or say why it cannot.
 
@@ -212,17 +261,19 @@ def judge_comparison(
     model_plan = plan.for_model(candidate)
     baseline = model_plan.baseline
     assert baseline is not None
-    if runner.sessions[candidate].load_error is not None:
+    measured = measure(candidate)
+    if measured.load_error is not None:
         return ComparisonOutcome(comparison, "cannot_judge", reason=f"{candidate} did not load")
     if stored is not None:
         stored_model = next(record for record in stored.models if record.model == candidate)
-        base_cases = [case for case in stored.cases_of(candidate) if _in_scope(case, comparison)]
+        base_cases = [case for case in stored.cases_of(candidate) if judges(comparison, case.suite, case.case)]
         base_metrics = stored_model.metrics
-        base_busy = (stored_model.details.get("host_busy") or None) if runner.options.busy_guard else None
+        base_busy = (stored_model.details.get("host_busy") or None) if measured.busy_guard else None
     else:
-        if runner.sessions[baseline].load_error is not None:
+        base = measure(baseline)
+        if base.load_error is not None:
             return ComparisonOutcome(comparison, "cannot_judge", reason=f"{baseline} did not load")
-        base_cases = [case for case in runner.sessions[baseline].cases.values() if _in_scope(case, comparison)]
+        base_cases = [case for case in base.cases if judges(comparison, case.suite, case.case)]
         if not base_cases:
             scope = f" of suite {comparison.suite}" if comparison.scope == "suite" else ""
             return ComparisonOutcome(
@@ -230,8 +281,8 @@ def judge_comparison(
                 reason=f"the baseline ran no case{scope}: this run's selection (-k, -m or paths) left out its "
                 "cases; select them beside the candidate's",
             )
-        base_metrics, base_busy = runner.sessions[baseline].model_metrics(), runner.busy_reason(baseline)
-    cand_cases = [case for case in runner.sessions[candidate].cases.values() if _in_scope(case, comparison)]
+        base_metrics, base_busy = base.model_metrics, base.busy
+    cand_cases = [case for case in measured.cases if judges(comparison, case.suite, case.case)]
     if stored is not None:  # a stored run may hold suites this run did not select: compare like with like
         suites = {case.suite for case in cand_cases}
         base_cases = [case for case in base_cases if case.suite in suites]
@@ -245,24 +296,20 @@ def judge_comparison(
         )
     elif METRICS[comparison.metric].kind == "model":
         outcome = compare_values(
-            comparison, runner.sessions[candidate].model_metrics().get(comparison.metric), base_metrics.get(comparison.metric)
+            comparison, measured.model_metrics.get(comparison.metric), base_metrics.get(comparison.metric)
         )
     else:
-        estimated = runner.options.allow_estimated_counts
+        estimated = measured.allow_estimated_counts
         outcome = compare_samples(
             comparison,
             {key: value for case in cand_cases for key, value in case.keyed_samples(comparison.metric, estimated=estimated).items()},
             {key: value for case in base_cases for key, value in case.keyed_samples(comparison.metric, estimated=estimated).items()},
             confidence,
         )
-    busy = [f"{name}: {reason}" for name, reason in ((candidate, runner.busy_reason(candidate)), (baseline, base_busy)) if reason]
+    busy = [f"{name}: {reason}" for name, reason in ((candidate, measured.busy), (baseline, base_busy)) if reason]
     if busy and METRICS[comparison.metric].timing and outcome.verdict in ("regression", "within_margin", "inconclusive"):
         return replace(outcome, verdict="inconclusive", busy=True, reason="the host was busy: " + "; ".join(busy))
     return outcome
-
-
-def _in_scope(case: CaseRecord, comparison: Comparison) -> bool:
-    return comparison.scope == "model" or case.suite == comparison.suite
 
 
 def judge_comparison_with_more(
@@ -283,20 +330,20 @@ def judge_comparison_with_more(
         settings.inconclusive != "more" or not settings.max_repeats or stored is not None or baseline is None
         or comparison.metric == ACCURACY  # paired per case: more repeats change verdicts, not the evidence
     ):
-        return judge_comparison(runner, plan, candidate, comparison, stored)
-    keys = [key for key, record in runner.sessions[candidate].cases.items() if _in_scope(record, comparison)]
-    first = min((len(runner.sessions[model].cases[key].generations) for model in (candidate, baseline) for key in keys
-                 if key in runner.sessions[model].cases), default=1)
+        return judge_comparison(runner.measurements, plan, candidate, comparison, stored)
+    keys = [(case.suite, case.case) for case in runner.measurements(candidate).cases if judges(comparison, case.suite, case.case)]
+    ran = {model: {(case.suite, case.case): case for case in runner.measurements(model).cases} for model in (candidate, baseline)}
+    first = min((len(ran[model][key].generations) for model in ran for key in keys if key in ran[model]), default=1)
     looks = 1 + max(0, math.ceil(math.log2(max(settings.max_repeats, first) / max(first, 1))))
-    outcome = judge_comparison(runner, plan, candidate, comparison, stored, looks)
+    outcome = judge_comparison(runner.measurements, plan, candidate, comparison, stored, looks)
     repeats = first
     while outcome.verdict == "inconclusive" and not outcome.busy and repeats < settings.max_repeats:
         repeats = min(repeats * 2, settings.max_repeats)
         for model in (baseline, candidate):  # one model loaded at a time
             for key in keys:
-                if key in runner.sessions[model].cases:
+                if key in ran[model]:
                     runner.add_repeats(model, key, repeats)
-        outcome = judge_comparison(runner, plan, candidate, comparison, stored, looks)
+        outcome = judge_comparison(runner.measurements, plan, candidate, comparison, stored, looks)
     if outcome.verdict == "inconclusive":
         note = f"still inconclusive at {repeats} repeats (max_repeats {settings.max_repeats})"
         outcome = replace(outcome, reason=f"{outcome.reason}; {note}" if outcome.reason else note)

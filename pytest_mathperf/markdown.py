@@ -1,6 +1,6 @@
 """The gate's verdict as Markdown, for where CI users look: a GitHub step summary, a PR or MR comment.
 
-A pure function of the run's record, so the file is the same wherever it goes. Short on purpose:
+A pure function of the run's view, so the file is the same wherever it goes. Short on purpose:
 the models side by side, then only what needs a person (budgets and comparisons that did not
 pass, wrong answers, models nothing judged, a busy host). Every text that comes from a model, a
 suite or a file is escaped, so an output holding ``|``, backticks or ``<script>`` stays text in
@@ -12,24 +12,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from pytest_mathperf.judge import BudgetPlan
-from pytest_mathperf.metrics import format_value
-from pytest_mathperf.reporting import estimate_text, shown_generation, value_text
-from pytest_mathperf.results import BudgetRecord, CaseRecord, ComparisonRecord, RunRecord
-from pytest_mathperf.summary import budget_plan_lines, summary_rows
-from pytest_mathperf.thresholds import bound_text
+from pytest_mathperf.outputs.view import BudgetVerdict, CaseVerdict, ComparisonVerdict, Row, RunView
 
-#: The per-model rows of the table: load, memory and the served model's load profile.
-MODEL_ROWS: tuple[str, ...] = (
-    "load_s",
-    "vram_peak_gb",
-    "rss_peak_gb",
-    "load.success_rate",
-    "load.e2e_ms.p95",
-    "load.requests_per_s",
+#: The rows of the side-by-side table: the models, load, memory, the served model's load profile,
+#: latency and speed, accuracy and budgets (the view's rows, so the same statistics as elsewhere).
+TABLE_ROWS: tuple[str, ...] = (
+    "models", "card", "memory_source", "load_s", "vram_peak_gb", "rss_peak_gb", "load.success_rate", "load.e2e_ms.p95",
+    "load.requests_per_s", "ttft_ms.p50", "ttft_ms.p95", "tokens_per_s.mean", "failed_generations", "accuracy", "budgets",
 )
-#: The per-generation rows: latency and speed.
-GENERATION_ROWS: tuple[tuple[str, str], ...] = (("ttft_ms", "p50"), ("ttft_ms", "p95"), ("tokens_per_s", "mean"))
 #: Wrong answers listed before "and N more": enough to see a pattern, few enough for one screen.
 MAX_WRONG_ANSWERS = 10
 #: Longest expected or extracted answer shown in a cell.
@@ -47,35 +37,24 @@ def escape(text: str) -> str:
     return _MARKDOWN_SPECIAL.sub(r"\\\1", flat)
 
 
-def markdown_summary(
-    run: RunRecord,
-    card: str,
-    plan: BudgetPlan | None = None,
-    *,
-    gate_passed: bool | None = None,
-    html_report: str | None = None,
-    html_in_artifacts: bool = True,
-) -> str:
+def markdown_summary(view: RunView, *, html_report: str | None = None, html_in_artifacts: bool = True) -> str:
     """The run as one Markdown document: a headline, the models side by side, what did not pass.
 
-    ``gate_passed`` is the session's outcome (None leaves the headline without a verdict);
     ``html_report`` names the HTML report's file, which CI keeps as an artifact (``html_in_artifacts``:
     a run in a GitHub job); outside one it is the path the report was written to.
     """
-    verdict = "" if gate_passed is None else (" passed" if gate_passed else " FAILED")
-    blocks = [f"### mathperf gate{verdict} on {escape(card)}", _table(summary_rows(run, card, MODEL_ROWS, GENERATION_ROWS))]
-    blocks.extend(_budgets(run.budgets))
-    blocks.extend(_comparisons(run.comparisons))
-    blocks.extend(_wrong_answers(run.cases))
-    notes = [f"NOT LOADED {record.model}: {record.load_error}" for record in run.models if record.load_error]
-    if plan is not None:
-        unjudged = {model: entry for model, entry in plan.models.items() if entry.no_budget_reason is not None}
-        notes += [line.removeprefix("mathperf: ") for line in budget_plan_lines(BudgetPlan(unjudged, plan.policy), card)]
-    notes += [
-        f"HOST BUSY while {record.model} was measured: {record.details['host_busy']}"
-        for record in run.models
-        if record.details.get("host_busy")
-    ]
+    verdict = "" if view.gate_passed is None else (" passed" if view.gate_passed else " FAILED")
+    blocks = [f"### mathperf gate{verdict} on {escape(view.card)}"]
+    if view.gate_passed is False:
+        blocks.append(f"**{escape(view.headline)}**")
+    rows = [row for row in view.table if row.key in TABLE_ROWS or row.key.startswith("accuracy:")]
+    blocks.append(_table(_rows(rows)))
+    blocks.extend(_budgets(view.budgets))
+    blocks.extend(_comparisons(view.comparisons))
+    blocks.extend(_wrong_answers(view.cases))
+    notes = [f"NOT LOADED {model.model}: {model.load_error}" for model in view.models if model.load_error]
+    notes += [line.removeprefix("mathperf: ") for line in view.plan_lines if line.startswith("mathperf: NO budget")]
+    notes += [f"HOST BUSY while {model.model} was measured: {model.host_busy}" for model in view.models if model.host_busy]
     if notes:
         blocks.append("\n".join(f"- {escape(note)}" for note in notes))
     if html_report:
@@ -84,26 +63,29 @@ def markdown_summary(
     return "\n\n".join(blocks) + "\n"
 
 
-def _budgets(budgets: Sequence[BudgetRecord]) -> list[str]:
+def _rows(rows: Sequence[Row]) -> list[list[str]]:
+    return [[row.label, *row.values] for row in rows]
+
+
+def _budgets(budgets: Sequence[BudgetVerdict]) -> list[str]:
     shown = [budget for budget in budgets if budget.verdict != "passed"]
     if not shown:
         return []
     rows = [["model", "budget", "verdict", "measured", "bound", "samples", "why"]]
     for budget in shown:
-        measured = "nothing measured" if budget.measured is None else format_value(budget.metric, budget.measured)
         rows.append([
             budget.model,
             _budget_name(budget),
             budget.verdict,
-            measured,
-            bound_text(budget.metric, budget.minimum, budget.maximum),
+            budget.measured,
+            budget.bound,
             str(budget.samples),
             budget.reason or "–",
         ])
     return [f"**Budgets not passed ({len(shown)} of {len(budgets)})**", _table(rows)]
 
 
-def _budget_name(budget: BudgetRecord) -> str:
+def _budget_name(budget: BudgetVerdict) -> str:
     if budget.scope == "case" and budget.case:
         return f"{budget.name} (case {budget.suite}::{budget.case})"
     if budget.scope in ("suite", "load") and budget.suite:
@@ -111,20 +93,20 @@ def _budget_name(budget: BudgetRecord) -> str:
     return budget.name
 
 
-def _comparisons(comparisons: Sequence[ComparisonRecord]) -> list[str]:
+def _comparisons(comparisons: Sequence[ComparisonVerdict]) -> list[str]:
     shown = [comparison for comparison in comparisons if comparison.verdict != "within_margin"]
     if not shown:
         return []
     rows = [["candidate", "baseline", "comparison", "verdict", "estimate [interval]", "margin", "candidate vs baseline", "why"]]
     for comparison in shown:
         name = comparison.name + (f" (suite {comparison.suite})" if comparison.suite else "")
-        values = " vs ".join(value_text(comparison, value) for value in (comparison.candidate_value, comparison.baseline_value))
+        values = f"{comparison.candidate_value} vs {comparison.baseline_value}"
         rows.append([
             comparison.model,
             comparison.baseline,
             name,
             comparison.verdict,
-            estimate_text(comparison),
+            comparison.estimate,
             comparison.margin,
             values,
             comparison.reason or "–",
@@ -132,14 +114,14 @@ def _comparisons(comparisons: Sequence[ComparisonRecord]) -> list[str]:
     return [f"**Comparisons not within their margin ({len(shown)} of {len(comparisons)})**", _table(rows)]
 
 
-def _wrong_answers(cases: Sequence[CaseRecord]) -> list[str]:
+def _wrong_answers(cases: Sequence[CaseVerdict]) -> list[str]:
     """Cases not answered correctly (or with a failed generation), the first few as a table."""
     shown = [case for case in cases if not case.passed or case.failed_generations]
     if not shown:
         return []
     rows = [["model", "case", "verdict", "expected", "extracted", "correct"]]
     for case in shown[:MAX_WRONG_ANSWERS]:
-        generation = shown_generation(case)
+        generation = case.shown
         extracted = generation.extracted or f"nothing ({generation.reason})"
         verdict = case.verdict if not case.passed else generation.status
         rows.append([
@@ -148,7 +130,7 @@ def _wrong_answers(cases: Sequence[CaseRecord]) -> list[str]:
             verdict,
             _cut(case.expected),
             _cut(extracted),
-            f"{case.correct_count}/{len(case.generations)}",
+            case.correct_text,
         ])
     blocks = [f"**Wrong answers ({len(shown)} of {len(cases)} cases)**", _table(rows)]
     if len(shown) > MAX_WRONG_ANSWERS:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import atexit
 import functools
 import gc
-import os
 import re
 import time
 from collections.abc import Iterator
@@ -287,6 +286,7 @@ def pytest_configure(config: pytest.Config) -> None:
         recorder = GateRecorder(state, config)
         recorder.check_outputs()  # before any time is spent: the run must have somewhere to go
         config.pluginmanager.register(recorder, "mathperf-recorder")
+        recorder.choose_surfaces(config)
     # A broken suite is one collection error; the other suites still run.
     config.option.continue_on_collection_errors = True
     if config.args_source != pytest.Config.ArgsSource.ARGS:  # no paths given: collect the suites
@@ -388,6 +388,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     payload = getattr(item, "mathperf_payload", None)
     if payload is not None and call.when == "call":
         report.mathperf = payload  # plain JSON-able data: travels from xdist workers with the report
+    if isinstance(item, MathperfItem):
+        report.mathperf_gate_item = True  # its outcome is counted in the run's verdicts
     if report.skipped and isinstance(report.longrepr, tuple) and isinstance(item, MathperfItem):
         # a skip raised while judging points at the case or budget in its YAML, not into the plugin
         path, line, _ = item.location
@@ -409,8 +411,26 @@ class ItemArranger:
     def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> Iterator[None]:
         collected = list(items)  # before -k, -m and --lf narrow it
         result = yield
+        selected = {id(item) for item in items}
         items[:] = arrange_items(session, self.state, collected, items, _last_failed(config))
+        self.state.added_items = sum(1 for item in items if id(item) not in selected)
         return result
+
+
+def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> list[str]:
+    """pytest counts what its collectors found; the budget and comparison items are made after selection, so say so."""
+    state = config.stash.get(STATE, None)
+    if state is None or not state.added_items:
+        return []
+    added = state.added_items
+    return [f"mathperf: {added} budget and comparison item{'s' if added != 1 else ''} added after selection: {len(items)} items to run"]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_mathperf_output_surfaces(config: pytest.Config) -> list[Any]:
+    from pytest_mathperf.outputs.session import builtin_surfaces
+
+    return builtin_surfaces(config.stash[STATE])
 
 
 def _last_failed(config: pytest.Config) -> set[str]:
@@ -435,6 +455,16 @@ class GateRecorder:
         self.recorder = RunRecorder(state.settings.history) if state.settings.history is not None else None
         self._environment: dict[str, str] | None = None
         self.finished: set[str] = set()  # node ids of the items that ran
+        self.surfaces: list[Any] = []
+
+    def choose_surfaces(self, config: pytest.Config) -> None:
+        """The output surfaces of this session; one that also implements pytest hooks (the terminal's) is registered."""
+        from pytest_mathperf.outputs import chosen_surfaces
+
+        self.surfaces = chosen_surfaces(config.hook.pytest_mathperf_output_surfaces(config=config))
+        for surface in self.surfaces:
+            if any(name.startswith("pytest_") for name in dir(surface)):
+                config.pluginmanager.register(surface, f"mathperf-surface-{surface.name}")
 
     def check_outputs(self) -> None:
         """Refuse to start when the history or the report cannot be written, or would replace what the
@@ -486,7 +516,13 @@ class GateRecorder:
             if any(isinstance(item, (CaseItem, LoadItem)) for item in session.items):
                 self.recorder.begin(self.state.started_at, self.environment)
 
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self.state.collection_errors += 1
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if getattr(report, "mathperf_gate_item", False):
+            self.state.note_outcome(report)
         payload = getattr(report, "mathperf", None)
         if payload is None or report.when != "call":
             return
@@ -553,22 +589,16 @@ class GateRecorder:
             state.messages.extend(self.recorder.finish(run, partial=self.why_partial(session)))
             if not self.recorder.recorded and session.exitstatus == pytest.ExitCode.OK:
                 session.exitstatus = EXIT_RUN_NOT_RECORDED
-        if state.settings.html is not None:
-            from pytest_mathperf.history import History
-            from pytest_mathperf.report.html import write_report
+        from pytest_mathperf.outputs import publish_all
+        from pytest_mathperf.outputs.session import session_view
 
-            history = None
-            try:
-                history = History(state.settings.history) if state.settings.history is not None else None
-                write_report(history, state.settings.html, current=run)
-                state.messages.append(f"mathperf: wrote {state.settings.html}")
-            except Exception as error:  # a report problem must not hide the gate's verdict, but fails the run
-                state.messages.append(f"mathperf: report NOT written: {type(error).__name__}: {error}")
-                self.output_not_written(session)
-            finally:
-                if history is not None:
-                    history.close()
-        self.write_markdown(run, session)
+        uid = self.recorder.uid if self.recorder is not None and self.recorder.recorded else ""
+        state.view = session_view(state, run, session, uid)
+
+        lines, failed = publish_all(self.surfaces, state.view)
+        state.messages.extend(lines)
+        if failed:  # an output the user asked for is missing: the run says so in its exit status
+            self.output_not_written(session)
 
     def pytest_runtest_logfinish(self, nodeid: str) -> None:
         self.finished.add(nodeid)
@@ -600,8 +630,10 @@ class GateRecorder:
                 f"mathperf: NO budget judged {model} ({effect}): every budget applied to it could not be judged: "
                 + "; ".join(reasons)
             )
-        if unjudged and state.plan.policy == "fail" and session.exitstatus == pytest.ExitCode.OK:
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if unjudged and state.plan.policy == "fail":
+            state.gate_failures.append(f"no budget judged {', '.join(unjudged)} (no_budget: fail)")
+            if session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def check_anything_ran(self, session: pytest.Session) -> None:
         """A session whose cases all skipped judged nothing: it meets the no_budget policy as a model with no budget does."""
@@ -614,52 +646,10 @@ class GateRecorder:
             f"mathperf: NOTHING judged ({NO_BUDGET_EFFECT[state.plan.policy]}): no case ran (every selected case was skipped)"
         )
         if state.plan.policy == "fail":
+            state.gate_failures.append("no case ran (no_budget: fail)")
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
-    def write_markdown(self, run: RunRecord, session: pytest.Session) -> None:
-        """The Markdown summary, to --mathperf-markdown and appended to GitHub's step summary when it is set."""
-        settings = self.state.settings
-        step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-        if settings.markdown is None and not step_summary:
-            return
-        from pytest_mathperf.markdown import markdown_summary
-
-        text = markdown_summary(
-            run,
-            self.state.runner.card,
-            self.state.plan,
-            gate_passed=session.exitstatus == pytest.ExitCode.OK,
-            html_report=(settings.html.name if step_summary else str(settings.html)) if settings.html is not None else None,
-            html_in_artifacts=bool(step_summary),  # GitHub sets it in a job; elsewhere no artifacts are kept
-        )
-        targets = [(settings.markdown, "w")] if settings.markdown is not None else []
-        targets += [(Path(step_summary), "a")] if step_summary else []
-        for path, mode in targets:
-            try:
-                with path.open(mode, encoding="utf-8") as file:
-                    file.write(text)
-                self.state.messages.append(f"mathperf: wrote the Markdown summary to {path}")
-            except OSError as error:  # a summary problem must not hide the gate's verdict, but fails the run
-                self.state.messages.append(f"mathperf: Markdown summary NOT written to {path}: {error.strerror or error}")
-                self.output_not_written(session)
 
     @staticmethod
     def output_not_written(session: pytest.Session) -> None:
         if session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = EXIT_OUTPUT_NOT_WRITTEN
-
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        state = self.state
-        if not state.models:
-            if state.messages:
-                terminalreporter.section("mathperf")
-                for message in state.messages:
-                    terminalreporter.write_line(message)
-            return
-        from pytest_mathperf.summary import budget_plan_lines, summary_lines
-
-        terminalreporter.section("mathperf")
-        for line in summary_lines(self.run_record(), state.runner.card) + budget_plan_lines(state.plan, state.runner.card):
-            terminalreporter.write_line(line)
-        for message in state.messages:
-            terminalreporter.write_line(message)

@@ -1,20 +1,24 @@
 """pytest-html columns for the gate: verdicts, answers and key metrics of cases; measured against bound of budgets and comparisons.
 
-Registered only when pytest-html is installed, which the gate never requires. The values are read
-from the item's JUnit properties when its report is made and ride on the report as plain strings,
-so they reach the controller's HTML report under pytest-xdist too. Every value is escaped: the
-report puts cells into the page as HTML.
+Registered only when pytest-html is installed, which the gate never requires. pytest-html renders
+each row as its report arrives, so the columns are the item's own verdict from the run's view
+(``outputs/view.py``: the same verdict, generation and statistics as every other surface), made
+from the records the item carries, never read back from its JUnit properties. They ride on the
+report as plain strings, so they reach the controller's HTML report under pytest-xdist too. Every
+value is escaped: the report puts cells into the page as HTML.
 """
 
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
 
-from pytest_mathperf.metrics import METRICS, format_value
+from pytest_mathperf.outputs.view import budget_verdict, case_verdict, comparison_verdict
+from pytest_mathperf.reporting import PROPERTY_OUTPUT_CHARS
+from pytest_mathperf.results import BudgetRecord, CaseRecord, ComparisonRecord
 
 #: The gate's columns, after pytest-html's "Test" column: (key, title).
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -30,51 +34,27 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 INSERT_AT = 2
 
 
-def column_values(properties: Iterable[tuple[str, Any]]) -> dict[str, str]:
-    """The gate's column values of one item, from its JUnit properties; empty for other tests."""
-    found = {name: value for name, value in properties}
-    if "mathperf.verdict" not in found:
-        return {}
-    verdict = str(found["mathperf.verdict"])
-    values = {"mathperf_verdict": verdict + (f" ({found['mathperf.correct']} correct)" if "mathperf.correct" in found else "")}
-    if "mathperf.expected" in found:
-        values["mathperf_expected"] = str(found["mathperf.expected"])
-        values["mathperf_extracted"] = str(found.get("mathperf.extracted") or "(nothing)")
-    for key, metric in (("mathperf_ttft", "ttft_ms"), ("mathperf_tokens", "tokens_per_s")):
-        if isinstance(found.get(metric), (int, float)):
-            values[key] = format_value(metric, found[metric])
-    if "mathperf.budget" in found:
-        measured = found.get("mathperf.measured")
-        values["mathperf_measured"] = (
-            format_value(_budget_metric(str(found["mathperf.budget"])), measured)
-            if isinstance(measured, (int, float))
-            else "nothing measured"
-        )
-        values["mathperf_bound"] = str(found.get("mathperf.bound", ""))
-    if "mathperf.comparison" in found:
-        values["mathperf_measured"] = _comparison_estimate(found)
-        values["mathperf_bound"] = str(found.get("mathperf.margin", ""))
-    return values
-
-
-def _comparison_estimate(found: dict[str, Any]) -> str:
-    """The ratio (or accuracy drop) with its interval, spelled as the terminal spells it."""
-    is_drop = "mathperf.drop" in found
-    estimate = found.get("mathperf.drop" if is_drop else "mathperf.ratio")
-    if not isinstance(estimate, (int, float)):
-        return "–"
-
-    def shown(value: float) -> str:
-        return f"{value:+.1%}" if is_drop else f"{value:.2f}×"
-
-    low, high = found.get("mathperf.ci_low"), found.get("mathperf.ci_high")
-    interval = f" [{shown(low)}, {shown(high)}]" if isinstance(low, (int, float)) and isinstance(high, (int, float)) else ""
-    return ("drop " if is_drop else "ratio ") + shown(estimate) + interval
-
-
-def _budget_metric(name: str) -> str:
-    """``ttft_ms.p50`` → ``ttft_ms``; ``load.e2e_ms.p95`` → ``load.e2e_ms``; ``accuracy`` stays."""
-    return name if name in METRICS else name.rpartition(".")[0]
+def column_values(payload: Mapping[str, Any]) -> tuple[dict[str, str], str]:
+    """The gate's column values of one item and the model output to attach, from the records it carries."""
+    if "case" in payload:
+        case = case_verdict(CaseRecord.from_dict(payload["case"]))
+        values = {
+            "mathperf_verdict": f"{case.verdict} ({case.correct_text} correct)",
+            "mathperf_expected": case.expected,
+            "mathperf_extracted": case.shown.extracted or "(nothing)",
+            "mathperf_ttft": case.ttft,
+            "mathperf_tokens": case.tokens_per_s,
+        }
+        return values, case.shown.output
+    if "budget" in payload:
+        budget = budget_verdict(BudgetRecord.from_dict(payload["budget"]))
+        return {"mathperf_verdict": budget.verdict, "mathperf_measured": budget.measured, "mathperf_bound": budget.bound}, ""
+    if "comparison" in payload:
+        comparison = comparison_verdict(ComparisonRecord.from_dict(payload["comparison"]))
+        what = "drop " if comparison.metric == "accuracy" else "ratio "
+        measured = what + comparison.estimate if comparison.estimate != "–" else "–"
+        return {"mathperf_verdict": comparison.verdict, "mathperf_measured": measured, "mathperf_bound": comparison.margin}, ""
+    return {}, ""
 
 
 def header_cells() -> list[str]:
@@ -91,15 +71,15 @@ class PytestHtmlColumns:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
         report = yield
-        if call.when == "call":
-            values = column_values(item.user_properties)
+        payload = getattr(item, "mathperf_payload", None)
+        if call.when == "call" and payload:
+            values, output = column_values(payload)
             if values:
                 report.mathperf_html = values  # plain strings: travel from xdist workers with the report
-                output = dict(item.user_properties).get("mathperf.output")
                 if output:
                     from pytest_html import extras
 
-                    report.extras = [*getattr(report, "extras", []), extras.text(str(output), name="model output")]
+                    report.extras = [*getattr(report, "extras", []), extras.text(output[-PROPERTY_OUTPUT_CHARS:], name="model output")]
         return report
 
     def pytest_html_results_table_header(self, cells: list[str]) -> None:

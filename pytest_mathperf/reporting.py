@@ -10,8 +10,9 @@ from typing import Any
 
 from pytest_mathperf.compare import ComparisonOutcome
 from pytest_mathperf.judge import CaseOutcome
-from pytest_mathperf.metrics import GENERATION_METRICS, MEMORY_METRICS, format_value, statistic
-from pytest_mathperf.results import BudgetRecord, CaseRecord, ComparisonRecord, GenerationRecord
+from pytest_mathperf.metrics import GENERATION_METRICS, MEMORY_METRICS
+from pytest_mathperf.outputs.view import case_statistics, case_verdict, estimate_text, shown_generation, value_text
+from pytest_mathperf.results import BudgetRecord, CaseRecord, ComparisonRecord
 from pytest_mathperf.thresholds import BudgetOutcome
 
 #: How much of a raw output a failure text and a JUnit property carry.
@@ -19,30 +20,20 @@ FAILURE_OUTPUT_CHARS = 2000
 PROPERTY_OUTPUT_CHARS = 4000
 
 
-def shown_generation(record: CaseRecord) -> GenerationRecord:
-    """The generation a failure shows: a backend failure first, else the first wrong one."""
-    failing = [g for g in record.generations if g.status != "correct"]
-    if not failing:
-        return record.generations[0]
-    return next((g for g in failing if g.status == "error"), failing[0])
-
-
 def case_properties(record: CaseRecord) -> list[tuple[str, Any]]:
-    """JUnit properties of a case: verdict, answers, and the median of each metric over repeats."""
-    shown = shown_generation(record)
+    """JUnit properties of a case, from its view: verdict, answers, and each metric over repeats by the statistic shown everywhere."""
+    verdict = case_verdict(record)
+    shown = verdict.shown
     properties: list[tuple[str, Any]] = [
-        ("mathperf.model", record.model),
-        ("mathperf.suite", record.suite),
-        ("mathperf.verdict", record.verdict),
-        ("mathperf.correct", f"{record.correct_count}/{len(record.generations)}"),
-        ("mathperf.expected", record.expected),
+        ("mathperf.model", verdict.model),
+        ("mathperf.suite", verdict.suite),
+        ("mathperf.verdict", verdict.verdict),
+        ("mathperf.correct", verdict.correct_text),
+        ("mathperf.expected", verdict.expected),
         ("mathperf.extracted", shown.extracted or ""),
         ("mathperf.reason", shown.reason),
     ]
-    for metric in GENERATION_METRICS:
-        values = record.samples(metric)
-        if values:
-            properties.append((metric, round(statistic(values, "p50"), 3)))
+    properties.extend((metric, round(value, 3)) for metric, value in case_statistics(record, GENERATION_METRICS))
     properties.extend((f"mathperf.{key}", value) for key, value in sorted(shown.facts.items()))
     properties.append(("mathperf.output", shown.output[-PROPERTY_OUTPUT_CHARS:]))
     return properties
@@ -158,18 +149,6 @@ def comparison_record(outcome: ComparisonOutcome, model: str, baseline: str, car
     )
 
 
-def estimate_text(record: ComparisonRecord) -> str:
-    """``1.02× [0.98×, 1.07×]`` for a ratio, ``+2.1% [−1.0%, +6.3%]`` for an accuracy drop."""
-    if record.estimate is None:
-        return "–"
-
-    def shown(value: float) -> str:
-        return f"{value:+.1%}" if record.metric == "accuracy" else f"{value:.2f}×"
-
-    interval = f" [{shown(record.low)}, {shown(record.high)}]" if record.low is not None and record.high is not None else ""
-    return shown(record.estimate) + interval
-
-
 def comparison_text(record: ComparisonRecord, *, short: bool = False) -> str:
     """What a regression (or an inconclusive comparison) shows: both values, the ratio and its interval."""
     what = "drop" if record.metric == "accuracy" else "ratio"
@@ -193,12 +172,6 @@ def comparison_text(record: ComparisonRecord, *, short: bool = False) -> str:
 
 def _level(record: ComparisonRecord) -> str:
     return "" if record.confidence is None else f"; {record.confidence:.1%} interval"
-
-
-def value_text(record: ComparisonRecord, value: float | None) -> str:
-    if value is None:
-        return "–"
-    return f"{value:.1%}" if record.metric == "accuracy" else format_value(record.metric, value)
 
 
 def comparison_properties(record: ComparisonRecord) -> list[tuple[str, Any]]:

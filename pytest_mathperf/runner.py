@@ -26,11 +26,10 @@ from pytest_mathperf.backends import (
 from pytest_mathperf.devices import DeviceInfo, describe_device, detect_card, resolve_device
 from pytest_mathperf.hostload import HostLoad, card_busy_reason, snapshot
 from pytest_mathperf.load import LoadResult
+from pytest_mathperf.measurements import Measurements
 from pytest_mathperf.memory import MemoryFigures, MemoryMonitor, devices_of
-from pytest_mathperf.metrics import ACCURACY, GENERATION_METRICS, MODEL_METRICS
 from pytest_mathperf.results import CaseRecord, GenerationRecord, ModelRecord
 from pytest_mathperf.suite import Case, Suite
-from pytest_mathperf.thresholds import Budget
 
 
 @dataclass(frozen=True)
@@ -421,38 +420,18 @@ class Runner:
         named = ", ".join(f"{name!r} ({count} generations)" for name, count in sorted(served.items()))
         return {"served_model_mismatch": f"the server answered as {named}, not {self.name_of(model)!r}"}
 
-    def estimated_only(self, model: str, metric: str) -> bool:
-        """Whether every value of ``metric`` rests on an estimated token count (and budgets refuse those)."""
+    def measurements(self, model: str) -> Measurements:
+        """What this run measured of ``model``, as judging reads it: a value, never the live session."""
         session = self.sessions[model]
-        generations = [g for record in session.cases.values() for g in record.generations if metric in g.metrics]
-        return bool(generations) and all(metric in g.estimated_metrics for g in generations)
-
-    def measures(self, model: str, metric: str) -> bool:
-        """Whether this run measures ``metric`` for ``model`` at all (no TTFAT in-process, no VRAM on a CPU)."""
-        session = self.sessions[model]
-        if metric in MODEL_METRICS:
-            return metric in session.model_metrics()
-        if metric in GENERATION_METRICS:
-            return any(metric in g.metrics for record in session.cases.values() for g in record.generations)
-        return True
-
-    def samples(self, model: str, budget: Budget) -> list[float]:
-        """The values a budget's statistic is taken over (accuracy: 1.0/0.0 per case)."""
-        session = self.sessions[model]
-        cases = [
-            record
-            for (suite, case), record in session.cases.items()
-            if (budget.suite is None or budget.scope == "model" or suite == budget.suite)
-            and (budget.case is None or case == budget.case)
-        ]
-        if budget.metric == ACCURACY:
-            return [1.0 if record.passed else 0.0 for record in cases]
-        if budget.metric in GENERATION_METRICS:
-            estimated = self.options.allow_estimated_counts
-            return [value for record in cases for value in record.samples(budget.metric, estimated=estimated)]
-        if budget.metric in MODEL_METRICS:
-            value = session.model_metrics().get(budget.metric)
-            return [] if value is None else [value]
-        if budget.scope == "load":
-            return [value for result in session.load_results.values() for value in result.budget_samples(budget.metric)]
-        return []
+        return Measurements(
+            model=model,
+            card=self.card,
+            load_error=session.load_error,
+            served_elsewhere=session.load_info is not None and session.load_info.device is None,
+            cases=tuple(session.cases.values()),
+            load_results=tuple(session.load_results.values()),
+            model_metrics=session.model_metrics(),
+            busy=self.busy_reason(model),
+            allow_estimated_counts=self.options.allow_estimated_counts,
+            busy_guard=self.options.busy_guard,
+        )

@@ -13,6 +13,7 @@ from pytest_mathperf.judge import BudgetPlan
 
 if TYPE_CHECKING:
     from pytest_mathperf.history import HistoryLocation
+    from pytest_mathperf.outputs.view import RunView
     from pytest_mathperf.results import BudgetRecord, CaseRecord, ComparisonRecord, ModelRecord, RunRecord
     from pytest_mathperf.runner import Runner
     from pytest_mathperf.thresholds import Thresholds
@@ -37,6 +38,19 @@ class GateState:
     blessed: dict[str, tuple[int, RunRecord]] = field(default_factory=dict)  # model → its blessed baseline run
     models: dict[str, ModelRecord] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)  # shown in the terminal summary
+    outcomes: dict[str, str] = field(default_factory=dict)  # gate item's node id → passed | failed | skipped (controller side)
+    collection_errors: int = 0
+    gate_failures: list[str] = field(default_factory=list)  # why the session failed beyond its items ("no budget judged m")
+    added_items: int = 0  # budget and comparison items made after selection
+    view: RunView | None = None  # the run's verdicts, made once at the end of the session
+
+    def note_outcome(self, report: pytest.TestReport) -> None:
+        """A gate item's outcome over its phases: a failure in any phase fails it; an xfail counts as skipped."""
+        if report.when != "call" and report.passed:
+            return
+        outcome = "skipped" if hasattr(report, "wasxfail") and report.skipped else report.outcome
+        if self.outcomes.get(report.nodeid) != "failed":
+            self.outcomes[report.nodeid] = outcome
 
 
 @dataclass(frozen=True)

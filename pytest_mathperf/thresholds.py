@@ -102,7 +102,7 @@ def bound_text(metric: str, minimum: float | None, maximum: float | None) -> str
     def shown(value: float) -> str:
         if metric in SHARE_METRICS:
             return format_value(metric, value, unit=False)
-        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else f"{value:g}"
+        return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else f"{value:g}"
 
     parts = [f"{sign} {shown(value)}" for sign, value in (("≥", minimum), ("≤", maximum)) if value is not None]
     unit = unit_of(metric)

@@ -10,6 +10,7 @@ from markdown_it import MarkdownIt
 
 from pytest_mathperf.judge import BudgetPlan, ModelPlan
 from pytest_mathperf.markdown import MAX_WRONG_ANSWERS, escape, markdown_summary
+from pytest_mathperf.outputs.view import build_view
 from pytest_mathperf.results import (
     BudgetRecord,
     CaseRecord,
@@ -18,8 +19,16 @@ from pytest_mathperf.results import (
     ModelRecord,
     RunRecord,
 )
+from pytest_mathperf.summary import budget_plan_lines
 
 HOSTILE = "x | y <script>alert(1)</script> `tick` **bold** [link](http://example.com)"
+
+
+def summary(run: RunRecord, card: str, plan: BudgetPlan | None = None, *, gate_passed: bool | None = None, html_report: str | None = None) -> str:
+    """The Markdown of the run's view, as the gate writes it."""
+    exit_status = None if gate_passed is None else (0 if gate_passed else 1)
+    lines = budget_plan_lines(plan, card) if plan is not None else []
+    return markdown_summary(build_view(run, card, exit_status=exit_status, plan_lines=lines), html_report=html_report)
 
 
 def render(markdown: str) -> ElementTree.Element:
@@ -83,7 +92,7 @@ def test_a_failing_run_shows_the_models_side_by_side_and_everything_that_did_not
         ),
     )
     plan = BudgetPlan({"m1": ModelPlan("m1", ()), "m2": ModelPlan("m2", no_budget_reason="no entry for model 'm2'")}, "skip")
-    text = markdown_summary(run, "cpu", plan, gate_passed=False, html_report="mathperf-report.html")
+    text = summary(run, "cpu", plan, gate_passed=False, html_report="mathperf-report.html")
     root = render(text)
 
     assert text.startswith("### mathperf gate FAILED on cpu\n")
@@ -113,7 +122,7 @@ def test_a_failing_run_shows_the_models_side_by_side_and_everything_that_did_not
 
 def test_a_passing_run_is_the_table_alone() -> None:
     run = RunRecord(0.0, 1.0, {}, (model("m1"),), (case("add", "1288", "1288", passed=True),), (budget("ttft_ms.p50", "ttft_ms", 4.0, "passed", maximum=40),))
-    text = markdown_summary(run, "cpu", BudgetPlan({"m1": ModelPlan("m1", ())}), gate_passed=True)
+    text = summary(run, "cpu", BudgetPlan({"m1": ModelPlan("m1", ())}), gate_passed=True)
     assert text.startswith("### mathperf gate passed on cpu\n")
     assert "not passed" not in text and "Wrong answers" not in text and "artifacts" not in text
     assert len(text.split("\n\n")) == 2  # the headline, the table
@@ -126,7 +135,7 @@ def test_hostile_model_output_and_names_stay_text_in_their_cells() -> None:
         (case("pipe", "a | b", HOSTILE, model=hostile_model), case("ok", "1", "1", model=hostile_model, passed=True)),
         (),
     )
-    root = render(markdown_summary(run, "RTX `3090` <i>", gate_passed=False))
+    root = render(summary(run, "RTX `3090` <i>", gate_passed=False))
     assert root.find(".//script") is None and root.find(".//b") is None and root.find(".//i") is None
     assert root.find(".//a") is None and root.find(".//code") is None and root.find(".//em") is None
     assert all(cell.find("strong") is None for cell in root.iter("td"))
@@ -149,7 +158,7 @@ def test_wrong_answers_are_capped_with_a_count_of_the_rest() -> None:
     cases = tuple(case(f"c{index}", str(index), str(index + 1)) for index in range(MAX_WRONG_ANSWERS + 4))
     long_answer = case("long", "1", "9" * 500)
     run = RunRecord(0.0, 1.0, {}, (model("m1"),), (long_answer, *cases), ())
-    text = markdown_summary(run, "cpu")
+    text = summary(run, "cpu")
     root = render(text)
     wrong = table_after(root, f"Wrong answers ({MAX_WRONG_ANSWERS + 5} of {MAX_WRONG_ANSWERS + 5} cases)")
     assert len(wrong) == 1 + MAX_WRONG_ANSWERS

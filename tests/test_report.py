@@ -16,6 +16,7 @@ from conftest import ARITHMETIC_SUITE, MODEL_DIR, write
 
 from pytest_mathperf.cli import main as mathperf
 from pytest_mathperf.history import History
+from pytest_mathperf.outputs.view import RunView, build_view
 from pytest_mathperf.report.html import MAX_POINTS, render_report, write_report
 from pytest_mathperf.results import BudgetRecord, CaseRecord, GenerationRecord, ModelRecord, RunRecord
 
@@ -198,7 +199,7 @@ def test_a_chart_per_metric_with_a_point_per_run(three_runs: Path) -> None:
     for index in range(2):
         charts = charts_of(page, index)
         assert list(charts) == [
-            "ttft_ms.p50", "ttft_ms.p95", "tokens_per_s.p50", "vram_peak_gb", "accuracy", "accuracy@algebra", "accuracy@geometry",
+            "ttft_ms.p50", "ttft_ms.p95", "tokens_per_s.mean", "vram_peak_gb", "accuracy", "accuracy@algebra", "accuracy@geometry",
         ]
         assert {metric: chart.points for metric, chart in charts.items()} == dict.fromkeys(charts, 3)
 
@@ -265,14 +266,32 @@ def test_page_is_self_contained(three_runs: Path) -> None:
 def test_current_run_not_yet_recorded_is_shown(three_runs: Path) -> None:
     current = make_run(4, ttft=310.0)
     with History(three_runs) as history:
-        page = render_report(history, current=current)
+        page = render_report(history, current=view_of(current))
+    assert charts_of(parse(page))["ttft_ms.p50"].points == 4
+    assert "Latest run: this run" in page
+
+
+def view_of(run: RunRecord, uid: str = "", exit_status: int | None = None) -> RunView:
+    return build_view(run, run.models[0].card, uid=uid, exit_status=exit_status)
+
+
+def test_the_current_run_is_found_in_the_history_by_its_uid_not_its_times(three_runs: Path) -> None:
+    with History(three_runs) as history:
+        stored = history.summaries()
+        second, latest = history.run(stored[1].run_id), history.run(stored[-1].run_id)
+        # another runner recorded after this session's run: found by its uid, not appended again
+        page = render_report(history, current=view_of(second, uid=stored[1].uid))
+        assert charts_of(parse(page))["ttft_ms.p50"].points == 3
+        assert re.search(r"Latest run: run 2\b", page)
+        # a different run that happens to share the last run's timestamps and environment is not that run
+        page = render_report(history, current=view_of(latest, uid="not-recorded-here"))
     assert charts_of(parse(page))["ttft_ms.p50"].points == 4
     assert "Latest run: this run" in page
 
 
 def test_report_without_history_shows_the_current_run(tmp_path: Path) -> None:
     output = tmp_path / "out" / "report.html"
-    write_report(None, output, current=make_run(1))
+    write_report(None, output, current=view_of(make_run(1)))
     page = output.read_text()
     assert charts_of(parse(page))["ttft_ms.p50"].points == 1
     assert "1 run · 2 models" in page
@@ -282,7 +301,7 @@ def test_unreadable_history_still_reports_the_current_run(tmp_path: Path) -> Non
     broken = tmp_path / "history.db"
     broken.write_bytes(b"this is not an SQLite file" * 100)
     output = tmp_path / "report.html"
-    write_report(History(broken), output, current=make_run(1))
+    write_report(History(broken), output, current=view_of(make_run(1)))
     page = output.read_text()
     assert f"history not shown: {broken} is corrupt or not an SQLite file" in page
     assert charts_of(parse(page))["ttft_ms.p50"].points == 1
@@ -419,6 +438,18 @@ def test_each_point_shows_the_interval_of_its_own_samples(tmp_path: Path) -> Non
     assert charts["ttft_ms.p95"].whiskers == 0
     assert "(3/4, 95% CI 30%–95%)" in charts["accuracy"].titles[0] and charts["accuracy"].whiskers == 2
     assert charts["vram_peak_gb"].whiskers == 0  # measured once per run: no interval
+
+
+def test_a_run_blessed_with_mathperf_bless_is_drawn_as_the_blessed_baseline(tmp_path: Path) -> None:
+    path = history_of(tmp_path, make_run(1), make_run(2, environment={"label": "v1.2"}), make_run(3, ttft=330.0))
+    with History(path) as history:
+        history.bless(2)  # the history's flag, as `mathperf bless 2` sets it; the environment says nothing
+    page = page_text(path)
+    charts = charts_of(parse(page))
+    assert charts["ttft_ms.p50"].blessed == ["blessed baseline: run 2 · v1.2, 304 ms"]
+    assert "blessed baseline" in charts["ttft_ms.p50"].titles[1]
+    assert 'class="blessed-ring"' in page and "◇ ⋯</b> blessed baseline" in page  # the legend's ◇ is drawn
+    assert "blessed baseline" not in page_text(history_of(tmp_path / "none", make_run(1)))  # and promised only then
 
 
 def test_y_axis_starts_at_zero_and_a_far_budget_is_an_edge_label(tmp_path: Path) -> None:
@@ -592,7 +623,7 @@ def test_the_latest_runs_comparisons_are_shown_escaped(tmp_path: Path) -> None:
     )
     run = RunRecord(started_at=0.0, finished_at=1.0, environment={"card": "cpu"}, models=(), cases=(), budgets=(), comparisons=(comparison,))
     output = tmp_path / "report.html"
-    write_report(None, output, current=run)
+    write_report(None, output, current=build_view(run, "cpu"))
     page = output.read_text(encoding="utf-8")
     assert "Candidate against baseline" in page and "REGRESSION" in page and "3.00× [2.90×, 3.10×]" in page
     assert "&lt;b&gt;cand&lt;/b&gt;" in page and "<b>cand</b>" not in page

@@ -222,7 +222,7 @@ def read_summaries(db: Database, run_ids: Collection[int] | None = None, include
     where = "" if include_incomplete else f" WHERE {SHOWN}"
     runs = [
         row
-        for row in db.execute(f"SELECT id, started_at, finished_at, environment, uid, complete FROM runs{where} ORDER BY id")
+        for row in db.execute(f"SELECT id, started_at, finished_at, environment, uid, complete, {_blessed(db)} FROM runs{where} ORDER BY id")
         if run_ids is None or row[0] in run_ids
     ]
     wanted = {row[0] for row in runs}
@@ -254,9 +254,15 @@ def read_summaries(db: Database, run_ids: Collection[int] | None = None, include
     for row in db.execute(f"SELECT run_id, {BUDGET_COLUMNS} FROM budgets WHERE scope != 'case' ORDER BY run_id, position"):
         if row[0] in wanted:
             budgets.setdefault((row[0], row[1]), []).append(budget_from_row(row[1:]))
+    comparisons: dict[tuple[int, str], list[tuple[str, str]]] = {}
+    if "comparisons" in db.tables():
+        for run_id, model, record in db.execute("SELECT run_id, model, record FROM comparisons ORDER BY run_id, position"):
+            if run_id in wanted:
+                found = json.loads(record)
+                comparisons.setdefault((run_id, model), []).append((found["name"], found["verdict"]))
     budgets_failed = {
         run_id: int(count)
-        for run_id, count in db.execute("SELECT run_id, COUNT(*) FROM budgets WHERE passed = 0 GROUP BY run_id")
+        for run_id, count in db.execute("SELECT run_id, COUNT(*) FROM budgets WHERE passed = 0 AND status != 'inconclusive' GROUP BY run_id")
     }
     return [
         RunSummary(
@@ -270,6 +276,7 @@ def read_summaries(db: Database, run_ids: Collection[int] | None = None, include
                     stats=stats.get((run_id, model.model), {}),
                     accuracy=accuracy.get((run_id, model.model), {}),
                     budgets=tuple(budgets.get((run_id, model.model), ())),
+                    comparisons=tuple(comparisons.get((run_id, model.model), ())),
                 )
                 for model in models.get(run_id, ())
             ),
@@ -277,9 +284,15 @@ def read_summaries(db: Database, run_ids: Collection[int] | None = None, include
             cases_failed=cases_failed.get(run_id, 0),
             uid=uid,
             complete=bool(complete),
+            blessed=bool(blessed),
         )
-        for run_id, started_at, finished_at, environment, uid, complete in runs
+        for run_id, started_at, finished_at, environment, uid, complete, blessed in runs
     ]
+
+
+def _blessed(db: Database) -> str:
+    """The blessed column, or a constant on a store older than it (read-only commands do not migrate)."""
+    return "blessed" if "blessed" in db.columns("runs") else "0"
 
 
 def _json(value: Any) -> str:

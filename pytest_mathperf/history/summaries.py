@@ -33,6 +33,7 @@ class ModelSummary:
     stats: Mapping[tuple[str, str], MetricStats]  # (metric, suite) → statistics
     accuracy: Mapping[str, tuple[int, int]]  # suite (ALL_SUITES for all) → (passed cases, cases)
     budgets: tuple[BudgetRecord, ...]  # every budget of this model except per-case ones
+    comparisons: tuple[tuple[str, str], ...] = ()  # (name, verdict) of each comparison of this model as candidate
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class RunSummary:
     cases_failed: int
     uid: str = ""  # the run's identity across histories (kept by `mathperf history import`)
     complete: bool = True  # False for a run killed mid-way: what it measured before it stopped
+    blessed: bool = False  # marked by `mathperf bless` as its card's and models' baseline
 
 
 @dataclass(frozen=True)
@@ -93,14 +95,15 @@ def summarise(run: RunRecord, run_id: int | None = None) -> RunSummary:
     for model in run.models:
         cases = run.cases_of(model.model)
         budgets = tuple(b for b in run.budgets if b.model == model.model and b.scope != "case")
-        models.append(ModelSummary(model, metric_stats(cases), accuracy_counts(cases), budgets))
+        comparisons = tuple((c.name, c.verdict) for c in run.comparisons if c.model == model.model)
+        models.append(ModelSummary(model, metric_stats(cases), accuracy_counts(cases), budgets, comparisons))
     return RunSummary(
         run_id=run_id,
         started_at=run.started_at,
         finished_at=run.finished_at,
         environment=dict(run.environment),
         models=tuple(models),
-        budgets_failed=sum(1 for b in run.budgets if not b.passed),
+        budgets_failed=sum(1 for b in run.budgets if b.verdict == "failed"),  # inconclusive is not failed
         cases_failed=sum(1 for c in run.cases if not c.passed),
     )
 

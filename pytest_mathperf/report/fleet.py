@@ -13,12 +13,13 @@ from dataclasses import dataclass
 
 from pytest_mathperf.history import ALL_SUITES
 from pytest_mathperf.metrics import ACCURACY
+from pytest_mathperf.outputs.view import Counts, comparison_status, model_verdict, shown_statistic
 from pytest_mathperf.report.charts import Chart, domain_of
-from pytest_mathperf.report.formatting import when, with_unit
+from pytest_mathperf.report.formatting import title_of, when, with_unit
 from pytest_mathperf.report.trends import RunDetails, Trend, chart_samples, key_series, shared_chart
 
 #: The per-generation metrics a cell of the matrix shows (statistic p50), in this order.
-CELL_METRICS: tuple[tuple[str, str], ...] = (("ttft_ms", "TTFT p50"), ("tokens_per_s", "tokens/s p50"))
+CELL_METRICS: tuple[str, ...] = ("ttft_ms", "tokens_per_s")  # each by the statistic every surface shows it by
 #: The peak memory a cell shows: the card's own if measured, else the process's.
 CELL_MEMORY: tuple[tuple[str, str], ...] = (("vram_peak_gb", "VRAM peak"), ("rss_peak_gb", "RSS peak"))
 
@@ -30,7 +31,7 @@ class FleetCell:
     anchor: str  # its trend panel
     run: str
     when: str
-    verdict: str  # passed | failed | no budgets | load error
+    verdict: str  # passed | failed | inconclusive | no budgets | load error
     budgets: str  # "5 passed, 1 failed"
     failed: tuple[str, ...]  # names of the failed budgets
     metrics: tuple[tuple[str, str], ...]  # (what, value)
@@ -77,22 +78,20 @@ def fleet(trends: Sequence[Trend]) -> Fleet:
 
 def _cell(trend: Trend) -> FleetCell:
     summary, model = trend.runs[-1]
-    failed = tuple(budget.name + (f" · {budget.suite}" if budget.suite else "") for budget in model.budgets if not budget.passed)
-    total = len(model.budgets)
-    if model.model.load_error:
-        verdict = "load error"
-    elif not total:
-        verdict = "no budgets"
-    else:
-        verdict = "failed" if failed else "passed"
+    failed = tuple(budget.name + (f" · {budget.suite}" if budget.suite else "") for budget in model.budgets if budget.verdict == "failed")
+    failed += tuple(f"{name} regressed" for name, verdict in model.comparisons if verdict == "regression")
+    budgets = Counts.of(budget.verdict for budget in model.budgets)
+    comparisons = Counts.of(comparison_status(verdict) for _, verdict in model.comparisons)
+    decided = model_verdict(model.model.load_error, budgets, comparisons)
+    verdict = {"not loaded": "load error", "not judged": "no budgets"}.get(decided, decided)
     metrics: list[tuple[str, str]] = []
     passed, cases = model.accuracy.get(ALL_SUITES, (0, 0))
     if cases:
         metrics.append(("accuracy", f"{with_unit(passed / cases, ACCURACY)} ({passed}/{cases})"))
-    for metric, title in CELL_METRICS:
-        stats = model.stats.get((metric, ALL_SUITES))
-        if stats is not None and "p50" in stats.values:
-            metrics.append((title, with_unit(stats.values["p50"], metric)))
+    for metric in CELL_METRICS:
+        stats, shown = model.stats.get((metric, ALL_SUITES)), shown_statistic(metric)
+        if stats is not None and shown in stats.values:
+            metrics.append((f"{title_of(metric)} {shown}", with_unit(stats.values[shown], metric)))
     for metric, title in CELL_MEMORY:
         if metric in model.model.metrics:
             metrics.append((title, with_unit(model.model.metrics[metric], metric)))
@@ -102,7 +101,7 @@ def _cell(trend: Trend) -> FleetCell:
         run=trend.names[-1].full,
         when=when(summary.started_at),
         verdict=verdict,
-        budgets=f"{total - len(failed)} passed, {len(failed)} failed" if total else "",
+        budgets=budgets.text() if budgets.total else "",
         failed=failed,
         metrics=tuple(metrics),
     )

@@ -28,7 +28,7 @@ from pytest_mathperf.report.charts import (
     PLOT_TOP,
 )
 from pytest_mathperf.report.model import Report, build_report
-from pytest_mathperf.results import RunRecord
+from pytest_mathperf.outputs.view import RunView, build_view
 
 __all__ = ["MAX_POINTS", "PageFromHistory", "page_from_history", "render", "render_report", "write_page", "write_report"]
 
@@ -56,16 +56,19 @@ def render(report: Report) -> str:
     return _environment().get_template("report.html.j2").render(report=report, plot=plot)
 
 
-def render_report(history: History, *, current: RunRecord | None = None) -> str:
-    """The page for a history; ``current`` is this session's run (appended already, or not)."""
+def render_report(history: History, *, current: RunView | None = None) -> str:
+    """The page for a history; ``current`` is this session's view (its run appended already, or not)."""
     summaries = history.summaries()
-    latest = current if current is not None else history.latest_run()
-    if current is not None and not _recorded(summaries, current):
-        summaries.append(summarise(current))
+    if current is None:
+        latest = _latest_view(history, summaries)
+    else:
+        latest = current
+        if not current.uid or all(summary.uid != current.uid for summary in summaries):
+            summaries.append(summarise(current.record))  # by its uid: another runner may have recorded since
     return render(build_report(summaries, latest, source=str(history.path), load_run=history.run))
 
 
-def write_report(history: History | None, output: Path, *, current: RunRecord | None = None) -> None:
+def write_report(history: History | None, output: Path, *, current: RunView | None = None) -> None:
     """Write the page; with no history (``--mathperf-no-history``), or one that cannot be read, the current run alone."""
     if history is not None:
         try:
@@ -73,12 +76,21 @@ def write_report(history: History | None, output: Path, *, current: RunRecord | 
         except HistoryError as error:
             if current is None:
                 raise
-            page = render(build_report([summarise(current)], current, source="this run", notice=f"history not shown: {error}"))
+            page = render(build_report([summarise(current.record)], current, source="this run", notice=f"history not shown: {error}"))
     elif current is not None:
-        page = render(build_report([summarise(current)], current, source="this run (no history)"))
+        page = render(build_report([summarise(current.record)], current, source="this run (no history)"))
     else:
         raise ValueError("write_report needs a history or a current run")
     write_page(output, page)
+
+
+def _latest_view(history: History, summaries: Sequence[RunSummary]) -> RunView | None:
+    """The view of the history's latest complete run, as recorded (no session, so no exit status)."""
+    record = history.latest_run()
+    if record is None:
+        return None
+    card = record.models[0].card if record.models else str(record.environment.get("card", ""))
+    return build_view(record, card, uid=summaries[-1].uid if summaries else "")
 
 
 @dataclass(frozen=True)
@@ -96,18 +108,9 @@ def page_from_history(location: Path | str) -> PageFromHistory:
         if not history.exists():
             raise HistoryError(f"{history.path} does not exist (record runs with `pytest --mathperf` or pass --history PATH)")
         summaries = history.summaries()
-        latest = history.latest_run()
-        page = render(build_report(summaries, latest, source=str(history.path), load_run=history.run))
+        page = render(build_report(summaries, _latest_view(history, summaries), source=str(history.path), load_run=history.run))
     models = {model.model.model for summary in summaries for model in summary.models}
     return PageFromHistory(page=page, runs=len(summaries), models=len(models))
-
-
-def _recorded(summaries: Sequence[RunSummary], run: RunRecord) -> bool:
-    """Whether the history's last run is this one (the plugin appends before it reports)."""
-    if not summaries:
-        return False
-    last = summaries[-1]
-    return last.started_at == run.started_at and last.finished_at == run.finished_at and dict(last.environment) == dict(run.environment)
 
 
 def holds_something_else(output: Path) -> bool:

@@ -8,13 +8,13 @@ reader judges a regression from the answers themselves.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from pytest_mathperf.metrics import GENERATION_METRICS, wilson_interval
-from pytest_mathperf.report.formatting import bound_text, duration, title_of, unit_suffix, when, with_unit
+from pytest_mathperf.metrics import GENERATION_METRICS
+from pytest_mathperf.outputs.view import CaseVerdict, ComparisonVerdict, Counts, RunView, shown_generation
+from pytest_mathperf.report.formatting import duration, title_of, when, with_unit
 from pytest_mathperf.report.runs import ordered
-from pytest_mathperf.results import CaseRecord, ComparisonRecord, GenerationRecord, RunRecord, summary_statistic
+from pytest_mathperf.results import CaseRecord, GenerationRecord, RunRecord
 
 #: Raw outputs longer than this show their end (where the answer is); the history keeps all.
 MAX_OUTPUT_CHARS = 20_000
@@ -87,11 +87,16 @@ class CaseView:
 
 @dataclass(frozen=True)
 class LatestRun:
-    """The latest run in full: its budgets, the models side by side and every case."""
+    """The latest run in full, from its view: the gate's verdict, its budgets, the models side by side and every case."""
 
     label: str
     when: str
     duration: str
+    gate: str  # passed | failed | "" (rendered from the history: no session, no exit status)
+    headline: str  # "gate FAILED (exit status 1): 2 comparisons regressed: …"
+    failed_because: tuple[str, ...]
+    counts: str  # every gate item: "25 passed, 2 failed, 3 inconclusive"
+    budget_counts: str  # "3 passed, 0 failed, 3 inconclusive"
     environment: tuple[tuple[str, str], ...]
     models: tuple[str, ...]
     table: tuple[TableRow, ...]
@@ -102,119 +107,54 @@ class LatestRun:
     cases_failed: int
 
 
-def latest_run(run: RunRecord, label: str) -> LatestRun:
-    """The latest run's view; ``label`` is its name as the trends show it."""
-    models = [model.model for model in run.models]
-    models += sorted({case.model for case in run.cases} - set(models))
+def latest_run(view: RunView, label: str) -> LatestRun:
+    """The latest run's page section; ``label`` is its name as the trends show it."""
+    run = view.record
+    header, *rows = view.table
     budgets = tuple(
         BudgetView(
-            passed=b.passed,
-            verdict=b.verdict,
-            model=b.model,
-            name=b.name,
+            passed=b.verdict == "passed", verdict=b.verdict, model=b.model, name=b.name,
             where=" · ".join(part for part in (b.scope, b.suite, b.case) if part),
-            measured="nothing measured" if b.measured is None else with_unit(b.measured, b.metric),
-            bound=bound_text(b.minimum, b.maximum, b.metric, scaled=False) + unit_suffix(b.metric),
-            samples=b.samples,
-            card=b.card,
+            measured=b.measured, bound=b.bound, samples=b.samples, card=b.card,
         )
-        for b in sorted(run.budgets, key=lambda b: b.passed)
+        for b in sorted(view.budgets, key=lambda b: {"failed": 0, "inconclusive": 1}.get(b.verdict, 2))
     )
     return LatestRun(
         label=label,
         when=when(run.started_at),
         duration=duration(run.finished_at - run.started_at),
+        gate="" if view.gate_passed is None else ("passed" if view.gate_passed else "failed"),
+        headline=view.headline,
+        failed_because=view.failed_because,
+        counts=view.counts.text(),
+        budget_counts=Counts.of(b.status for b in view.budgets).text() if view.budgets else "",
         environment=tuple((key, str(run.environment[key])) for key in ordered(set(run.environment))),
-        models=tuple(models),
-        table=_model_table(run, models),
+        models=header.values,
+        table=tuple(TableRow(row.label, row.values) for row in rows),
         budgets=budgets,
-        budgets_failed=sum(1 for b in run.budgets if b.verdict == "failed"),
-        comparisons=tuple(_comparison_view(c) for c in sorted(run.comparisons, key=lambda c: c.verdict != "regression")),
-        cases=tuple(_case_view(case) for case in run.cases),
-        cases_failed=sum(1 for case in run.cases if not case.passed),
+        budgets_failed=sum(1 for b in view.budgets if b.verdict == "failed"),
+        comparisons=tuple(_comparison_view(c) for c in sorted(view.comparisons, key=lambda c: c.verdict != "regression")),
+        cases=tuple(_case_view(case, record) for case, record in zip(view.cases, run.cases)),
+        cases_failed=sum(1 for case in view.cases if not case.passed),
     )
 
 
-def _comparison_view(record: ComparisonRecord) -> ComparisonView:
-    from pytest_mathperf.reporting import estimate_text, value_text
-
+def _comparison_view(record: ComparisonVerdict) -> ComparisonView:
     return ComparisonView(
         verdict=record.verdict.replace("_", " "),
         candidate=record.model,
         baseline=record.baseline,
-        name=f"{record.suite}::{record.name}" if record.suite else record.name,
-        candidate_value=value_text(record, record.candidate_value),
-        baseline_value=value_text(record, record.baseline_value),
-        estimate=estimate_text(record),
+        name=record.title,
+        candidate_value=record.candidate_value,
+        baseline_value=record.baseline_value,
+        estimate=record.estimate,
         margin=record.margin,
-        p_value="–" if record.p_value is None else f"{record.p_value:.3g}",
+        p_value=record.p_value,
         reason=record.reason,
     )
 
 
-def _model_table(run: RunRecord, models: Sequence[str]) -> tuple[TableRow, ...]:
-    """The seed's side-by-side table: one column per model."""
-    records = {model.model: model for model in run.models}
-    cases = {model: run.cases_of(model) for model in models}
-    rows: list[TableRow] = []
-
-    def add(label: str, value: Callable[[str], str]) -> None:
-        values = tuple(value(model) for model in models)
-        if any(values):
-            rows.append(TableRow(label, values))
-
-    def field(name: str) -> Callable[[str], str]:
-        return lambda model: str(getattr(records[model], name) or "") if model in records else ""
-
-    def model_metric(metric: str) -> Callable[[str], str]:
-        def value(model: str) -> str:
-            measured = records[model].metrics.get(metric) if model in records else None
-            return "" if measured is None else with_unit(measured, metric)
-
-        return value
-
-    def generation_metric(metric: str, name: str) -> Callable[[str], str]:
-        def value(model: str) -> str:
-            measured = summary_statistic(cases[model], metric, name)
-            return "" if measured is None else with_unit(measured, metric)
-
-        return value
-
-    def accuracy(suite: str | None) -> Callable[[str], str]:
-        def value(model: str) -> str:
-            chosen = [case for case in cases[model] if suite is None or case.suite == suite]
-            return str(wilson_interval(sum(case.passed for case in chosen), len(chosen))) if chosen else ""
-
-        return value
-
-    for label, name in (("card", "card"), ("backend", "backend"), ("device", "device"), ("dtype", "dtype"),
-                        ("revision", "revision"), ("memory source", "memory_source"), ("load error", "load_error")):
-        add(label, field(name))
-    for metric in ("load_s", "vram_load_gb", "vram_peak_gb", "rss_load_gb", "rss_peak_gb"):
-        add(title_of(metric), model_metric(metric))
-    for metric, name in (("ttft_ms", "p50"), ("ttft_ms", "p95"), ("tpot_ms", "p50"), ("tokens_per_s", "p50"),
-                         ("decode_tokens_per_s", "p50"), ("output_tokens", "p50"), ("reasoning_tokens", "p50")):
-        add(f"{title_of(metric)} {name}", generation_metric(metric, name))
-    add("accuracy (all suites)", accuracy(None))
-    for suite in sorted({case.suite for case in run.cases}):
-        add(f"accuracy · {suite}", accuracy(suite))
-
-    def budget_count(model: str) -> str:
-        mine = [b for b in run.budgets if b.model == model]
-        failed = sum(1 for b in mine if not b.passed)
-        return f"{len(mine) - failed} passed, {failed} failed" if mine else ""
-
-    add("budgets", budget_count)
-    return tuple(rows)
-
-
-def _case_view(case: CaseRecord) -> CaseView:
-    shown = next((g for g in case.generations if g.status != "correct"), case.generations[0] if case.generations else None)
-
-    def median(metric: str) -> str:
-        measured = summary_statistic([case], metric, "p50")
-        return "" if measured is None else with_unit(measured, metric)
-
+def _case_view(verdict: CaseVerdict, case: CaseRecord) -> CaseView:
     generations = []
     for generation in case.generations:
         output, note = _shown_output(generation)
@@ -235,24 +175,22 @@ def _case_view(case: CaseRecord) -> CaseView:
             )
         )
     return CaseView(
-        passed=case.passed,
-        verdict=case.verdict,
-        model=case.model,
-        suite=case.suite,
-        case=case.case,
-        nodeid=case.nodeid,
-        prompt=case.prompt,
-        expected=case.expected,
-        tags=", ".join(case.tags),
-        pass_rule=case.pass_rule,
-        extracted=(shown.extracted or "") if shown else "",
-        correct=f"{case.correct_count}/{len(case.generations)}",
-        ttft=median("ttft_ms"),
-        tokens_per_s=median("tokens_per_s"),
+        passed=verdict.passed,
+        verdict=verdict.verdict,
+        model=verdict.model,
+        suite=verdict.suite,
+        case=verdict.case,
+        nodeid=verdict.nodeid,
+        prompt=verdict.prompt,
+        expected=verdict.expected,
+        tags=", ".join(verdict.tags),
+        pass_rule=verdict.pass_rule,
+        extracted=verdict.shown.extracted or "",
+        correct=verdict.correct_text,
+        ttft=verdict.ttft,
+        tokens_per_s=verdict.tokens_per_s,
         generations=tuple(generations),
     )
-
-
 
 
 def _shown_output(generation: GenerationRecord) -> tuple[str, str]:
@@ -345,11 +283,13 @@ def case_flips(
 
 
 def _flip_side(run: str, case: CaseRecord) -> FlipSide:
-    """The side's telling generation: a correct one for a case that passed, a failing one otherwise."""
-    shown = next(
-        (g for g in case.generations if (g.status == "correct") == case.passed),
-        case.generations[0] if case.generations else None,
-    )
+    """The side's telling generation: a correct one for a case that passed, else the one every surface shows of a failure."""
+    if not case.generations:
+        shown = None
+    elif case.passed:
+        shown = next((g for g in case.generations if g.status == "correct"), case.generations[0])
+    else:
+        shown = shown_generation(case)
     output, note = _shown_output(shown) if shown is not None else ("", "no generation recorded")
     return FlipSide(
         run=run,

@@ -17,8 +17,9 @@ from pytest_mathperf.history import RunSummary
 from pytest_mathperf.report.fleet import CardComparison, Fleet, card_comparisons, fleet
 from pytest_mathperf.report.formatting import when
 from pytest_mathperf.report.latest import FlipGroup, LatestRun, case_flips, latest_run
-from pytest_mathperf.report.runs import run_name
+from pytest_mathperf.report.runs import is_blessed, run_name
 from pytest_mathperf.report.trends import Panel, RunDetails, Trend, panel, trends
+from pytest_mathperf.outputs.view import RunView
 from pytest_mathperf.results import RunRecord
 
 _SCRIPT = """document.documentElement.dataset.script = "ran";
@@ -46,32 +47,31 @@ class Report:
     panels: tuple[Panel, ...]
     flips: tuple[FlipGroup, ...]
     latest: LatestRun | None
+    has_blessed: bool  # the legend promises the blessed marker only where one is drawn
     script: str
     script_hash: str
 
 
 def build_report(
     summaries: Sequence[RunSummary],
-    latest: RunRecord | None,
+    latest: RunView | None,
     *,
     source: str,
     notice: str = "",
     load_run: Callable[[int], RunRecord] | None = None,
 ) -> Report:
-    """The report's data model from run summaries (oldest first) and the latest run in full.
+    """The report's data model from run summaries (oldest first) and the latest run's view.
 
     ``load_run`` reads one run in full by id; without it, points have no interval from their
     samples (except the latest run's) and only the latest run's cases are compared.
     """
-    details = RunDetails(load_run, latest)
+    details = RunDetails(load_run, latest.record if latest is not None else None)
     found = trends(summaries)
     models = {model.model.model for summary in summaries for model in summary.models}
     cards = sorted({model.model.card for summary in summaries for model in summary.models})
-    latest_summary = summaries[-1] if summaries else None
-    if latest is not None and latest_summary is not None and latest_summary.started_at == latest.started_at:
-        latest_label = run_name(latest_summary).full
-    else:
-        latest_label = "this run"
+    # found by its uid, never by its timestamps: on a shared history another runner records in between
+    latest_summary = next((summary for summary in summaries if latest is not None and latest.uid and summary.uid == latest.uid), None)
+    latest_label = run_name(latest_summary).full if latest_summary is not None else "this run"
     return Report(
         generated=when(time.time()),
         source=source,
@@ -84,6 +84,7 @@ def build_report(
         panels=tuple(panel(trend, details) for trend in found),
         flips=_flips(found, details),
         latest=latest_run(latest, latest_label) if latest is not None else None,
+        has_blessed=any(is_blessed(summary) for summary in summaries),
         script=_SCRIPT,
         script_hash="sha256-" + base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode(),
     )

@@ -28,7 +28,9 @@ NONE = Interval(None, None, "")
 
 
 def quantile_interval(samples: Sequence[float], statistic: str | None, scale: float = 1.0) -> Interval:
-    """The CONFIDENCE interval of a percentile statistic (``p50``, ``p95``…) of the samples."""
+    """The CONFIDENCE interval of a percentile statistic (``p50``, ``p95``…) or of the mean of the samples."""
+    if statistic == "mean":
+        return mean_interval(samples, scale)
     if not statistic or not statistic.startswith("p") or not statistic[1:].isdigit() or not samples:
         return NONE
     from scipy.stats import quantile_test  # scipy is slow to import; only a page with samples needs it
@@ -40,6 +42,19 @@ def quantile_interval(samples: Sequence[float], statistic: str | None, scale: fl
     if math.isnan(low) or math.isnan(high):
         return Interval(None, None, f"too few samples for a {CONFIDENCE:.0%} CI of the {what}, n = {len(samples)}")
     return Interval(low * scale, high * scale, f"{CONFIDENCE:.0%} CI of the {what} {number(low)}–{number(high)}, n = {len(samples)}")
+
+
+def mean_interval(samples: Sequence[float], scale: float = 1.0) -> Interval:
+    """The CONFIDENCE interval of the mean (Student's t, scipy's ``ttest_1samp``)."""
+    if len(samples) < 2:
+        return Interval(None, None, f"too few samples for a {CONFIDENCE:.0%} CI of the mean, n = {len(samples)}")
+    from scipy.stats import ttest_1samp
+
+    interval = ttest_1samp(list(samples), 0.0).confidence_interval(CONFIDENCE)
+    low, high = float(interval.low), float(interval.high)
+    if math.isnan(low) or math.isnan(high):  # every sample the same: no spread to speak of
+        low = high = float(samples[0])
+    return Interval(low * scale, high * scale, f"{CONFIDENCE:.0%} CI of the mean {number(low)}–{number(high)}, n = {len(samples)}")
 
 
 def share_interval(passed: int, total: int, scale: float = 100.0) -> Interval:

@@ -91,7 +91,8 @@ def busy_note(summary: RunSummary) -> str:
 
 
 def is_blessed(summary: RunSummary) -> bool:
-    return _text(summary.environment.get("blessed")).lower() not in _FALSE
+    """Marked by ``mathperf bless`` in the history, or by a ``blessed`` environment value of an imported run."""
+    return summary.blessed or _text(summary.environment.get("blessed")).lower() not in _FALSE
 
 
 def changes_between(

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from pytest_mathperf.history import ALL_SUITES, ModelSummary, RunSummary
 from pytest_mathperf.metrics import ACCURACY, MODEL_METRICS
+from pytest_mathperf.outputs.view import shown_statistic
 from pytest_mathperf.report import noise
 from pytest_mathperf.report.charts import MAX_POINTS, Chart, ChartSample, Domain, Marker, build_chart
 from pytest_mathperf.report.formatting import chart_scale, chart_unit, title_of, when
@@ -156,7 +157,7 @@ def key_series(trend: Trend) -> list[SeriesKey]:
     """The metrics every panel shows, and the fleet view compares across cards."""
     has_vram = any("vram_peak_gb" in model.model.metrics for _, model in trend.runs)
     return [
-        SeriesKey("ttft_ms", "p50", None), SeriesKey("ttft_ms", "p95", None), SeriesKey("tokens_per_s", "p50", None),
+        SeriesKey("ttft_ms", "p50", None), SeriesKey("ttft_ms", "p95", None), SeriesKey("tokens_per_s", shown_statistic("tokens_per_s"), None),
         SeriesKey("vram_peak_gb" if has_vram else "rss_peak_gb", None, None), SeriesKey(ACCURACY, None, None),
     ]
 
@@ -251,6 +252,6 @@ def _sample(trend: Trend, position: int, key: SeriesKey, details: RunDetails) ->
         interval=interval.text,
         minimum=None if minimum is None else minimum * scale,
         maximum=None if maximum is None else maximum * scale,
-        failed=any(not budget.passed for budget in budgets),
+        failed=any(budget.verdict == "failed" for budget in budgets),  # inconclusive is not failed
         blessed=is_blessed(summary),
     )
