@@ -7,6 +7,10 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pytest_mathperf.results import RunRecord
 
 DEFAULT_HISTORY = Path(".mathperf/history.db")
 HISTORY_HELP = (
@@ -36,8 +40,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     imports.add_argument("source", help="an SQLite history, a postgresql:// URL, or a run file the gate saved")
     imports.add_argument("--history", default=str(DEFAULT_HISTORY), help=HISTORY_HELP)
 
-    bless = commands.add_parser("bless", help="mark a recorded run as the baseline for its card and models")
-    bless.add_argument("run", type=int, help="the run's number (as `pytest --mathperf` and the report print it)")
+    bless = commands.add_parser("bless", help="mark recorded runs as the baseline for their card and models")
+    bless.add_argument(
+        "run", type=int, nargs="+",
+        help="the runs' numbers (as `pytest --mathperf` and the report print them); timings need three, to know how much runs differ",
+    )
     bless.add_argument("--history", default=str(DEFAULT_HISTORY), help=HISTORY_HELP)
 
     init = commands.add_parser("init", help="start a project: suites, thresholds.yaml, pytest options, a CI gate workflow")
@@ -79,19 +86,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2
 
 
-def _bless(history: str, run_id: int) -> int:
-    """``mathperf bless RUN``: that run becomes the baseline of ``--mathperf-baseline blessed``."""
+def _bless(history: str, run_ids: list[int]) -> int:
+    """``mathperf bless RUN [RUN ...]``: these runs together become the baseline of ``--mathperf-baseline blessed``."""
     from pytest_mathperf.history import History, HistoryError
 
     try:
         with History(history) as store:
-            record = store.bless(run_id)
+            records = store.bless(run_ids)
     except HistoryError as error:
         print(f"mathperf bless: {error}", file=sys.stderr)
         return 1
-    models = ", ".join(f"{model.model} on {model.card!r}" for model in record.models)
-    print(f"run {run_id} is now the blessed baseline for {models}")
+    for run_id, record in zip(run_ids, records):
+        for warning in bless_warnings(record):
+            print(f"mathperf bless: warning: run {run_id} {warning}", file=sys.stderr)
+    models = sorted({f"{model.model} on {model.card!r}" for record in records for model in record.models})
+    runs = "run" if len(run_ids) == 1 else "runs"
+    print(f"{runs} {', '.join(map(str, run_ids))} now the blessed baseline for {', '.join(models)}")
+    if len(run_ids) < 3:
+        print(f"mathperf bless: timings against blessed runs need 3 blessed together, to know how much runs differ; "
+              f"bless {3 - len(run_ids)} more with these (`mathperf bless RUN RUN RUN`)", file=sys.stderr)
     return 0
+
+
+def bless_warnings(record: RunRecord) -> list[str]:
+    """Why a run makes a doubtful baseline: it failed its gate, or was measured on a busy host."""
+    found = []
+    failed = [budget.name for budget in record.budgets if budget.verdict == "failed"]
+    failed += [f"compare {comparison.name}" for comparison in record.comparisons if comparison.verdict == "regression"]
+    if failed:
+        found.append(f"failed its gate ({', '.join(failed)}): a baseline that fails lets worse through")
+    if record.environment.get("host_busy"):
+        found.append(f"was measured on a busy host ({record.environment['host_busy']}): its timings are slower than the model")
+    return found
 
 
 def _report(history: str, output: Path) -> int:

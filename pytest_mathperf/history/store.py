@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,27 +160,42 @@ class History:
             rows.write_whole_run(db, run_id, run, complete)
         return run_id
 
-    def bless(self, run_id: int) -> RunRecord:
-        """Mark a complete run as the baseline for its card and models (``--mathperf-baseline blessed``)."""
-        record = self.run(run_id)
+    def bless(self, run_ids: Sequence[int]) -> list[RunRecord]:
+        """Mark complete runs as the baseline of their card and models (``--mathperf-baseline
+        blessed``); runs blessed together form the baseline, replacing those blessed before."""
+        records = [self.run(run_id) for run_id in run_ids]
         with self._writing() as db:
-            [(complete,)] = db.execute("SELECT complete FROM runs WHERE id = ?", (run_id,))
-            if not complete:
-                raise HistoryError(f"{self.location}: run {run_id} is incomplete (killed mid-way) and cannot be a baseline")
-            db.execute("UPDATE runs SET blessed = 1 WHERE id = ?", (run_id,))
-        return record
+            for run_id in run_ids:
+                [(complete,)] = db.execute("SELECT complete FROM runs WHERE id = ?", (run_id,))
+                if not complete:
+                    raise HistoryError(f"{self.location}: run {run_id} is incomplete (killed mid-way) and cannot be a baseline")
+            [(latest,)] = db.execute("SELECT COALESCE(MAX(blessed), 0) FROM runs")
+            for run_id in run_ids:  # the flag counts blessings: the newest set is the baseline
+                db.execute("UPDATE runs SET blessed = ? WHERE id = ?", (int(latest) + 1, run_id))
+        return records
+
+    def blessed_runs(self, card: str, model: str) -> tuple[tuple[int, RunRecord], ...]:
+        """The runs blessed together most recently that measured ``model`` on ``card``, newest first."""
+        with self._open(create=False) as db:
+            if db is None:
+                return ()
+            rows_found = [(int(row[0]), int(row[1])) for row in
+                          db.execute("SELECT id, blessed FROM runs WHERE blessed > 0 AND complete = 1 ORDER BY blessed DESC, id DESC")]
+        found: list[tuple[int, RunRecord]] = []
+        chosen = 0
+        for run_id, blessing in rows_found:
+            if found and blessing != chosen:
+                break
+            record = self.run(run_id)
+            if any(m.model == model and m.card == card for m in record.models) and record.cases_of(model):
+                found.append((run_id, record))
+                chosen = blessing
+        return tuple(found)
 
     def blessed_run(self, card: str, model: str) -> tuple[int, RunRecord] | None:
         """The newest blessed run that measured ``model`` on ``card``, with its id."""
-        with self._open(create=False) as db:
-            if db is None:
-                return None
-            candidates = [int(row[0]) for row in db.execute("SELECT id FROM runs WHERE blessed = 1 AND complete = 1 ORDER BY id DESC")]
-        for run_id in candidates:
-            record = self.run(run_id)
-            if any(m.model == model and m.card == card for m in record.models) and record.cases_of(model):
-                return run_id, record
-        return None
+        runs = self.blessed_runs(card, model)
+        return runs[0] if runs else None
 
     def import_run(self, stored: StoredRun) -> str:
         """Add a run from another store in one transaction: ``added``, ``replaced`` (an incomplete copy) or ``present``."""
