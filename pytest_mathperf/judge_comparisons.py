@@ -25,6 +25,8 @@ from pytest_mathperf.compare import (
     compare_samples,
     compare_values,
     family_confidence,
+    planned_looks,
+    spread_between_runs,
 )
 from pytest_mathperf.metrics import ACCURACY, METRICS
 
@@ -118,11 +120,7 @@ def _against_stored(
 
 
 def _between_runs(runner: Runner, comparison: Comparison, runs: list[list[CaseRecord]]) -> RunSpread | None:
-    """How much the statistic moves from one blessed run to the next; for one new run against
-    their pool the prediction's spread is that times √(1 + 1/runs)."""
-    import numpy
-    from scipy import stats
-
+    """How much the statistic moves from one blessed run to the next, over the cases compared."""
     from pytest_mathperf.metrics import statistic
 
     estimated = runner.options.allow_estimated_counts
@@ -131,10 +129,7 @@ def _between_runs(runner: Runner, comparison: Comparison, runs: list[list[CaseRe
         values = [value for case in cases for value in case.samples(comparison.metric, estimated=estimated)]
         if values and min(values) > 0:
             levels.append(math.log(statistic(values, comparison.statistic or "mean")))
-    if len(levels) < 2:
-        return None
-    log_sd = float(stats.tstd(numpy.array(levels))) * math.sqrt(1 + 1 / len(levels))
-    return RunSpread(log_sd, len(levels) - 1, f"between the {len(levels)} blessed runs")
+    return spread_between_runs(levels, f"between the {len(levels)} blessed runs")
 
 
 def _compare(
@@ -197,7 +192,7 @@ def judge_with_more(
     models = (baseline, candidate)
     first = min((len(runner.sessions[model].cases[key].generations) for model in models for key in keys
                  if key in runner.sessions[model].cases), default=1)
-    looks = 1 + max(0, math.ceil(math.log2(max(settings.max_repeats, first) / max(first, 1))))
+    looks = planned_looks(first, settings.max_repeats)
     outcome = judge_comparison(runner, plan, candidate, comparison, stored, looks)
     repeats, extended = first, False
     while outcome.verdict == "inconclusive" and not outcome.busy and repeats < settings.max_repeats:
