@@ -178,6 +178,10 @@ def _add_calibrate(commands: argparse._SubParsersAction) -> None:
     calibrate.add_argument(
         "--busy-retries", type=_at_least_zero(int), help="runs to add when the gate finds the host busy (default: --runs)"
     )
+    calibrate.add_argument(
+        "--shared-host", action="store_true",
+        help="a host that is never quiet (a shared CI runner): busy runs count and their load is in the spread; needs --runs 10 or more",
+    )
 
 
 def _at_least_zero(kind: type[int] | type[float]) -> Callable[[str], float]:
@@ -196,7 +200,7 @@ def _at_least_zero(kind: type[int] | type[float]) -> Callable[[str], float]:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from pytest_mathperf.calibrate import CalibrationSettings, GateOptions, calibrate_command
+    from pytest_mathperf.calibrate import SHARED_HOST_RUNS, CalibrationSettings, GateOptions, calibrate_command
 
     if args.runs < 2:
         print(f"mathperf calibrate: --runs {args.runs}: at least 2 runs are needed to see a spread", file=sys.stderr)
@@ -204,13 +208,17 @@ def _calibrate(args: argparse.Namespace) -> int:
     if not 0 < args.alpha < 0.5:
         print(f"mathperf calibrate: --alpha {args.alpha}: a false-alarm rate between 0 and 0.5", file=sys.stderr)
         return 2
+    if args.shared_host and args.runs < SHARED_HOST_RUNS:
+        print(f"mathperf calibrate: --shared-host needs --runs {SHARED_HOST_RUNS} or more: the neighbours' load must show "
+              "its reach in the spread", file=sys.stderr)
+        return 2
     options = GateOptions(
         suites=tuple(args.suites or ["suites"]), card=args.card, backend=args.backend, endpoint=args.endpoint,
         device=args.device, dtype=args.dtype, repeats=args.repeats,
     )
     settings = CalibrationSettings(
         runs=args.runs, alpha=args.alpha, floor_margin=args.floor_margin, memory_margin=args.memory_margin,
-        compare=args.compare, busy_retries=args.busy_retries,
+        compare=args.compare, busy_retries=args.busy_retries, shared_host=args.shared_host,
     )
     return calibrate_command(
         args.model, options, settings, args.thresholds, args.history,
