@@ -619,3 +619,21 @@ def test_lf_reruns_a_failed_comparison_with_both_models_cases(pytester, run_scri
     # never a comparison alone, skipped for want of a baseline: both models' cases run again
     rerun.result.assert_outcomes(passed=24, failed=2)
     assert rerun.properties("slow::compare::ttft_ms.p50")["mathperf.verdict"] == "regression"
+
+
+def test_inconclusive_more_on_accuracy_runs_under_sampling_and_says_when_greedy_decoding_cannot_help(pytester, run_scripted) -> None:
+    write(
+        pytester,
+        "thresholds.yaml",
+        COMPARE.replace("version: 1\n", "version: 1\ncompare_defaults: {inconclusive: more, max_repeats: 4}\n")
+        .replace("          ttft_ms: {p50: {max_ratio: 1.25}}\n", "").replace("          tokens_per_s: {mean: {min_ratio: 0.8}}\n", ""),
+    )
+    scripts = {"base": {}, "cand": {"answers": {"What is 100 + 0?": "\\boxed{7}"}}}  # one case of twelve wrong
+    write(pytester, "suites/arithmetic.yaml", TWELVE_CASES)
+    greedy = run_scripted("-rs", scripts=scripts, models=("base", "cand"))
+    assert greedy.properties("cand::compare::accuracy")["mathperf.verdict"] == "inconclusive"
+    greedy.result.stdout.fnmatch_lines(["*more repeats cannot help: with greedy decoding (temperature 0) every repeat gives the same answer*"])
+    write(pytester, "suites/arithmetic.yaml", TWELVE_CASES.replace("cases:\n", "defaults: {temperature: 0.6}\ncases:\n", 1))
+    sampled = run_scripted("-rs", scripts=scripts, models=("base", "cand"))
+    assert sampled.properties("cand::compare::accuracy")["mathperf.verdict"] == "inconclusive"
+    sampled.result.stdout.fnmatch_lines(["*still inconclusive at 4 repeats (max_repeats 4)*"])
