@@ -26,8 +26,8 @@ from pytest_mathperf.backends import (
     split_model_spec,
 )
 from pytest_mathperf.devices import DeviceInfo, describe_device, detect_card, resolve_device
-from pytest_mathperf.hostload import HostLoad, HostSnapshot, card_busy_reason, snapshot
 from pytest_mathperf.generation import generate_and_check
+from pytest_mathperf.hostload import HostLoad, HostSnapshot, card_busy_reason, snapshot
 from pytest_mathperf.load import LoadResult
 from pytest_mathperf.memory import MemoryFigures, MemoryMonitor, devices_of
 from pytest_mathperf.metrics import ACCURACY, GENERATION_METRICS, MODEL_METRICS
