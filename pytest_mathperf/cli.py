@@ -7,6 +7,10 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pytest_mathperf.results import RunRecord
 
 DEFAULT_HISTORY = Path(".mathperf/history.db")
 DESCRIPTION = "pytest-mathperf's console command: what is not a test run (the gate itself is pytest --mathperf)."
@@ -46,8 +50,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     unhide.add_argument("run", type=int, help="the run's number")
     unhide.add_argument("--history", default=str(DEFAULT_HISTORY), help=HISTORY_HELP)
 
-    bless = commands.add_parser("bless", help="mark a recorded run as the baseline for its card and models")
-    bless.add_argument("run", type=int, help="the run's number (as `pytest --mathperf` and the report print it)")
+    bless = commands.add_parser("bless", help="mark recorded runs as the baseline for their card and models")
+    bless.add_argument(
+        "run", type=int, nargs="+",
+        help="the runs' numbers (as `pytest --mathperf` and the report print them); timings need three, to know how much runs differ",
+    )
     bless.add_argument("--history", default=str(DEFAULT_HISTORY), help=HISTORY_HELP)
 
     init = commands.add_parser("init", help="start a project: suites, thresholds.yaml, pytest options, a CI gate workflow")
@@ -113,19 +120,38 @@ def _card() -> int:
     return 0
 
 
-def _bless(history: str, run_id: int) -> int:
-    """``mathperf bless RUN``: that run becomes the baseline of ``--mathperf-baseline blessed``."""
+def _bless(history: str, run_ids: list[int]) -> int:
+    """``mathperf bless RUN [RUN ...]``: these runs together become the baseline of ``--mathperf-baseline blessed``."""
     from pytest_mathperf.history import History, HistoryError
 
     try:
         with History(history) as store:
-            record = store.bless(run_id)
+            records = store.bless(run_ids)
     except HistoryError as error:
         print(f"mathperf bless: {error}", file=sys.stderr)
         return 1
-    models = ", ".join(f"{model.model} on {model.card!r}" for model in record.models)
-    print(f"run {run_id} is now the blessed baseline for {models}")
+    for run_id, record in zip(run_ids, records):
+        for warning in bless_warnings(record):
+            print(f"mathperf bless: warning: run {run_id} {warning}", file=sys.stderr)
+    models = sorted({f"{model.model} on {model.card!r}" for record in records for model in record.models})
+    runs = "run" if len(run_ids) == 1 else "runs"
+    print(f"{runs} {', '.join(map(str, run_ids))} now the blessed baseline for {', '.join(models)}")
+    if len(run_ids) < 3:
+        print(f"mathperf bless: timings against blessed runs need 3 blessed together, to know how much runs differ; "
+              f"bless {3 - len(run_ids)} more with these (`mathperf bless RUN RUN RUN`)", file=sys.stderr)
     return 0
+
+
+def bless_warnings(record: RunRecord) -> list[str]:
+    """Why a run makes a doubtful baseline: it failed its gate, or was measured on a busy host."""
+    found = []
+    failed = [budget.name for budget in record.budgets if budget.verdict == "failed"]
+    failed += [f"compare {comparison.name}" for comparison in record.comparisons if comparison.verdict == "regression"]
+    if failed:
+        found.append(f"failed its gate ({', '.join(failed)}): a baseline that fails lets worse through")
+    if record.environment.get("host_busy"):
+        found.append(f"was measured on a busy host ({record.environment['host_busy']}): its timings are slower than the model")
+    return found
 
 
 def _report(history: str, output: Path) -> int:
@@ -190,6 +216,10 @@ def _add_calibrate(commands: argparse._SubParsersAction) -> None:
     calibrate.add_argument(
         "--busy-retries", type=_at_least_zero(int), help="runs to add when the gate finds the host busy (default: --runs)"
     )
+    calibrate.add_argument(
+        "--shared-host", action="store_true",
+        help="a host that is never quiet (a shared CI runner): busy runs count and their load is in the spread; needs --runs 10 or more",
+    )
 
 
 def _at_least_zero(kind: type[int] | type[float]) -> Callable[[str], float]:
@@ -208,7 +238,7 @@ def _at_least_zero(kind: type[int] | type[float]) -> Callable[[str], float]:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from pytest_mathperf.calibrate import CalibrationSettings, GateOptions, calibrate_command
+    from pytest_mathperf.calibrate import SHARED_HOST_RUNS, CalibrationSettings, GateOptions, calibrate_command
 
     if args.runs < 2:
         print(f"mathperf calibrate: --runs {args.runs}: at least 2 runs are needed to see a spread", file=sys.stderr)
@@ -216,13 +246,17 @@ def _calibrate(args: argparse.Namespace) -> int:
     if not 0 < args.alpha < 0.5:
         print(f"mathperf calibrate: --alpha {args.alpha}: a false-alarm rate between 0 and 0.5", file=sys.stderr)
         return 2
+    if args.shared_host and args.runs < SHARED_HOST_RUNS:
+        print(f"mathperf calibrate: --shared-host needs --runs {SHARED_HOST_RUNS} or more: the neighbours' load must show "
+              "its reach in the spread", file=sys.stderr)
+        return 2
     options = GateOptions(
         suites=tuple(args.suites or ["suites"]), card=args.card, backend=args.backend, endpoint=args.endpoint,
         device=args.device, dtype=args.dtype, repeats=args.repeats,
     )
     settings = CalibrationSettings(
         runs=args.runs, alpha=args.alpha, floor_margin=args.floor_margin, memory_margin=args.memory_margin,
-        compare=args.compare, busy_retries=args.busy_retries,
+        compare=args.compare, busy_retries=args.busy_retries, shared_host=args.shared_host,
     )
     return calibrate_command(
         args.model, options, settings, args.thresholds, args.history,

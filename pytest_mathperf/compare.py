@@ -7,11 +7,14 @@ margin), **within margin** (the whole interval lies inside it) or **inconclusive
 the margin: not enough evidence either way).
 
 - Timings: the ratio candidate/baseline of the named statistic, with a bootstrap percentile
-  interval (scipy.stats.bootstrap). Both models answer the same prompts with the same seeds, so
-  generations are paired by (suite, case, repeat) and resampled together; without pairs (another
-  suite against a stored run) the two samples are resampled independently. The p-value is a
-  one-sided Wilcoxon signed-rank test (Mann-Whitney U without pairs) of the log ratio against
-  the margin.
+  interval (scipy.stats.bootstrap). Where both sides ran the same cases the bootstrap resamples
+  cases, each with all its repeats (a cluster bootstrap: repeats of one prompt are not
+  independent evidence, so more repeats cannot narrow the interval below what the cases allow);
+  without common cases the two samples are resampled independently. The p-value is a one-sided
+  Wilcoxon signed-rank test of the cases' mean log ratios against the margin (Mann-Whitney U
+  without pairs). Variation the run itself cannot show (between runs, against a stored
+  baseline; between turns, where models were not interleaved) is a ``RunSpread`` added to the
+  interval on the log scale.
 - Accuracy: paired on the cases both models ran. The drop (baseline share − candidate share)
   gets a paired bootstrap interval over cases; the p-value is the exact McNemar test on the
   discordant cases (scipy.stats.binomtest).
@@ -24,7 +27,8 @@ The intervals of one candidate are Bonferroni-corrected over its comparisons (ea
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -193,58 +197,181 @@ def _verdict(low: float, high: float, *, upper: float | None = None, lower: floa
     return "regression" if high < lower else "within_margin" if low >= lower else "inconclusive"
 
 
+@dataclass(frozen=True)
+class RunSpread:
+    """Variation that resampling this run's cases cannot see: between runs (a stored baseline)
+    or between the models' turns (models not interleaved), as a standard deviation of the log ratio."""
+
+    log_sd: float
+    degrees_of_freedom: int | None  # of log_sd's estimate; None for a fixed figure
+    source: str  # what it was measured from, as the verdict shows it
+
+
+def spread_between_runs(levels: Sequence[float], source: str) -> RunSpread | None:
+    """The spread of one new run around the pool of ``levels`` (each run's log statistic): their
+    standard deviation times √(1 + 1/runs), with runs − 1 degrees of freedom; None under two runs."""
+    import numpy
+    from scipy import stats
+
+    if len(levels) < 2:
+        return None
+    log_sd = float(stats.tstd(numpy.array(levels, dtype=float))) * math.sqrt(1 + 1 / len(levels))
+    return RunSpread(log_sd, len(levels) - 1, source)
+
+
 def compare_samples(
     comparison: Comparison,
     candidate: Mapping[tuple[str, str, int], float],
     baseline: Mapping[tuple[str, str, int], float],
     confidence: float,
+    spread: RunSpread | None = None,
 ) -> ComparisonOutcome:
-    """Ratio of a per-generation statistic, paired by (suite, case, repeat) where both have the key."""
+    """Ratio of a per-generation statistic. Where both sides ran the same cases, the interval is a
+    cluster bootstrap (cases resampled with all their repeats: repeats of one case share its
+    prompt, so they are not independent evidence); otherwise the two samples are resampled apart."""
     import numpy
-    from scipy import stats
 
     from pytest_mathperf.metrics import statistic as apply
 
-    keys = sorted(set(candidate) & set(baseline))
-    paired = len(keys) >= 2
-    cand = numpy.array([candidate[key] for key in keys] if paired else list(candidate.values()), dtype=float)
-    base = numpy.array([baseline[key] for key in keys] if paired else list(baseline.values()), dtype=float)
+    cand_by_case, base_by_case = _by_case(candidate), _by_case(baseline)
+    common = sorted(set(cand_by_case) & set(base_by_case))
+    paired = len(common) >= 2
+    cand_cases = [cand_by_case[key] for key in common] if paired else list(cand_by_case.values())
+    base_cases = [base_by_case[key] for key in common] if paired else list(base_by_case.values())
+    cand = numpy.array([value for values in cand_cases for value in values], dtype=float)
+    base = numpy.array([value for values in base_cases for value in values], dtype=float)
     if len(cand) < 2 or len(base) < 2:
         return ComparisonOutcome(comparison, "cannot_judge", samples=min(len(cand), len(base)), reason="fewer than 2 samples on a side")
     if (cand <= 0).any() or (base <= 0).any():
         return ComparisonOutcome(comparison, "cannot_judge", samples=len(cand), reason="a ratio needs positive values")
     name = comparison.statistic or "mean"
+    estimate = apply(list(cand), name) / apply(list(base), name)
+    if numpy.allclose(cand, cand[0]) and numpy.allclose(base, base[0]):
+        low = high = estimate  # no spread: the bootstrap has nothing to resample
+    elif paired:
+        low, high = _cluster_interval(cand_cases, base_cases, name, confidence)
+    else:
+        low, high = _independent_interval(cand, base, name, confidence)
+    margin = comparison.max_ratio if comparison.max_ratio is not None else comparison.min_ratio
+    assert margin is not None
+    reason = ""
+    if spread is not None:
+        low, high, p_value = _widened(estimate, low, high, spread, confidence, margin, comparison.max_ratio is not None)
+        reason = f"the interval carries the spread {spread.source} (log sd {spread.log_sd:.3f})"
+    else:
+        p_value = _p_value(cand_cases, base_cases, cand, base, margin, comparison.max_ratio is not None, paired)
+    verdict = _verdict(low, high, upper=comparison.max_ratio, lower=comparison.min_ratio)
+    return ComparisonOutcome(
+        comparison, verdict, estimate, low, high, p_value, len(cand), paired, confidence, reason=reason,
+        candidate_value=apply(list(cand), name), baseline_value=apply(list(base), name),
+    )
+
+
+def _by_case(samples: Mapping[tuple[str, str, int], float]) -> dict[tuple[str, str], list[float]]:
+    cases: dict[tuple[str, str], list[float]] = {}
+    for (suite, case, _repeat), value in sorted(samples.items()):
+        cases.setdefault((suite, case), []).append(value)
+    return cases
+
+
+def _padded(cases: list[list[float]]) -> Any:
+    """Cases as rows, repeats as columns, NaN where a case has fewer repeats."""
+    import numpy
+
+    matrix = numpy.full((len(cases), max(len(values) for values in cases)), numpy.nan)
+    for row, values in enumerate(cases):
+        matrix[row, : len(values)] = values
+    return matrix
+
+
+def _cluster_interval(cand_cases: list[list[float]], base_cases: list[list[float]], name: str, confidence: float) -> tuple[float, float]:
+    """Percentile interval of the ratio with the cases resampled (an index resample), each with all its repeats."""
+    import numpy
+    from scipy import stats
+
+    cand, base = _padded(cand_cases), _padded(base_cases)
+
+    def ratio(indices: Any, axis: int = -1) -> Any:
+        batch = indices.shape[:-1]
+        chosen_cand = cand[indices].reshape(*batch, -1)
+        chosen_base = base[indices].reshape(*batch, -1)
+        return _nan_statistic(chosen_cand, name) / _nan_statistic(chosen_base, name)
+
+    interval = stats.bootstrap(
+        (numpy.arange(len(cand_cases)),), ratio, vectorized=True, confidence_level=confidence,
+        n_resamples=BOOTSTRAP_RESAMPLES, method="percentile", rng=numpy.random.default_rng(BOOTSTRAP_SEED),
+    ).confidence_interval
+    return float(interval.low), float(interval.high)
+
+
+def _independent_interval(cand: Any, base: Any, name: str, confidence: float) -> tuple[float, float]:
+    import numpy
+    from scipy import stats
 
     def ratio(c: Any, b: Any, axis: int = -1) -> Any:
         return _vector_statistic(c, name, axis) / _vector_statistic(b, name, axis)
 
-    estimate = apply(list(cand), name) / apply(list(base), name)
-    if numpy.allclose(cand, cand[0]) and numpy.allclose(base, base[0]):
-        low = high = estimate  # no spread: the bootstrap has nothing to resample
-    else:
-        interval = stats.bootstrap(
-            (cand, base), ratio, paired=paired, vectorized=True, confidence_level=confidence,
-            n_resamples=BOOTSTRAP_RESAMPLES, method="percentile", rng=numpy.random.default_rng(BOOTSTRAP_SEED),
-        ).confidence_interval
-        low, high = float(interval.low), float(interval.high)
-    margin = comparison.max_ratio if comparison.max_ratio is not None else comparison.min_ratio
-    assert margin is not None
-    shifted = numpy.log(cand) - numpy.log(margin)
-    alternative = "greater" if comparison.max_ratio is not None else "less"  # "worse than the margin"
-    if paired:
-        differences = shifted - numpy.log(base)
-        # scipy's "auto" meets ties in 13 pairs or fewer with a permutation test that evaluates the
-        # statistic once per sign pattern (2^12 calls, 0.8 s a comparison); its exact distribution
-        # gives a conservative p-value with ties at once (the verdict rests on the interval).
-        method = "exact" if differences.size <= 50 else "asymptotic"
-        p_value = 1.0 if numpy.allclose(differences, 0) else float(stats.wilcoxon(differences, alternative=alternative, method=method).pvalue)
-    else:
-        p_value = float(stats.mannwhitneyu(shifted, numpy.log(base), alternative=alternative).pvalue)
-    verdict = _verdict(low, high, upper=comparison.max_ratio, lower=comparison.min_ratio)
-    return ComparisonOutcome(
-        comparison, verdict, estimate, low, high, p_value, len(cand), paired, confidence,
-        candidate_value=apply(list(cand), name), baseline_value=apply(list(base), name),
-    )
+    interval = stats.bootstrap(
+        (cand, base), ratio, vectorized=True, confidence_level=confidence,
+        n_resamples=BOOTSTRAP_RESAMPLES, method="percentile", rng=numpy.random.default_rng(BOOTSTRAP_SEED),
+    ).confidence_interval
+    return float(interval.low), float(interval.high)
+
+
+def _nan_statistic(values: Any, name: str) -> Any:
+    import numpy
+
+    if not numpy.isnan(values).any():  # every case with as many repeats: the plain functions, 30x faster
+        return _vector_statistic(values, name, -1)
+    if name == "mean":
+        return numpy.nanmean(values, axis=-1)
+    return numpy.nanpercentile(values, float(name[1:]), axis=-1)
+
+
+def _widened(
+    estimate: float, low: float, high: float, spread: RunSpread, confidence: float, margin: float, lower_is_better: bool
+) -> tuple[float, float, float]:
+    """The interval with the run-level spread added in quadrature on the log scale, each side;
+    a t quantile where the spread was estimated from few runs. The p-value follows the same scale."""
+    from scipy import stats
+
+    tail = (1 - confidence) / 2
+    quantile = stats.norm.isf(tail) if spread.degrees_of_freedom is None else stats.t.isf(tail, spread.degrees_of_freedom)
+    z_case = stats.norm.isf(tail)
+    centre = math.log(estimate)
+    case_low, case_high = (centre - math.log(low)) / z_case, (math.log(high) - centre) / z_case
+    widest = math.hypot(max(case_low, case_high), spread.log_sd)
+    low = math.exp(centre - quantile * math.hypot(case_low, spread.log_sd))
+    high = math.exp(centre + quantile * math.hypot(case_high, spread.log_sd))
+    score = (centre - math.log(margin)) / widest if widest > 0 else math.copysign(math.inf, centre - math.log(margin))
+    if not lower_is_better:
+        score = -score  # "worse than the margin" is below it
+    p_value = stats.norm.sf(score) if spread.degrees_of_freedom is None else stats.t.sf(score, spread.degrees_of_freedom)
+    return low, high, float(p_value)
+
+
+def _p_value(
+    cand_cases: list[list[float]], base_cases: list[list[float]], cand: Any, base: Any, margin: float,
+    lower_is_better: bool, paired: bool,
+) -> float:
+    """One-sided test that the candidate is worse than the margin: Wilcoxon signed-rank over the
+    cases' mean log ratios (the case is the independent unit), Mann-Whitney U without pairs."""
+    import numpy
+    from scipy import stats
+
+    alternative = "greater" if lower_is_better else "less"  # "worse than the margin"
+    if not paired:
+        return float(stats.mannwhitneyu(numpy.log(cand) - numpy.log(margin), numpy.log(base), alternative=alternative).pvalue)
+    differences = numpy.array([
+        numpy.mean(numpy.log(c)) - numpy.log(margin) - numpy.mean(numpy.log(b)) for c, b in zip(cand_cases, base_cases)
+    ])
+    if numpy.allclose(differences, 0):
+        return 1.0
+    # scipy's "auto" meets ties in 13 pairs or fewer with a permutation test that evaluates the
+    # statistic once per sign pattern (2^12 calls, 0.8 s a comparison); its exact distribution
+    # gives a conservative p-value with ties at once (the verdict rests on the interval).
+    method = "exact" if differences.size <= 50 else "asymptotic"
+    return float(stats.wilcoxon(differences, alternative=alternative, method=method).pvalue)
 
 
 def _vector_statistic(values: Any, name: str, axis: int) -> Any:
@@ -308,3 +435,8 @@ def compare_values(comparison: Comparison, candidate: float | None, baseline: fl
 def family_confidence(confidence: float, comparisons: int) -> float:
     """Bonferroni: each of k intervals at 1 − α/k keeps the family's false-regression rate ≤ α."""
     return 1 - (1 - confidence) / max(1, comparisons)
+
+
+def planned_looks(first_repeats: int, max_repeats: int) -> int:
+    """The looks ``inconclusive: more`` may take: the first, then one per doubling up to ``max_repeats``."""
+    return 1 + max(0, math.ceil(math.log2(max(max_repeats, first_repeats) / max(first_repeats, 1))))

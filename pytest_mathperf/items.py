@@ -6,6 +6,7 @@ person reads; ``repr_failure`` shows just that text, never a traceback into the 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -128,6 +129,7 @@ class CaseItem(MathperfItem):
             pytest.skip(f"{self.model} did not load (see the first failure): {error}")
         self.user_properties.extend(case_properties(record))
         self.mathperf_payload = {"case": record.to_dict(), "model": state.runner.model_record(self.model).to_dict()}
+        _warn_once_about_turns(state)
         outcome = judge_case(record, state.plan.for_model(self.model), strict=state.settings.strict)
         if outcome.status == "left_to_budget":
             # A skip, not an xfail: JUnit writes a skip's reason as the element's text, which GitLab,
@@ -139,6 +141,14 @@ class CaseItem(MathperfItem):
     def reportinfo(self) -> tuple[Path, int | None, str]:
         source = self.case.source or self.path
         return source, self.case.line - 1, f"{self.suite.name}::{self.case.id} [{self.model}]"
+
+
+def _warn_once_about_turns(state: GateState) -> None:
+    reason = state.runner.turns_reason
+    message = f"mathperf: the models ran in turns, not interleaved: {reason}; comparisons between them carry a between-turn term"
+    if reason and message not in state.messages:
+        state.messages.append(message)
+        warnings.warn(pytest.PytestWarning(message), stacklevel=1)
 
 
 class LoadItem(MathperfItem):
@@ -226,17 +236,26 @@ class CompareItem(MathperfItem):
         self.mathperf_payload: dict[str, Any] | None = None
 
     def runtest(self) -> None:
-        from pytest_mathperf.judge import BLESSED_PREFIX, judge_comparison_with_more
+        from pytest_mathperf.judge import BLESSED_PREFIX
+        from pytest_mathperf.judge_comparisons import judge_with_more
         from pytest_mathperf.reporting import comparison_properties, comparison_record, comparison_text
 
         state = self.config.stash[STATE]
         baseline = state.plan.for_model(self.model).baseline or ""
-        stored = state.blessed.get(self.model, (0, None))[1] if baseline.startswith(BLESSED_PREFIX) else None
-        outcome = judge_comparison_with_more(state.runner, state.plan, self.model, self.comparison, stored)
+        stored = tuple(run for _, run in state.blessed.get(self.model, ())) if baseline.startswith(BLESSED_PREFIX) else ()
+        judged = judge_with_more(state.runner, state.plan, self.model, self.comparison, stored)
+        outcome = judged.outcome
         if outcome.verdict == "cannot_judge":
             pytest.skip(f"cannot compare with {baseline}: {outcome.reason}")
         record = comparison_record(outcome, self.model, baseline, state.runner.card, self.nodeid)
-        self.mathperf_payload = {"comparison": record.to_dict(), "model": state.runner.model_record(self.model).to_dict()}
+        self.mathperf_payload = {
+            "comparison": record.to_dict(),
+            "model": state.runner.model_record(self.model).to_dict(),
+            # the cases as `more` extended them: the run keeps the samples the verdict was decided on
+            "extended": [
+                {"case": case.to_dict(), "model": state.runner.model_record(case.model).to_dict()} for case in judged.extended
+            ],
+        }
         self.user_properties.extend(comparison_properties(record))
         if outcome.verdict == "regression":
             raise MathperfFailure(comparison_text(record))
@@ -291,6 +310,7 @@ def arrange_items(
     if not cases and not last_failed:
         return selected
     if hasattr(session.config, "workerinput"):
+        state.runner.schedule = "turns"  # a worker holds one model's cases
         return others + _grouped(state, cases, [])
     for item in cases:
         if isinstance(item, CaseItem):
@@ -323,10 +343,10 @@ def _warn_of_budgets_for_missing_suites(session: pytest.Session, state: GateStat
 
 def _baselines(state: GateState) -> dict[str, str]:
     """Each candidate's baseline: the blessed run of its card and model, or the baseline model of this run."""
-    from pytest_mathperf.judge import BLESSED_PREFIX
+    from pytest_mathperf.judge import blessed_name
 
     if state.blessed:
-        return {model: f"{BLESSED_PREFIX}{run_id}" for model, (run_id, _) in state.blessed.items()}
+        return {model: blessed_name([run_id for run_id, _ in runs]) for model, runs in state.blessed.items()}
     baseline = state.settings.baseline or state.settings.models[0]
     return {model: baseline for model in state.settings.models if model != baseline}
 
@@ -400,18 +420,21 @@ def _judges(state: GateState, budget: MathperfItem, case: pytest.Item) -> bool:
 
 def _grouped(state: GateState, cases: list[pytest.Item], budgets: list[MathperfItem]) -> list[pytest.Item]:
     """Model by model (one model loaded at a time), each model's budgets after its cases, and the
-    comparisons last, when every model they compare has run."""
+    comparisons last, when every model they compare has run. Where models are interleaved, each
+    case's items on every model come together, first, since the first of them generates all."""
     slugs = unique_slugs(state.settings.models)
     ordered: list[pytest.Item] = []
     comparisons = [item for item in budgets if isinstance(item, CompareItem)]
+    interleaved = _plan_interleaving(state, cases)
+    together = {id(item) for item in interleaved}
     for model in state.settings.models:
-        group = [item for item in cases if item.model == model]  # type: ignore[attr-defined]
+        group = [item for item in cases if item.model == model and id(item) not in together]  # type: ignore[attr-defined]
         group += [item for item in budgets if item.model == model and not isinstance(item, CompareItem)]
         for item in group:
             if item.get_closest_marker("xdist_group") is None:
                 item.add_marker(pytest.mark.xdist_group(slugs[model]))
         ordered.extend(group)
-    return ordered + comparisons
+    return interleaved + ordered + comparisons
 
 
 INCONCLUSIVE = "inconclusive"  # how the skip of an inconclusive budget or comparison begins
@@ -433,3 +456,20 @@ def suites_per_model(state: GateState, items: list[pytest.Item]) -> list[str]:
         if isinstance(item, CaseItem)
     ]
     return suites_lines(cases, state.settings.models)
+
+
+def _plan_interleaving(state: GateState, cases: list[pytest.Item]) -> list[pytest.Item]:
+    """Tell the runner which models run each case, and return the items of cases run on several
+    models, case by case (empty where the run is not interleaved)."""
+    if state.runner.schedule != "interleaved":
+        return []
+    by_case: dict[tuple[str, str], list[CaseItem]] = {}
+    for item in cases:
+        if isinstance(item, CaseItem) and item.get_closest_marker("skip") is None:
+            by_case.setdefault((item.suite.name, item.case.id), []).append(item)
+    ordered: list[pytest.Item] = []
+    for key, items in by_case.items():
+        state.runner.planned[key] = (items[0].suite, items[0].case, tuple(item.model for item in items))
+        if len(items) > 1:
+            ordered.extend(items)
+    return ordered

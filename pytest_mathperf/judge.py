@@ -8,30 +8,28 @@ items only translate these outcomes into pass / skip / xfail / failure.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
 from pytest_mathperf.compare import (
     CompareSettings,
     Comparison,
-    ComparisonOutcome,
-    compare_accuracy,
-    compare_samples,
-    compare_values,
-    family_confidence,
 )
 from pytest_mathperf.measurements import Measurements
 from pytest_mathperf.metrics import ACCURACY, GENERATION_METRICS, MEMORY_METRICS, METRICS, MODEL_METRICS
 from pytest_mathperf.thresholds import Budget, BudgetOutcome, Thresholds, evaluate
 
 if TYPE_CHECKING:
-    from pytest_mathperf.results import BudgetRecord, CaseRecord, ComparisonRecord, RunRecord
-    from pytest_mathperf.runner import Runner
+    from pytest_mathperf.results import BudgetRecord, CaseRecord, ComparisonRecord
 
-#: How a stored baseline is named: ``blessed run 12``.
-BLESSED_PREFIX = "blessed run "
+#: How a stored baseline is named: ``blessed run 12``, ``blessed runs 10, 11, 12``.
+BLESSED_PREFIX = "blessed run"
+
+
+def blessed_name(run_ids: Iterable[int]) -> str:
+    ids = sorted(run_ids)
+    return f"{BLESSED_PREFIX}{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))}"
 
 
 @dataclass(frozen=True)
@@ -241,114 +239,6 @@ def _measures(measured: Measurements, metric: str) -> bool:
     if metric in GENERATION_METRICS:
         return any(metric in g.metrics for record in measured.cases for g in record.generations)
     return True
-
-
-def judge_comparison(
-    measure: Callable[[str], Measurements],
-    plan: BudgetPlan,
-    candidate: str,
-    comparison: Comparison,
-    stored: RunRecord | None = None,
-    looks: int = 1,
-) -> ComparisonOutcome:
-    """Judge one margin of ``candidate`` against its baseline, or say why it cannot.
-
-    The baseline is another model of this run, or ``stored``: the blessed run, whose raw samples
-    were kept, so the same test applies. The confidence of each interval is corrected for the
-    candidate's number of comparisons; a timing compared while the host was busy (for either
-    side) is inconclusive, whatever it shows.
-    """
-    model_plan = plan.for_model(candidate)
-    baseline = model_plan.baseline
-    assert baseline is not None
-    measured = measure(candidate)
-    if measured.load_error is not None:
-        return ComparisonOutcome(comparison, "cannot_judge", reason=f"{candidate} did not load")
-    if stored is not None:
-        stored_model = next(record for record in stored.models if record.model == candidate)
-        base_cases = [case for case in stored.cases_of(candidate) if judges(comparison, case.suite, case.case)]
-        base_metrics = stored_model.metrics
-        base_busy = (stored_model.details.get("host_busy") or None) if measured.busy_guard else None
-    else:
-        base = measure(baseline)
-        if base.load_error is not None:
-            return ComparisonOutcome(comparison, "cannot_judge", reason=f"{baseline} did not load")
-        base_cases = [case for case in base.cases if judges(comparison, case.suite, case.case)]
-        if not base_cases:
-            scope = f" of suite {comparison.suite}" if comparison.scope == "suite" else ""
-            return ComparisonOutcome(
-                comparison, "cannot_judge",
-                reason=f"the baseline ran no case{scope}: this run's selection (-k, -m or paths) left out its "
-                "cases; select them beside the candidate's",
-            )
-        base_metrics, base_busy = base.model_metrics, base.busy
-    cand_cases = [case for case in measured.cases if judges(comparison, case.suite, case.case)]
-    if stored is not None:  # a stored run may hold suites this run did not select: compare like with like
-        suites = {case.suite for case in cand_cases}
-        base_cases = [case for case in base_cases if case.suite in suites]
-    confidence = family_confidence(plan.compare.confidence, len(model_plan.comparisons) * looks)
-    if comparison.metric == ACCURACY:
-        outcome = compare_accuracy(
-            comparison,
-            {(case.suite, case.case): case.passed for case in cand_cases},
-            {(case.suite, case.case): case.passed for case in base_cases},
-            confidence,
-        )
-    elif METRICS[comparison.metric].kind == "model":
-        outcome = compare_values(
-            comparison, measured.model_metrics.get(comparison.metric), base_metrics.get(comparison.metric)
-        )
-    else:
-        estimated = measured.allow_estimated_counts
-        outcome = compare_samples(
-            comparison,
-            {key: value for case in cand_cases for key, value in case.keyed_samples(comparison.metric, estimated=estimated).items()},
-            {key: value for case in base_cases for key, value in case.keyed_samples(comparison.metric, estimated=estimated).items()},
-            confidence,
-        )
-    busy = [f"{name}: {reason}" for name, reason in ((candidate, measured.busy), (baseline, base_busy)) if reason]
-    if busy and METRICS[comparison.metric].timing and outcome.verdict in ("regression", "within_margin", "inconclusive"):
-        return replace(outcome, verdict="inconclusive", busy=True, reason="the host was busy: " + "; ".join(busy))
-    return outcome
-
-
-def judge_comparison_with_more(
-    runner: Runner, plan: BudgetPlan, candidate: str, comparison: Comparison, stored: RunRecord | None = None
-) -> ComparisonOutcome:
-    """``inconclusive: more``: while a comparison is inconclusive, double the repeats of both models
-    on the cases in its scope, up to ``max_repeats``, and look again.
-
-    Looking more than once would raise the false-alarm rate, so the looks are planned ahead (one
-    per doubling from the first repeats to ``max_repeats``) and every look's interval is
-    Bonferroni-corrected for all of them: whatever look decides, the family's error stays ≤ α.
-    A stored (blessed) baseline cannot run again, and a busy host makes more samples no better,
-    so neither gets more repeats.
-    """
-    settings = plan.compare
-    baseline = plan.for_model(candidate).baseline
-    if (
-        settings.inconclusive != "more" or not settings.max_repeats or stored is not None or baseline is None
-        or comparison.metric == ACCURACY  # paired per case: more repeats change verdicts, not the evidence
-    ):
-        return judge_comparison(runner.measurements, plan, candidate, comparison, stored)
-    keys = [(case.suite, case.case) for case in runner.measurements(candidate).cases if judges(comparison, case.suite, case.case)]
-    ran = {model: {(case.suite, case.case): case for case in runner.measurements(model).cases} for model in (candidate, baseline)}
-    first = min((len(ran[model][key].generations) for model in ran for key in keys if key in ran[model]), default=1)
-    looks = 1 + max(0, math.ceil(math.log2(max(settings.max_repeats, first) / max(first, 1))))
-    outcome = judge_comparison(runner.measurements, plan, candidate, comparison, stored, looks)
-    repeats = first
-    while outcome.verdict == "inconclusive" and not outcome.busy and repeats < settings.max_repeats:
-        repeats = min(repeats * 2, settings.max_repeats)
-        for model in (baseline, candidate):  # one model loaded at a time
-            for key in keys:
-                if key in ran[model]:
-                    runner.add_repeats(model, key, repeats)
-        outcome = judge_comparison(runner.measurements, plan, candidate, comparison, stored, looks)
-    if outcome.verdict == "inconclusive":
-        note = f"still inconclusive at {repeats} repeats (max_repeats {settings.max_repeats})"
-        outcome = replace(outcome, reason=f"{outcome.reason}; {note}" if outcome.reason else note)
-    return outcome
-
 
 
 def suite_budgets_judging_nothing(

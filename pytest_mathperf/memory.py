@@ -22,7 +22,7 @@ import select
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -64,6 +64,15 @@ class MemoryFigures:
     def several_cards(self) -> bool:
         """The model is spread over more than one card (``--mathperf-device auto``): figures are sums."""
         return len(self.devices) > 1
+
+    def without(self, at_load: int, while_measured: int) -> MemoryFigures:
+        """Less what other models loaded beside this one held, at its load and while it was measured."""
+        if not at_load and not while_measured:
+            return self
+        load, load_peak, peak = (None if v is None else max(0, v - less) for v, less in (
+            (self.load_bytes, at_load), (self.load_peak_bytes, at_load), (self.peak_bytes, while_measured)))
+        note = "; ".join(filter(None, (self.note, "other models loaded beside it are taken out")))
+        return replace(self, load_bytes=load, load_peak_bytes=load_peak, peak_bytes=peak, note=note)
 
     def metrics(self) -> dict[str, float]:
         """``vram_load_gb``, ``vram_load_peak_gb``, ``vram_peak_gb`` (``rss_…`` on a CPU run), in GiB."""

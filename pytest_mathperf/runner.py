@@ -1,7 +1,9 @@
-"""Runs cases on models: one loaded model at a time, warm-up first, every repeat measured.
+"""Runs cases on models: warm-up first, every repeat measured, models interleaved where they fit.
 
 This is where the gate's measuring happens, kept out of the pytest hooks: the plugin asks for a
-case × model and gets back a ``CaseRecord``; budgets ask for the samples they judge.
+case × model and gets back a ``CaseRecord``; budgets ask for the samples they judge. With several
+models the first item of a case generates it on all of them, repeat by repeat in the order
+``schedule.py`` draws; where the models do not fit in memory together they run in turns.
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ from pytest_mathperf.backends import (
     split_model_spec,
 )
 from pytest_mathperf.devices import DeviceInfo, describe_device, detect_card, resolve_device
-from pytest_mathperf.hostload import HostLoad, card_busy_reason, snapshot
+from pytest_mathperf.generation import generate_and_check
+from pytest_mathperf.hostload import HostLoad, HostSnapshot, card_busy_reason, snapshot
 from pytest_mathperf.load import LoadResult
 from pytest_mathperf.measurements import Measurements
 from pytest_mathperf.memory import MemoryFigures, MemoryMonitor, devices_of
 from pytest_mathperf.results import CaseRecord, GenerationRecord, ModelRecord
+from pytest_mathperf.schedule import Schedule
 from pytest_mathperf.suite import Case, Suite
 
 
@@ -50,6 +54,11 @@ class RunOptions:
     warmup_tokens: int | None = None  # max_new_tokens of each warm-up generation; None: the longest case's
     allow_estimated_counts: bool = False  # budgets take tokens/s, TPOT, ... that rest on estimated token counts
     fail_on_model_mismatch: bool = False  # an answer from a server naming another model is an error, not just reported
+    interleave: bool = True  # several models generate each repeat back to back (turns where they do not fit)
+
+
+class NoRoomBeside(ModelLoadError):
+    """A model ran out of memory loading beside the others: run in turns instead."""
 
 
 def model_slug(model: str) -> str:
@@ -82,13 +91,18 @@ class ModelSession:
     warmup_s: float | None = None
     card_busy: str | None = None  # on CUDA: other processes on the card, or slowed clocks, seen after a case
     served_as: dict[str, int] = field(default_factory=dict)  # another model id a server answered as → generations
+    held_bytes: int = 0  # what loading this model added to the process, when loaded beside others
+    others_at_load: int = 0  # bytes of other models already loaded when this one loaded
+    others_measured: int = 0  # bytes of other models loaded while this one was measured
 
     @property
     def loaded(self) -> bool:
         return self.backend is not None
 
     def memory_figures(self) -> MemoryFigures | None:
-        return self.monitor.figures() if self.monitor is not None else self.memory
+        """The model's own memory: what other models loaded beside it held is taken out."""
+        figures = self.monitor.figures() if self.monitor is not None else self.memory
+        return figures.without(self.others_at_load, self.others_measured) if figures is not None else None
 
     def model_metrics(self) -> dict[str, float]:
         figures = self.memory_figures()
@@ -127,6 +141,10 @@ class Runner:
         self.warmup_tokens: dict[str, int] = {}
         self._device_info: DeviceInfo | None = None
         self._released_a_model = False
+        #: (suite, case) → the case and the models it runs on, set once selection is known
+        self.planned: dict[tuple[str, str], tuple[Suite, Case, tuple[str, ...]]] = {}
+        self.schedule: Schedule = "interleaved" if options.interleave and len(options.models) > 1 else "turns"
+        self.turns_reason: str | None = None  # why models that were to be interleaved ran in turns
 
     @property
     def device_info(self) -> DeviceInfo:
@@ -162,15 +180,17 @@ class Runner:
         """The model's name without a backend prefix: what suites and thresholds.yaml match."""
         return split_model_spec(model, self.options.backend)[1]
 
-    def session(self, model: str) -> ModelSession:
-        """The model's session, loaded now if it is not (unloading every other model first)."""
+    def session(self, model: str, *, beside_others: bool = False) -> ModelSession:
+        """The model's session, loaded now if it is not: alone (every other model unloaded first),
+        or ``beside_others``, where an out-of-memory load raises ``NoRoomBeside`` and marks nothing."""
         session = self.sessions[model]
         if session.load_error is not None:
             raise ModelLoadError(session.load_error)
         if session.loaded:
             return session
-        for other in self.sessions.values():
-            if other is not session:
+        others = [other for other in self.sessions.values() if other is not session]
+        if not beside_others:
+            for other in others:
                 self._unload(other)
         if self._released_a_model:  # its memory must not count as the next model's
             gc.unfreeze()
@@ -187,6 +207,7 @@ class Runner:
         # the model's figures, and the fresh copy is warmed up again before anything is measured.
         reload = session.load_info is not None
         monitor = MemoryMonitor.before_load(self.options.device) if self.in_process(model) and not reload else None
+        before = monitor.current_bytes() if monitor is not None else 0
         try:
             backend = create_backend(backend_name, options)
             load_info = backend.load()
@@ -196,7 +217,10 @@ class Runner:
             if backend is not None:
                 backend.close()  # a half-loaded model must not hold memory the next one is measured with
                 self._released_a_model = True
-            session.load_error = str(error) if isinstance(error, ModelLoadError) else f"{type(error).__name__}: {error}"
+            message = str(error) if isinstance(error, ModelLoadError) else f"{type(error).__name__}: {error}"
+            if beside_others and "out of memory" in message.lower() and any(other.loaded for other in others):
+                raise NoRoomBeside(message) from error
+            session.load_error = message
             raise ModelLoadError(session.load_error) from error
         session.backend, session.warmed_up = backend, False
         if not reload:
@@ -211,6 +235,9 @@ class Runner:
         if monitor is not None:
             monitor.after_load(devices_of(load_info))
             session.monitor = monitor
+            if beside_others:
+                session.held_bytes = max(0, monitor.current_bytes() - before)
+                session.others_at_load = sum(other.held_bytes for other in others if other.loaded)
         return session
 
     def _unload(self, session: ModelSession) -> None:
@@ -246,25 +273,38 @@ class Runner:
         return self.options.repeats or case.repeats
 
     def run_case(self, model: str, suite: Suite, case: Case, nodeid: str) -> CaseRecord:
-        """Generate every repeat of ``case`` on ``model`` and judge each answer."""
-        session = self.session(model)
-        if not session.warmed_up:
-            self._warm_up(session, case)
-        generations = self._generate(session, case, range(self.repeats_for(case)))
-        session.specs[(suite.name, case.id)] = (suite, case)
-        return self._record(session, suite, case, nodeid, generations)
+        """Generate every repeat of ``case`` on ``model`` and judge each answer.
 
-    def add_repeats(self, model: str, key: tuple[str, str], total: int) -> CaseRecord:
-        """Generate more repeats of a case already run, up to ``total`` (a comparison that needs more evidence)."""
-        session = self.session(model)
-        suite, case = session.specs[key]
-        record = session.cases[key]
-        if not session.warmed_up:
-            self._warm_up(session, case)
-        more = self._generate(session, case, range(len(record.generations), total))
-        return self._record(session, suite, case, record.nodeid, [*record.generations, *more])
+        Where the case is planned on several models, the first of them to ask generates it on
+        all (interleaved, or each model's every pending case in turns) and the others find it done.
+        """
+        key = (suite.name, case.id)
+        models = self.planned.get(key, (None, None, ()))[2]
+        if len(models) > 1 and model in models:
+            from pytest_mathperf.interleave import run_planned
 
-    def _warm_up(self, session: ModelSession, case: Case) -> None:
+            run_planned(self, model, models, suite, case)
+        session = self.sessions[model]
+        if key in session.cases:
+            if session.load_error is not None:
+                raise ModelLoadError(session.load_error)
+            session.cases[key] = replace(session.cases[key], nodeid=nodeid)
+            return session.cases[key]
+        session = self.session(model, beside_others=self.schedule == "interleaved")
+        if not session.warmed_up:
+            self.warm_up(session, case)
+        generations = self.generate(session, case, range(self.repeats_for(case)))
+        session.specs[key] = (suite, case)
+        return self.record(session, suite, case, nodeid, generations)
+
+    def add_repeats(self, models: tuple[str, ...], key: tuple[str, str], total: int) -> None:
+        """More repeats of a case already run, up to ``total``, on every model of a comparison
+        (interleaved where the run is), with new seeds: a comparison that needs more evidence."""
+        from pytest_mathperf.interleave import add_repeats
+
+        add_repeats(self, models, key, total)
+
+    def warm_up(self, session: ModelSession, case: Case, *, open_window: bool = True) -> None:
         """Unmeasured generations first, as long as the longest case asks, so allocator pools and
         long-sequence kernels are warm before anything is measured; the time is shown."""
         backend = session.backend
@@ -280,58 +320,20 @@ class Runner:
         if session.warmup_s is None:  # a reloaded copy's warm-up is not the model's figure
             session.warmup_s = time.perf_counter() - started
         session.warmed_up = True
-        if session.monitor is not None:
+        if session.monitor is not None and open_window:
             session.monitor.start()  # the peak window opens after the warm-up, which never counts
 
-    def _generate(self, session: ModelSession, case: Case, repeats: range) -> list[GenerationRecord]:
-        from pytest_mathperf.answers import Verdict, check_answer
-
-        backend = session.backend
-        assert backend is not None
-        generations = []
+    def generate(self, session: ModelSession, case: Case, repeats: range) -> list[GenerationRecord]:
         host_before = snapshot()
-        for repeat in repeats:
-            request = self.request_for(case, repeat)
-            try:
-                generation = backend.generate(request)
-            except BackendError as error:
-                verdict, text, metrics, finish, facts = Verdict.error(str(error)), str(error), {}, None, {}
-            else:
-                text, metrics, finish = generation.text, generation.metrics(), generation.finish_reason
-                facts = generation.facts()
-                mismatch = self._served_otherwise(session, generation.served_model)
-                if mismatch is not None and self.options.fail_on_model_mismatch:
-                    verdict = Verdict.error(f"{mismatch} (--mathperf-model-mismatch fail)")
-                elif generation.finish_reason == "timeout":
-                    # without the case's timeout_s, the limit was the backend's own (a server's, say)
-                    limit = "the backend's time limit" if case.timeout_s is None else f"timeout_s={case.timeout_s:g}"
-                    verdict = Verdict.error(f"generation exceeded {limit} after {generation.output_tokens} tokens")
-                else:
-                    verdict = check_answer(
-                        generation.text,
-                        case.answer,
-                        rel_tol=case.rel_tol,
-                        unordered=case.unordered,
-                        percent=case.percent,
-                        truncated=generation.finish_reason == "length",
-                    )
-            generations.append(
-                GenerationRecord(
-                    repeat=repeat,
-                    seed=request.seed,
-                    status=verdict.status,
-                    extracted=verdict.extracted,
-                    reason=verdict.reason,
-                    finish_reason=finish,
-                    metrics=metrics,
-                    output=text,
-                    facts=facts,
-                )
-            )
+        generations = [self.generate_one(session, case, repeat) for repeat in repeats]
+        self.after_generations(session, host_before)
+        return generations
+
+    def after_generations(self, session: ModelSession, host_before: HostSnapshot | None) -> None:
+        """What the host did meanwhile, and on CUDA whether the card was shared, once per batch of generations."""
         session.host_load = session.host_load.plus(host_before, snapshot())
         if session.card_busy is None and session.load_info is not None and str(session.load_info.device).startswith("cuda"):
             session.card_busy = card_busy_reason(self.device_info.nvml_target)
-        return generations
 
     def _served_otherwise(self, session: ModelSession, served: str | None) -> str | None:
         """Why the answer came from another model than asked for (counted for the model's record), or None."""
@@ -341,7 +343,14 @@ class Runner:
         session.served_as[served] = session.served_as.get(served, 0) + 1
         return f"the server answered as model {served!r}, not {asked!r}"
 
-    def _record(
+    def generate_one(self, session: ModelSession, case: Case, repeat: int) -> GenerationRecord:
+        assert session.backend is not None
+        return generate_and_check(
+            session.backend, self.request_for(case, repeat), case, repeat,
+            lambda served: self._served_otherwise(session, served), self.options.fail_on_model_mismatch,
+        )
+
+    def record(
         self, session: ModelSession, suite: Suite, case: Case, nodeid: str, generations: list[GenerationRecord]
     ) -> CaseRecord:
         from pytest_mathperf.answers import format_expected

@@ -35,7 +35,7 @@ class GateState:
     budget_records: dict[str, BudgetRecord] = field(default_factory=dict)
     unjudged_budgets: dict[str, dict[str, str]] = field(default_factory=dict)  # node id → model, name, why not
     comparisons: dict[str, ComparisonRecord] = field(default_factory=dict)
-    blessed: dict[str, tuple[int, RunRecord]] = field(default_factory=dict)  # model → its blessed baseline run
+    blessed: dict[str, tuple[tuple[int, RunRecord], ...]] = field(default_factory=dict)  # model → its blessed runs, newest first
     models: dict[str, ModelRecord] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)  # shown in the terminal summary
     outcomes: dict[str, str] = field(default_factory=dict)  # gate item's node id → passed | failed | skipped (controller side)
@@ -72,6 +72,7 @@ class Settings:
     strict: bool
     label: str | None = None
     busy_guard: bool = True
+    interleave: bool = True  # several models generate each repeat back to back
     markdown: Path | None = None  # the Markdown summary's file
     baseline: str | None = None
     retries: int = 3  # a served model's requests that failed before their first byte, tried again

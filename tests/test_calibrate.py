@@ -307,3 +307,17 @@ def test_reads_the_runs_from_a_postgresql_history(postgres_url: str, tmp_path: P
             history.append(run)
     assert calibrate(tmp_path, postgres_url) == 0
     assert "p50: {max: 4.1}" in (tmp_path / "thresholds.yaml").read_text()
+
+
+def test_a_shared_host_calibrates_from_ten_runs_with_their_load_and_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    busy = "other processes used 1.4 of 2 cores while it was measured (busy above 0.3)"
+    runs = [make_run(3.6 + 0.1 * (i % 3), 630 - 5 * (i % 4), busy=busy if i % 2 else "") for i in range(10)]
+    history = history_of(tmp_path, runs)
+    assert calibrate(tmp_path, history, "--runs", "10") == 1
+    refused = capsys.readouterr().err
+    assert "Calibrate on a quiet host, or, where the host is never quiet, with --shared-host --runs 10." in refused
+    assert calibrate(tmp_path, history, "--runs", "3", "--shared-host") == 2
+    assert "--shared-host needs --runs 10 or more" in capsys.readouterr().err
+    assert calibrate(tmp_path, history, "--runs", "10", "--shared-host") == 0
+    assert "--shared-host: 5 of 10 runs met a busy host; their load is part of the spread the budgets allow" in capsys.readouterr().err
+    assert "ttft_ms" in (tmp_path / "thresholds.yaml").read_text()

@@ -113,7 +113,7 @@ def test_no_ttfat_while_still_thinking(demo_backend: HFBackend) -> None:
 
 def test_a_timeout_already_spent_before_the_prefill_stops_the_generation_there() -> None:
     from pytest_mathperf.backends import BackendOptions, GenerationRequest, Message
-    from pytest_mathperf.backends.hf import BUNDLED_MODELS_DIR, HFBackend, resolve_model_source
+    from pytest_mathperf.backends.hf import HFBackend
 
     backend = HFBackend(BackendOptions(model="mathperf-tiny", device="cpu"))
     backend.load()

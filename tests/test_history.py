@@ -303,7 +303,7 @@ def test_a_run_of_the_previous_schema_can_be_blessed_and_compared_with(tmp_path:
     old = tmp_path / "old.db"
     shutil.copy(Path(__file__).parent / "data" / "history-0.1.0-da657ef.db", old)
     with History(old) as history:
-        history.bless(1)
+        history.bless([1])
         run_id, record = history.blessed_run("cpu", "mathperf-tiny")
         assert run_id == 1 and history.check().schema_version == SCHEMA_VERSION
     samples = {key: value for case in record.cases_of("mathperf-tiny") for key, value in CaseRecord.keyed_samples(case, "ttft_ms").items()}

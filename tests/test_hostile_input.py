@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import ARITHMETIC_SUITE, write
 
-from pytest_mathperf.answers import check_answer
-from pytest_mathperf.answers import deadline
+from pytest_mathperf.answers import check_answer, deadline
 from pytest_mathperf.cli import main
 from pytest_mathperf.suite import load_suite
 from pytest_mathperf.thresholds import load_thresholds

@@ -538,17 +538,36 @@ def test_a_candidate_is_compared_with_its_blessed_run(pytester, run_scripted) ->
     first.result.assert_outcomes(passed=12, skipped=1)  # alone, nothing to compare with: the policy says so
     missing = run_scripted("--mathperf-history", history, "--mathperf-baseline", "blessed", models=("m",), history=True)
     assert missing.result.ret == pytest.ExitCode.USAGE_ERROR
-    missing.result.stderr.fnmatch_lines(["*no blessed run of m on 'cpu' in *history.db; mark one with `mathperf bless RUN`"])
+    missing.result.stderr.fnmatch_lines(["*no blessed run of m on 'cpu' in *history.db; mark three with `mathperf bless RUN RUN RUN`"])
     assert main(["bless", "1", "--history", history]) == 0
     slower = {"m": {"ttft_ms": [4 * t for t in jitter]}}
+    alone = run_scripted("-rs", "--mathperf-history", history, "--mathperf-baseline", "blessed", scripts=slower, models=("m",), history=True)
+    alone.result.stdout.fnmatch_lines(["*cannot compare with blessed run 1: 1 blessed run(s): a timing against stored runs needs 3*bless 2 more*"])
+    assert alone.properties("m::compare::accuracy")["mathperf.verdict"] == "within_margin"  # accuracy needs no run spread
+    for _ in range(2):
+        run_scripted("--mathperf-history", history, scripts={"m": {"ttft_ms": jitter}}, models=("m",), history=True)
+    assert main(["bless", "1", "3", "4", "--history", history]) == 0
     run = run_scripted("--mathperf-history", history, "--mathperf-baseline", "blessed", scripts=slower, models=("m",), history=True)
     ttft = run.properties("m::compare::ttft_ms.p50")
-    assert ttft["mathperf.baseline"] == "blessed run 1" and ttft["mathperf.verdict"] == "regression"
-    assert run.properties("m::compare::accuracy")["mathperf.verdict"] == "within_margin"
+    assert ttft["mathperf.baseline"] == "blessed runs 1, 3, 4" and ttft["mathperf.verdict"] == "regression"
     from pytest_mathperf.history import History
 
     with History(history) as store:
-        assert [c.verdict for c in store.run(2).comparisons if c.name == "ttft_ms.p50"] == ["regression"]
+        assert [c.verdict for c in store.run(5).comparisons if c.name == "ttft_ms.p50"] == ["regression"]
+
+
+def test_bless_warns_about_a_run_that_failed_its_gate_or_met_a_busy_host(pytester, run_scripted, capsys) -> None:
+    from pytest_mathperf.cli import main
+
+    write(pytester, "suites/arithmetic.yaml", ARITHMETIC_SUITE)
+    write(pytester, "thresholds.yaml", CPU_BUDGETS.format(budgets="ttft_ms: {p50: {max: 1}}"))
+    history = str(pytester.path / "history.db")
+    failed = run_scripted("--mathperf-history", history, history=True)
+    assert failed.result.ret == 1
+    assert main(["bless", "1", "--history", history]) == 0
+    err = capsys.readouterr().err
+    assert "warning: run 1 failed its gate (ttft_ms.p50): a baseline that fails lets worse through" in err
+    assert "timings against blessed runs need 3 blessed together" in err
 
 
 def test_inconclusive_more_runs_further_repeats_of_both_models_up_to_max_repeats(pytester, run_scripted) -> None:
@@ -561,11 +580,18 @@ def test_inconclusive_more_runs_further_repeats_of_both_models_up_to_max_repeats
     )
     # the candidate's median sits right on the margin's edge: no number of repeats settles it
     scripts = {"base": {"ttft_ms": [5.0]}, "edge": {"ttft_ms": [4.0, 7.5]}}
-    run = run_scripted("-rs", scripts=scripts, models=("base", "edge"))
+    history = str(pytester.path / "history.db")
+    run = run_scripted("-rs", "--mathperf-history", history, scripts=scripts, models=("base", "edge"), history=True)
     ttft = run.properties("edge::compare::ttft_ms.p50")
     assert ttft["mathperf.verdict"] == "inconclusive"
     assert ttft["mathperf.samples"] == "48"  # 12 cases, doubled twice: 1 → 2 → 4 repeats
     run.result.stdout.fnmatch_lines(["*still inconclusive at 4 repeats (max_repeats 4)*"])
+    from pytest_mathperf.history import History
+
+    with History(history) as store:  # the run keeps the samples the verdict was decided on, both models'
+        stored = store.run(1)
+    assert {len(case.generations) for case in stored.cases} == {4} and len(stored.cases) == 24
+    assert sorted({g.seed for case in stored.cases for g in case.generations}) == [0, 1, 2, 3]  # new repeats, new seeds
     assert run.result.ret == 0  # "more" still undecided: passes, visibly; "fail" would not
     write(pytester, "thresholds.yaml", COMPARE.replace("version: 1\n", "version: 1\ncompare_defaults: {inconclusive: fail}\n"))
     strict = run_scripted(scripts=scripts, models=("base", "edge"))
@@ -593,3 +619,21 @@ def test_lf_reruns_a_failed_comparison_with_both_models_cases(pytester, run_scri
     # never a comparison alone, skipped for want of a baseline: both models' cases run again
     rerun.result.assert_outcomes(passed=24, failed=2)
     assert rerun.properties("slow::compare::ttft_ms.p50")["mathperf.verdict"] == "regression"
+
+
+def test_inconclusive_more_on_accuracy_runs_under_sampling_and_says_when_greedy_decoding_cannot_help(pytester, run_scripted) -> None:
+    write(
+        pytester,
+        "thresholds.yaml",
+        COMPARE.replace("version: 1\n", "version: 1\ncompare_defaults: {inconclusive: more, max_repeats: 4}\n")
+        .replace("          ttft_ms: {p50: {max_ratio: 1.25}}\n", "").replace("          tokens_per_s: {mean: {min_ratio: 0.8}}\n", ""),
+    )
+    scripts = {"base": {}, "cand": {"answers": {"What is 100 + 0?": "\\boxed{7}"}}}  # one case of twelve wrong
+    write(pytester, "suites/arithmetic.yaml", TWELVE_CASES)
+    greedy = run_scripted("-rs", scripts=scripts, models=("base", "cand"))
+    assert greedy.properties("cand::compare::accuracy")["mathperf.verdict"] == "inconclusive"
+    greedy.result.stdout.fnmatch_lines(["*more repeats cannot help: with greedy decoding (temperature 0) every repeat gives the same answer*"])
+    write(pytester, "suites/arithmetic.yaml", TWELVE_CASES.replace("cases:\n", "defaults: {temperature: 0.6}\ncases:\n", 1))
+    sampled = run_scripted("-rs", scripts=scripts, models=("base", "cand"))
+    assert sampled.properties("cand::compare::accuracy")["mathperf.verdict"] == "inconclusive"
+    sampled.result.stdout.fnmatch_lines(["*still inconclusive at 4 repeats (max_repeats 4)*"])

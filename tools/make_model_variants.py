@@ -5,12 +5,16 @@
   by 8 copies whose output projections (attention ``o_proj`` and MLP ``down_proj``) are zero, so
   each copy does all of a layer's work and adds nothing to the residual stream: the logits, and so
   every greedy answer, are those of the original model.
+- ``mild``: the same construction with only 2 zero-output layers after the 4 trained ones: the
+  same answers at about 1.3x the compute per token (the embedding and output head do not grow),
+  a slowdown a ``max_ratio: 1.10`` margin must catch and a 1.25 one may not.
 - ``noisy``: lower accuracy. Seeded Gaussian noise, scaled to each weight tensor's own spread, is
   added to every weight; the scale is searched until greedy accuracy on the demo suite lands in
   the asked range (75-85 % by default), checked by the gate's own backend and answer checker.
 - ``copy``: the demo model unchanged, under another folder name (the null comparison).
 
     python tools/make_model_variants.py slow  /tmp/variants/slow
+    python tools/make_model_variants.py mild  /tmp/variants/mild
     python tools/make_model_variants.py noisy /tmp/variants/noisy --seed 7
     python tools/make_model_variants.py copy  /tmp/variants/copy
 """
@@ -26,7 +30,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 DEMO_MODEL = REPO / "pytest_mathperf" / "models" / "mathperf-tiny"
 DEMO_SUITE = REPO / "suites" / "demo" / "arithmetic.yaml"
-EXTRA_LAYER_FACTOR = 3  # layers after: 3x the trained ones
+EXTRA_LAYER_FACTOR = 3  # slow: layers after, 3x the trained ones
+MILD_EXTRA_LAYERS = 2  # mild: zero-output layers added after the trained ones
 NOISE_SEARCH_STEPS = 8  # bisection steps over the noise scale, each one greedy pass over the demo suite
 
 
@@ -37,15 +42,17 @@ def copy_model(destination: Path) -> Path:
     return destination
 
 
-def make_slow(destination: Path) -> Path:
-    """Append zero-output copies of the trained layers: 3x the work per token, identical logits."""
+def make_slow(destination: Path, extra_layers: int | None = None) -> Path:
+    """Append zero-output copies of the trained layers (by default twice as many as there are:
+    3x the work per token), with identical logits."""
     from safetensors.torch import load_file, save_file
 
     copy_model(destination)
     config = json.loads((destination / "config.json").read_text())
     trained = config["num_hidden_layers"]
     weights = load_file(destination / "model.safetensors")
-    for extra in range(trained * (EXTRA_LAYER_FACTOR - 1)):
+    extra_layers = trained * (EXTRA_LAYER_FACTOR - 1) if extra_layers is None else extra_layers
+    for extra in range(extra_layers):
         source, target = extra % trained, trained + extra
         for name, tensor in list(weights.items()):
             prefix = f"model.layers.{source}."
@@ -54,7 +61,7 @@ def make_slow(destination: Path) -> Path:
                 if name.endswith(("self_attn.o_proj.weight", "mlp.down_proj.weight")):
                     copied.zero_()  # the layer's contribution to the residual stream is exactly zero
                 weights[f"model.layers.{target}." + name[len(prefix):]] = copied
-    config["num_hidden_layers"] = trained * EXTRA_LAYER_FACTOR
+    config["num_hidden_layers"] = trained + extra_layers
     config["layer_types"] = [config["layer_types"][0]] * config["num_hidden_layers"]
     (destination / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     save_file(weights, destination / "model.safetensors", metadata={"format": "pt"})
@@ -117,7 +124,7 @@ def make_noisy(destination: Path, seed: int, low: float, high: float) -> tuple[P
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("variant", choices=("slow", "noisy", "copy"), help="which variant (described above)")
+    parser.add_argument("variant", choices=("slow", "mild", "noisy", "copy"), help="which variant (described above)")
     parser.add_argument("destination", type=Path, help="folder to write the model into (replaced if it exists)")
     parser.add_argument("--seed", type=int, default=1, help="noise seed (noisy)")
     parser.add_argument(
@@ -128,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.variant == "slow":
         print(make_slow(args.destination))
+    elif args.variant == "mild":
+        print(make_slow(args.destination, MILD_EXTRA_LAYERS))
     elif args.variant == "copy":
         print(copy_model(args.destination))
     elif args.scale is not None:

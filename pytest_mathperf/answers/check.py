@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from pytest_mathperf.answers.deadline import ANSWER_CHECK_LIMIT_S, CheckTimedOut, search, time_limit
 from pytest_mathperf.answers.equality import (
     DEFAULT_PERCENT,
     PERCENT_RULES,
@@ -16,7 +17,6 @@ from pytest_mathperf.answers.equality import (
     _parse_value,
     _plain_number,
 )
-from pytest_mathperf.answers.deadline import ANSWER_CHECK_LIMIT_S, CheckTimedOut, search, time_limit
 from pytest_mathperf.answers.expected import _display_scalar, _expected_text, format_expected, validate_expected
 from pytest_mathperf.answers.extract import MAX_OUTPUT_CHARS, _Reading
 from pytest_mathperf.answers.hedge import hedge_in

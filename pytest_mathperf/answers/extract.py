@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import re
 
-from pytest_mathperf.answers.prose import ANSWER_PHRASES, CONCLUSION_WORDS, SENTENCE_ENDS, holds_value, with_decimal_points
+from pytest_mathperf.answers.prose import (
+    ANSWER_PHRASES,
+    CONCLUSION_WORDS,
+    SENTENCE_ENDS,
+    holds_value,
+    with_decimal_points,
+)
 from pytest_mathperf.answers.values import _HAS_MATH, _PLUS_MINUS, _math_text, _named_in, _values
 
 #: Only the end of an output is read: the answer is there, and the work stays bounded.

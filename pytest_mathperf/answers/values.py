@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import re
 
-from pytest_mathperf.answers.prose import HAS_MATH, OTHER_SCRIPT, as_24_hour, repeating_as_fraction
-from pytest_mathperf.answers.prose import degrees_inside_trigonometry, value_in_brackets, without_words_in_chinese
+from pytest_mathperf.answers.prose import (
+    HAS_MATH,
+    OTHER_SCRIPT,
+    as_24_hour,
+    degrees_inside_trigonometry,
+    repeating_as_fraction,
+    value_in_brackets,
+    without_words_in_chinese,
+)
 
 #: A part longer than this is prose, not a value, and is skipped.
 MAX_PART_CHARS = 1000

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,17 +161,39 @@ class History:
             rows.write_whole_run(db, run_id, run, complete)
         return run_id
 
-    def bless(self, run_id: int) -> RunRecord:
-        """Mark a complete run as the baseline for its card and models (``--mathperf-baseline blessed``)."""
-        record = self.run(run_id)
+    def bless(self, run_ids: Sequence[int]) -> list[RunRecord]:
+        """Mark complete runs as the baseline of their card and models (``--mathperf-baseline
+        blessed``); runs blessed together form the baseline, replacing those blessed before."""
+        records = [self.run(run_id) for run_id in run_ids]
         with self._writing() as db:
-            [(complete, hidden)] = db.execute("SELECT complete, hidden_reason FROM runs WHERE id = ?", (run_id,))
-            if not complete:
-                raise HistoryError(f"{self.location}: run {run_id} is incomplete (killed mid-way) and cannot be a baseline")
-            if hidden is not None:
-                raise HistoryError(f"{self.location}: run {run_id} is hidden ({hidden}); `mathperf history unhide {run_id}` first")
-            db.execute("UPDATE runs SET blessed = 1 WHERE id = ?", (run_id,))
-        return record
+            for run_id in run_ids:
+                [(complete, hidden)] = db.execute("SELECT complete, hidden_reason FROM runs WHERE id = ?", (run_id,))
+                if not complete:
+                    raise HistoryError(f"{self.location}: run {run_id} is incomplete (killed mid-way) and cannot be a baseline")
+                if hidden is not None:
+                    raise HistoryError(f"{self.location}: run {run_id} is hidden ({hidden}); `mathperf history unhide {run_id}` first")
+            [(latest,)] = db.execute("SELECT COALESCE(MAX(blessed), 0) FROM runs")
+            for run_id in run_ids:  # the flag counts blessings: the newest set is the baseline
+                db.execute("UPDATE runs SET blessed = ? WHERE id = ?", (int(latest) + 1, run_id))
+        return records
+
+    def blessed_runs(self, card: str, model: str) -> tuple[tuple[int, RunRecord], ...]:
+        """The runs blessed together most recently that measured ``model`` on ``card``, newest first."""
+        with self._open(create=False) as db:
+            if db is None:
+                return ()
+            rows_found = [(int(row[0]), int(row[1])) for row in
+                          db.execute(f"SELECT id, blessed FROM runs WHERE blessed > 0 AND {rows.SHOWN} ORDER BY blessed DESC, id DESC")]
+        found: list[tuple[int, RunRecord]] = []
+        chosen = 0
+        for run_id, blessing in rows_found:
+            if found and blessing != chosen:
+                break
+            record = self.run(run_id)
+            if any(m.model == model and m.card == card for m in record.models) and record.cases_of(model):
+                found.append((run_id, record))
+                chosen = blessing
+        return tuple(found)
 
     def hide(self, run_id: int, reason: str) -> None:
         """Take a run out of the trends, the latest run, calibration and baselines; it stays stored, with the reason."""
@@ -196,19 +218,12 @@ class History:
 
     def blessed_run_ids(self) -> list[int]:
         with self._open(create=False) as db:
-            return [] if db is None else [int(row[0]) for row in db.execute("SELECT id FROM runs WHERE blessed = 1 ORDER BY id")]
+            return [] if db is None else [int(row[0]) for row in db.execute("SELECT id FROM runs WHERE blessed > 0 ORDER BY id")]
 
     def blessed_run(self, card: str, model: str) -> tuple[int, RunRecord] | None:
         """The newest blessed run that measured ``model`` on ``card``, with its id."""
-        with self._open(create=False) as db:
-            if db is None:
-                return None
-            candidates = [int(row[0]) for row in db.execute(f"SELECT id FROM runs WHERE blessed = 1 AND {rows.SHOWN} ORDER BY id DESC")]
-        for run_id in candidates:
-            record = self.run(run_id)
-            if any(m.model == model and m.card == card for m in record.models) and record.cases_of(model):
-                return run_id, record
-        return None
+        runs = self.blessed_runs(card, model)
+        return runs[0] if runs else None
 
     def import_run(self, stored: StoredRun) -> str:
         """Add a run from another store in one transaction: ``added``, ``replaced`` (an incomplete copy) or ``present``."""

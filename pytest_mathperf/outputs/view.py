@@ -11,7 +11,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pytest_mathperf.metrics import format_value, statistic, title_of, unit_of, wilson_interval
-from pytest_mathperf.results import BudgetRecord, CaseRecord, ComparisonRecord, GenerationRecord, RunRecord, summary_statistic
+from pytest_mathperf.results import (
+    BudgetRecord,
+    CaseRecord,
+    ComparisonRecord,
+    GenerationRecord,
+    RunRecord,
+    summary_statistic,
+)
 from pytest_mathperf.thresholds import bound_text
 
 #: The statistic each per-generation metric is shown by, on every surface (budgets name their own).

@@ -18,6 +18,7 @@ from pathlib import Path
 import jinja2
 
 from pytest_mathperf.history import History, HistoryError, RunSummary, summarise
+from pytest_mathperf.outputs.view import RunView, build_view
 from pytest_mathperf.report.charts import (
     CHART_HEIGHT,
     CHART_WIDTH,
@@ -28,7 +29,6 @@ from pytest_mathperf.report.charts import (
     PLOT_TOP,
 )
 from pytest_mathperf.report.model import Report, build_report
-from pytest_mathperf.outputs.view import RunView, build_view
 
 __all__ = ["MAX_POINTS", "PageFromHistory", "page_from_history", "render", "render_report", "write_page", "write_report"]
 

@@ -14,12 +14,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pytest_mathperf.history import RunSummary
+from pytest_mathperf.outputs.view import RunView
 from pytest_mathperf.report.fleet import CardComparison, Fleet, card_comparisons, fleet
 from pytest_mathperf.report.formatting import when
 from pytest_mathperf.report.latest import FlipGroup, LatestRun, case_flips, latest_run
 from pytest_mathperf.report.runs import is_blessed, run_name
 from pytest_mathperf.report.trends import Panel, RunDetails, Trend, panel, trends
-from pytest_mathperf.outputs.view import RunView
 from pytest_mathperf.results import RunRecord
 
 _SCRIPT = """document.documentElement.dataset.script = "ran";
