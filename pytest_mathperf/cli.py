@@ -44,11 +44,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     init.add_argument("directory", nargs="?", type=Path, default=Path("."), help="project folder (default: here)")
     init.add_argument("--force", action="store_true", help="overwrite existing suites, thresholds.yaml and workflow")
 
+    judge = commands.add_parser(
+        "judge", help="judge a sharded gate: every budget and comparison over all shards of a run group"
+    )
+    judge.add_argument("--run-group", required=True, help="the group the shards ran under (--mathperf-run-group)")
+    judge.add_argument("--history", required=True, help="the history the shards recorded into: " + HISTORY_HELP.split(";")[0])
+    judge.add_argument(
+        "pytest_args", nargs=argparse.REMAINDER,
+        help="pytest options for the verdict, after `--`: --junitxml FILE, --mathperf-markdown FILE, --mathperf-html FILE, ...",
+    )
+
     _add_calibrate(commands)
 
     args = parser.parse_args(argv)
     if args.command == "calibrate":
         return _calibrate(args)
+    if args.command == "judge":
+        from pytest_mathperf.groupjudge import judge_command
+
+        pytest_args = args.pytest_args[1:] if args.pytest_args[:1] == ["--"] else args.pytest_args
+        return judge_command(args.run_group, args.history, pytest_args)
     if args.command == "history":
         from pytest_mathperf.history.commands import check_command, import_command
 

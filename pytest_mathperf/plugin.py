@@ -72,6 +72,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("mathperf_label", "--mathperf-label", "a label for this run in the history and the report (e.g. the candidate's name)", metavar="TEXT"),
     Option("mathperf_busy_guard", "--mathperf-busy-guard", "on (default): a timing verdict that would fail on a busy host is inconclusive instead; off: judge it anyway", default="on", metavar="on|off", choices=("on", "off")),
     Option("mathperf_allow_estimated_counts", "--mathperf-allow-estimated-counts", "let budgets on tokens/s, TPOT and token counts take values whose token count is an estimate (a server that sends no usage)", "bool", False, action="store_true"),
+    Option("mathperf_shard", "--mathperf-shard", "run only shard K of N of the cases (every model), e.g. 2/3; budgets and comparisons are then judged over all shards by `mathperf judge`", metavar="K/N"),
+    Option("mathperf_run_group", "--mathperf-run-group", "the sharded gate this shard belongs to (default: the CI run: GITHUB_RUN_ID, CI_PIPELINE_ID or BUILDKITE_BUILD_ID)", metavar="ID"),
     Option("mathperf_strict", "--mathperf-strict", "every wrong answer fails its case, even where an accuracy budget applies", "bool", False, action="store_true"),
 )
 
@@ -187,6 +189,7 @@ def _read_settings(config: pytest.Config) -> Settings:
     html, html_base = value("mathperf_html")
     markdown, markdown_base = value("mathperf_markdown")
     strict, _ = value("mathperf_strict")
+    shard, run_group = _shard(value("mathperf_shard")[0], value("mathperf_run_group")[0], named)
     return Settings(
         models=tuple(dict.fromkeys(models)),
         backend=backend,
@@ -210,7 +213,28 @@ def _read_settings(config: pytest.Config) -> Settings:
         allow_estimated_counts=bool(value("mathperf_allow_estimated_counts")[0]),
         baseline=_baseline(value("mathperf_baseline")[0], models),
         busy_guard=choice("mathperf_busy_guard", "on | off", value("mathperf_busy_guard")[0] in ("on", "off")) == "on",
+        shard=shard,
+        run_group=run_group,
     )
+
+
+def _shard(given: str | None, group: str | None, named: Any) -> tuple[tuple[int, int] | None, str | None]:
+    """``K/N`` and the run group it belongs to (the CI run's by default; required with a shard)."""
+    from pytest_mathperf.sharding import default_run_group, parse_shard
+
+    if not given:
+        return None, group or None
+    try:
+        shard = parse_shard(given)
+    except ValueError as error:
+        raise pytest.UsageError(f"{named('mathperf_shard')}: {error}") from None
+    group = group or default_run_group()
+    if not group or not str(group).strip():
+        raise pytest.UsageError(
+            f"{named('mathperf_shard')} needs --mathperf-run-group ID (the same for every shard of this gate; "
+            "taken from GITHUB_RUN_ID or CI_PIPELINE_ID on CI)"
+        )
+    return shard, str(group).strip()
 
 
 def _history_location(value: str, base: Path) -> HistoryLocation:
@@ -251,28 +275,39 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(f"thresholds: {error}") from None
     elif settings.thresholds_explicit:
         raise pytest.UsageError(f"--mathperf-thresholds: {settings.thresholds} does not exist")
-    runner = Runner(
-        RunOptions(
-            models=settings.models,
-            backend=settings.backend,
-            device=settings.device,
-            dtype=settings.dtype,
-            endpoint=settings.endpoint,
-            retries=settings.retries,
-            repeats=settings.repeats,
-            warmup=settings.warmup,
-            card=settings.card,
-            busy_guard=settings.busy_guard,
-            warmup_tokens=settings.warmup_tokens,
-            allow_estimated_counts=settings.allow_estimated_counts,
-        )
+    options = RunOptions(
+        models=settings.models,
+        backend=settings.backend,
+        device=settings.device,
+        dtype=settings.dtype,
+        endpoint=settings.endpoint,
+        retries=settings.retries,
+        repeats=settings.repeats,
+        warmup=settings.warmup,
+        card=settings.card,
+        busy_guard=settings.busy_guard,
+        warmup_tokens=settings.warmup_tokens,
+        allow_estimated_counts=settings.allow_estimated_counts,
     )
+    from pytest_mathperf.replay import REPLAY
+
+    replay = config.stash.get(REPLAY, None)  # `mathperf judge`: the shards' records instead of a model
+    runner = replay.runner(options) if replay is not None else Runner(options)
     # pytest-xdist registers this marker itself; without xdist installed it must still be known.
     config.addinivalue_line("markers", "xdist_group(name): keeps a model's items on one xdist worker")
     state = GateState(
         settings=settings, runner=runner, thresholds=thresholds, xdist_workers=getattr(config.option, "numprocesses", None) or 0
     )
     config.stash[STATE] = state
+    if replay is not None:
+        state.share = replay.share
+    if settings.shard is not None:
+        from pytest_mathperf.shard_gate import check_shardable
+        from pytest_mathperf.sharding import Shard
+
+        assert settings.run_group is not None
+        state.shard = Shard(*settings.shard, settings.run_group)
+        check_shardable(state)
     config.pluginmanager.register(ItemArranger(state), "mathperf-arranger")
     if config.pluginmanager.hasplugin("html"):  # pytest-html is optional: its columns only when it is there
         from pytest_mathperf.pytest_html import PytestHtmlColumns
@@ -392,7 +427,22 @@ class ItemArranger:
     def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> Iterator[None]:
         collected = list(items)  # before -k, -m and --lf narrow it
         result = yield
-        items[:] = arrange_items(session, self.state, collected, items, _last_failed(config))
+        state, selected = self.state, list(items)
+        if state.shard is not None and not hasattr(config, "workerinput"):
+            from pytest_mathperf.shard_gate import claim_share
+
+            state.share = claim_share(state, state.shard, selected)
+        if state.share is not None:
+            from pytest_mathperf.shard_gate import keep_share
+
+            selected = keep_share(config, selected, state.share)
+        arranged = arrange_items(session, state, collected, selected, _last_failed(config))
+        if state.shard is not None:
+            from pytest_mathperf.shard_gate import group_summary, leave_to_group
+
+            arranged, left = leave_to_group(arranged)
+            state.messages.append(group_summary(state, left))
+        items[:] = arranged
         return result
 
 
@@ -455,6 +505,10 @@ class GateRecorder:
             environment.update(run_context(settings.label, settings.suites[0] if settings.suites else Path.cwd()))
             for name, (fingerprint, _) in sorted(state.suite_fingerprints.items()):
                 environment[f"suite_fingerprint.{name}"] = fingerprint
+            if state.shard is not None:
+                from pytest_mathperf.shard_gate import shard_environment
+
+                environment.update(shard_environment(state))
             if state.xdist_workers:
                 environment["timings_comparable"] = f"no: {state.xdist_workers} pytest-xdist workers shared the device"
             self._environment = environment
@@ -550,6 +604,8 @@ class GateRecorder:
         from pytest_mathperf.judge import NO_BUDGET_EFFECT, judged_by_nothing
 
         state = self.state
+        if state.shard is not None:  # a shard judges no budget: the group's judge applies the policy
+            return
         effect = NO_BUDGET_EFFECT[state.plan.policy]
         unjudged = judged_by_nothing(
             state.plan, state.budget_records.values(), state.unjudged_budgets.values(), state.comparisons.values()

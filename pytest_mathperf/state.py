@@ -13,6 +13,7 @@ from pytest_mathperf.judge import BudgetPlan
 
 if TYPE_CHECKING:
     from pytest_mathperf.history import HistoryLocation
+    from pytest_mathperf.sharding import Shard
     from pytest_mathperf.results import BudgetRecord, CaseRecord, ComparisonRecord, ModelRecord, RunRecord
     from pytest_mathperf.runner import Runner
     from pytest_mathperf.thresholds import Thresholds
@@ -37,6 +38,8 @@ class GateState:
     blessed: dict[str, tuple[int, RunRecord]] = field(default_factory=dict)  # model → its blessed baseline run
     models: dict[str, ModelRecord] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)  # shown in the terminal summary
+    shard: Shard | None = None  # this process's shard of a sharded gate
+    share: frozenset[str] | None = None  # the cases ("suite::case") a shard or a group's judge runs
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,8 @@ class Settings:
     baseline: str | None = None
     retries: int = 3  # a served model's requests that failed before their first byte, tried again
     allow_estimated_counts: bool = False
+    shard: tuple[int, int] | None = None  # K of N
+    run_group: str | None = None
 
     def replaced_by(self, output: Path) -> str | None:
         """What of the run's inputs and records ``output`` would overwrite (the history, the budgets, a suite), or None."""
