@@ -154,6 +154,8 @@ def gate_arguments(found: GroupRun, records: GroupRecords) -> list[str]:
     """The options the shards ran with, so the gate judges the union as it would have judged one run."""
     settings = found.settings
     arguments = ["--mathperf", "--mathperf-no-history", "-p", "no:cacheprovider", "--mathperf-card", records.card]
+    # this command imported the plugin before pytest could rewrite its asserts, which it has none of
+    arguments += ["-W", "ignore::pytest.PytestAssertRewriteWarning"]
     arguments += [f"--mathperf-model={model}" for model in settings.get("models", [])]
     arguments += [f"--mathperf-backend={settings.get('backend', 'hf')}", f"--mathperf-dtype={settings.get('dtype', 'auto')}"]
     arguments += [f"--mathperf-device={settings.get('device', 'auto')}"]
