@@ -43,6 +43,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     init = commands.add_parser("init", help="start a project: suites, thresholds.yaml, pytest options, a CI gate workflow")
     init.add_argument("directory", nargs="?", type=Path, default=Path("."), help="project folder (default: here)")
     init.add_argument("--force", action="store_true", help="overwrite existing suites, thresholds.yaml and workflow")
+    init.add_argument(
+        "--shards", type=_shard_count, metavar="N",
+        help="write a matrix workflow instead: N shards on runners of one card, then one judge over the fleet history",
+    )
 
     judge = commands.add_parser(
         "judge", help="judge a sharded gate: every budget and comparison over all shards of a run group"
@@ -89,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "init":
         from pytest_mathperf.scaffold import run_init
 
-        return run_init(args.directory, args.force)
+        return run_init(args.directory, args.force, args.shards)
     parser.error(f"unknown command {args.command}")
     return 2
 
@@ -167,6 +171,17 @@ def _add_calibrate(commands: argparse._SubParsersAction) -> None:
     calibrate.add_argument(
         "--busy-retries", type=_at_least_zero(int), help="runs to add when the gate finds the host busy (default: --runs)"
     )
+
+
+def _shard_count(text: str) -> int:
+    """An argparse type: how many shards, at least 2 (one shard is the unsharded gate)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"at least 2 shards (one is the unsharded gate: drop --shards), got {value}")
+    return value
 
 
 def _at_least_zero(kind: type[int] | type[float]) -> Callable[[str], float]:

@@ -56,22 +56,27 @@ def gate_workflow(install: str, suites: str, trigger_paths: tuple[str, ...]) -> 
     return text
 
 
-def _new_project_workflow() -> str:
+def _new_project_workflow(shards: int | None = None) -> str:
     released = "+" not in __version__  # a source tree never installed says 0+unknown
+    trigger_paths = ("suites/**", "thresholds.yaml", "pyproject.toml", str(GATE_WORKFLOW))
+    if shards is not None:
+        from pytest_mathperf.sharding import sharded_workflow
+
+        # the fleet history is PostgreSQL: the shards and the judge need psycopg
+        install = f"pytest-mathperf[postgres]=={__version__}" if released else "pytest-mathperf[postgres]"
+        return sharded_workflow((TEMPLATES / "mathperf-gate-sharded.yml").read_text("utf-8"), install, "suites", trigger_paths, shards)
     return gate_workflow(
-        install=f"pytest-mathperf=={__version__}" if released else "pytest-mathperf",
-        suites="suites",
-        trigger_paths=("suites/**", "thresholds.yaml", "pyproject.toml", str(GATE_WORKFLOW)),
+        install=f"pytest-mathperf=={__version__}" if released else "pytest-mathperf", suites="suites", trigger_paths=trigger_paths
     )
 
 
-def plan(project: Path, force: bool = False) -> list[PlannedFile]:
+def plan(project: Path, force: bool = False, shards: int | None = None) -> list[PlannedFile]:
     """What ``init`` would write into ``project``; raises InitError naming every file in the way."""
     if project.exists() and not project.is_dir():
         raise InitError(f"mathperf init: {project} is a file, not a folder")
     planned = [PlannedFile(Path("suites") / name, (CURATED_SUITES / name).read_text("utf-8")) for name in STARTER_SUITES]
     planned.append(PlannedFile(Path("thresholds.yaml"), (TEMPLATES / "thresholds.yaml").read_text("utf-8")))
-    planned.append(PlannedFile(GATE_WORKFLOW, _new_project_workflow()))
+    planned.append(PlannedFile(GATE_WORKFLOW, _new_project_workflow(shards)))
     conflicts = [f"{entry.path} exists" for entry in planned if (project / entry.path).exists()]
     if conflicts and force:
         conflicts = []
@@ -125,9 +130,9 @@ def _indented(text: str) -> str:
     return "\n".join("    " + line for line in text.rstrip("\n").splitlines())
 
 
-def init_project(project: Path, force: bool = False) -> list[PlannedFile]:
+def init_project(project: Path, force: bool = False, shards: int | None = None) -> list[PlannedFile]:
     """Write the starter files into ``project`` (made if missing); returns what was written."""
-    written = plan(project, force)
+    written = plan(project, force, shards)
     for entry in written:
         target = project / entry.path
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -139,10 +144,10 @@ def init_project(project: Path, force: bool = False) -> list[PlannedFile]:
     return written
 
 
-def run_init(project: Path, force: bool) -> int:
+def run_init(project: Path, force: bool, shards: int | None = None) -> int:
     """The ``mathperf init`` command: writes, then says what was written and what to run next."""
     try:
-        written = init_project(project, force)
+        written = init_project(project, force, shards)
     except InitError as error:
         print(error)
         return 1

