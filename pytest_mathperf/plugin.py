@@ -189,7 +189,9 @@ def _read_settings(config: pytest.Config) -> Settings:
     html, html_base = value("mathperf_html")
     markdown, markdown_base = value("mathperf_markdown")
     strict, _ = value("mathperf_strict")
-    shard, run_group = _shard(value("mathperf_shard")[0], value("mathperf_run_group")[0], named)
+    from pytest_mathperf.shard_gate import shard_setting
+
+    shard, run_group = shard_setting(value("mathperf_shard")[0], value("mathperf_run_group")[0], named)
     return Settings(
         models=tuple(dict.fromkeys(models)),
         backend=backend,
@@ -216,25 +218,6 @@ def _read_settings(config: pytest.Config) -> Settings:
         shard=shard,
         run_group=run_group,
     )
-
-
-def _shard(given: str | None, group: str | None, named: Any) -> tuple[tuple[int, int] | None, str | None]:
-    """``K/N`` and the run group it belongs to (the CI run's by default; required with a shard)."""
-    from pytest_mathperf.sharding import default_run_group, parse_shard
-
-    if not given:
-        return None, group or None
-    try:
-        shard = parse_shard(given)
-    except ValueError as error:
-        raise pytest.UsageError(f"{named('mathperf_shard')}: {error}") from None
-    group = group or default_run_group()
-    if not group or not str(group).strip():
-        raise pytest.UsageError(
-            f"{named('mathperf_shard')} needs --mathperf-run-group ID (the same for every shard of this gate; "
-            "taken from GITHUB_RUN_ID or CI_PIPELINE_ID on CI)"
-        )
-    return shard, str(group).strip()
 
 
 def _history_location(value: str, base: Path) -> HistoryLocation:

@@ -4,12 +4,23 @@ and what it records so that ``mathperf judge`` can check the shards belong toget
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_mathperf.items import CaseItem, LoadItem, MathperfItem
-from pytest_mathperf.sharding import DURATION_RUNS, Shard, Unit, balanced_shares, measured_durations, shares_problem, unit_key
+from pytest_mathperf.sharding import (
+    DURATION_RUNS,
+    Shard,
+    Unit,
+    balanced_shares,
+    default_run_group,
+    measured_durations,
+    parse_shard,
+    shares_problem,
+    unit_key,
+)
 
 if TYPE_CHECKING:
     from pytest_mathperf.state import GateState
@@ -21,9 +32,28 @@ SHARED_SETTINGS = (
 )
 
 
+def shard_setting(given: str | None, group: str | None, named: Callable[[str], str]) -> tuple[tuple[int, int] | None, str | None]:
+    """``K/N`` and the run group it belongs to (the CI run's by default; required with a shard)."""
+    if not given:
+        return None, group or None
+    try:
+        shard = parse_shard(given)
+    except ValueError as error:
+        raise pytest.UsageError(f"{named('mathperf_shard')}: {error}") from None
+    group = group or default_run_group()
+    if not group or not str(group).strip():
+        raise pytest.UsageError(
+            f"{named('mathperf_shard')} needs --mathperf-run-group ID (the same for every shard of this gate; "
+            "taken from GITHUB_RUN_ID or CI_PIPELINE_ID on CI)"
+        )
+    return shard, str(group).strip()
+
+
 def check_shardable(state: GateState) -> None:
     """Refuse, before anything runs, what a shard cannot do: the reason in one line."""
     settings = state.settings
+    if state.xdist_workers:
+        raise pytest.UsageError("--mathperf-shard splits the cases over runners; run each shard in one process (-n 0)")
     if settings.history is None:
         raise pytest.UsageError("--mathperf-shard records into the group's history for `mathperf judge`: drop --mathperf-no-history")
     if settings.baseline == "blessed":
