@@ -57,6 +57,8 @@ def read_group(history: History, group: str) -> GroupRun:
     problems: list[str] = []
     runs: dict[int, StoredRun] = {}
     for index in range(1, count + 1):
+        if index not in shares.values():  # more shards than cases: this one ran nothing and recorded nothing
+            continue
         mine = [run for run in history.group_runs(group) if run.record.environment.get("shard") == f"{index}/{count}"]
         complete = [run for run in mine if run.complete]
         if complete:
@@ -68,7 +70,7 @@ def read_group(history: History, group: str) -> GroupRun:
     problems += _missing_cases(group, count, shares, runs) + _differences(group, count, runs)
     if problems:
         raise GroupProblem("\n".join(problems))
-    first = runs[1].record.environment
+    first = runs[min(runs)].record.environment
     return GroupRun(group, count, shares, runs, json.loads(first.get("shard_settings", "{}")))
 
 

@@ -168,6 +168,15 @@ def test_shards_one_after_another_on_sqlite_pass_as_a_group(project: Path, pytes
     assert verdicts(project / "judged.xml")["thresholds.yaml.cand.compare::ttft_ms.p50"][1]["mathperf.samples"] == "12"
 
 
+def test_a_shard_left_without_cases_is_not_missing(project: Path, pytester: pytest.Pytester) -> None:
+    write(pytester, "suites/arithmetic.yaml", "suite: arithmetic\ncases:\n  - id: one\n    prompt: What is 2 + 3?\n    answer: 5\n")
+    history = str(project / "h.db")
+    for name in ("1/2", "2/2"):
+        shard(pytester, name, "tiny", history)
+    # two cases, four budgets (the slow candidate fails its TTFT), three comparisons inconclusive on one sample
+    judge_here(pytester, "tiny", history).assert_outcomes(passed=5, failed=1, skipped=3)
+
+
 def test_a_shard_refuses_what_it_cannot_split_or_record(project: Path, pytester: pytest.Pytester) -> None:
     result = pytester.runpytest(*GATE, "--mathperf-shard=4/3", "--mathperf-run-group=g")
     assert "--mathperf-shard: shard 4/3: K must be between 1 and N" in result.stderr.str()
