@@ -75,7 +75,8 @@ def main() -> None:
         group = f"bench-{round_number}"
         shards = [gate_command(history, f"--mathperf-shard={k}/{args.shards}", f"--mathperf-run-group={group}")
                   for k in range(1, args.shards + 1)]
-        judge = [sys.executable, "-m", "pytest_mathperf.cli", "judge", "--run-group", group, "--history", str(history)]
+        judge = [sys.executable, "-m", "pytest_mathperf.cli", "judge", "--run-group", group, "--history", str(history), "--",
+                 f"--mathperf-suites={ROOT / 'suites' / 'demo'}", "--mathperf-thresholds=thresholds.yaml"]
 
         def sharded() -> float:
             return timed(shards, folder) + timed([judge], folder)
