@@ -60,12 +60,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     init = commands.add_parser("init", help="start a project: suites, thresholds.yaml, pytest options, a CI gate workflow")
     init.add_argument("directory", nargs="?", type=Path, default=Path("."), help="project folder (default: here)")
     init.add_argument("--force", action="store_true", help="overwrite existing suites, thresholds.yaml and workflow")
+    init.add_argument(
+        "--shards", type=_shard_count, metavar="N",
+        help="write a matrix workflow instead: N shards on runners of one card, then one judge over the fleet history",
+    )
+
+    judge = commands.add_parser(
+        "judge", help="judge a sharded gate: every budget and comparison over all shards of a run group"
+    )
+    judge.add_argument("--run-group", required=True, help="the group the shards ran under (--mathperf-run-group)")
+    judge.add_argument("--history", required=True, help="the history the shards recorded into: " + HISTORY_HELP.split(";")[0])
+    judge.add_argument(
+        "pytest_args", nargs=argparse.REMAINDER,
+        help="pytest options for the verdict, after `--`: --junitxml FILE, --mathperf-markdown FILE, --mathperf-html FILE, ...",
+    )
 
     _add_calibrate(commands)
 
     args = parser.parse_args(argv)
     if args.command == "calibrate":
         return _calibrate(args)
+    if args.command == "judge":
+        from pytest_mathperf.groupjudge import judge_command
+
+        pytest_args = args.pytest_args[1:] if args.pytest_args[:1] == ["--"] else args.pytest_args
+        return judge_command(args.run_group, args.history, pytest_args)
     if args.command == "history":
         from pytest_mathperf.history import commands as history_commands
 
@@ -86,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "init":
         from pytest_mathperf.scaffold import run_init
 
-        return run_init(args.directory, args.force)
+        return run_init(args.directory, args.force, args.shards)
     parser.error(f"unknown command {args.command}")
     return 2
 
@@ -220,6 +239,17 @@ def _add_calibrate(commands: argparse._SubParsersAction) -> None:
         "--shared-host", action="store_true",
         help="a host that is never quiet (a shared CI runner): busy runs count and their load is in the spread; needs --runs 10 or more",
     )
+
+
+def _shard_count(text: str) -> int:
+    """An argparse type: how many shards, at least 2 (one shard is the unsharded gate)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"at least 2 shards (one is the unsharded gate: drop --shards), got {value}")
+    return value
 
 
 def _at_least_zero(kind: type[int] | type[float]) -> Callable[[str], float]:

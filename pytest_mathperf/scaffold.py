@@ -69,22 +69,36 @@ def gate_workflow(install: str, suites: str, trigger_paths: tuple[str, ...]) -> 
     return text
 
 
-def _new_project_workflow(install: InstallSource) -> str:
-    return gate_workflow(
-        install=install.requirement,
-        suites="suites",
-        trigger_paths=("suites/**", "thresholds.yaml", "pyproject.toml", str(GATE_WORKFLOW)),
-    )
+def _new_project_workflow(install: InstallSource, shards: int | None = None) -> str:
+    trigger_paths = ("suites/**", "thresholds.yaml", "pyproject.toml", str(GATE_WORKFLOW))
+    if shards is not None:
+        from pytest_mathperf.sharding import sharded_workflow
+
+        # the fleet history is PostgreSQL: the shards and the judge need psycopg
+        template = (TEMPLATES / "mathperf-gate-sharded.yml").read_text("utf-8")
+        return sharded_workflow(template, _with_postgres(install.requirement), "suites", trigger_paths, shards)
+    return gate_workflow(install=install.requirement, suites="suites", trigger_paths=trigger_paths)
 
 
-def plan(project: Path, force: bool = False, install: InstallSource | None = None) -> InitPlan:
+def _with_postgres(requirement: str) -> str:
+    """The install line with the ``postgres`` extra: ``pytest-mathperf[postgres]==X``, ``… @ git+…``, ``wheel.whl[postgres]``."""
+    if not requirement:
+        return "pytest-mathperf[postgres]"
+    if " @ " in requirement:
+        name, source = requirement.split(" @ ", 1)
+        return f"{name}[postgres] @ {source}"
+    name, equals, version = requirement.partition("==")
+    return f"{name}[postgres]{equals}{version}"
+
+
+def plan(project: Path, force: bool = False, install: InstallSource | None = None, shards: int | None = None) -> InitPlan:
     """What ``init`` would do in ``project``; raises InitError only where nothing can be written."""
     if project.exists() and not project.is_dir():
         raise InitError(f"mathperf init: {project} is a file, not a folder")
     install = install if install is not None else running_copy_source()
     planned = [PlannedFile(Path("suites") / name, (CURATED_SUITES / name).read_text("utf-8")) for name in STARTER_SUITES]
     planned.append(PlannedFile(Path("thresholds.yaml"), (TEMPLATES / "thresholds.yaml").read_text("utf-8")))
-    planned.append(PlannedFile(GATE_WORKFLOW, _new_project_workflow(install)))
+    planned.append(PlannedFile(GATE_WORKFLOW, _new_project_workflow(install, shards)))
     if install.wheel is not None:
         planned.append(PlannedFile(Path(install.requirement), "", copied_from=install.wheel))
     # a file where a folder must go (a `.github` file, say): found now, before anything is written
@@ -139,9 +153,10 @@ def _indented(text: str) -> str:
     return "\n".join("    " + line for line in text.rstrip("\n").splitlines())
 
 
-def init_project(project: Path, force: bool = False, install: InstallSource | None = None) -> InitPlan:
+def init_project(project: Path, force: bool = False, install: InstallSource | None = None, shards: int | None = None
+) -> InitPlan:
     """Write the starter files into ``project`` (made if missing); returns the plan it carried out."""
-    planned = plan(project, force, install)
+    planned = plan(project, force, install, shards)
     for entry in planned.files:
         target = project / entry.path
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -155,10 +170,10 @@ def init_project(project: Path, force: bool = False, install: InstallSource | No
     return planned
 
 
-def run_init(project: Path, force: bool) -> int:
+def run_init(project: Path, force: bool, shards: int | None = None) -> int:
     """The ``mathperf init`` command: writes, then says what was written, what to add and what to run next."""
     try:
-        done = init_project(project, force)
+        done = init_project(project, force, shards=shards)
     except InitError as error:
         print(error)
         return 1

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from pytest_mathperf.outputs.view import RunView
     from pytest_mathperf.results import BudgetRecord, CaseRecord, ComparisonRecord, ModelRecord, RunRecord
     from pytest_mathperf.runner import Runner
+    from pytest_mathperf.sharding import Shard
     from pytest_mathperf.thresholds import Thresholds
 
 
@@ -51,6 +52,8 @@ class GateState:
         outcome = "skipped" if hasattr(report, "wasxfail") and report.skipped else report.outcome
         if self.outcomes.get(report.nodeid) != "failed":
             self.outcomes[report.nodeid] = outcome
+    shard: Shard | None = None  # this process's shard of a sharded gate
+    share: frozenset[str] | None = None  # the cases ("suite::case") a shard or a group's judge runs
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,8 @@ class Settings:
     retries: int = 3  # a served model's requests that failed before their first byte, tried again
     allow_estimated_counts: bool = False
     fail_on_model_mismatch: bool = False  # --mathperf-model-mismatch fail
+    shard: tuple[int, int] | None = None  # K of N
+    run_group: str | None = None
 
     def replaced_by(self, output: Path) -> str | None:
         """What of the run's inputs and records ``output`` would overwrite (the history, the budgets, a suite), or None."""

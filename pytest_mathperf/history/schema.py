@@ -12,8 +12,9 @@ across stores (so importing a history twice adds nothing), and ``runs.complete``
 is being recorded, or for a run killed mid-way); 4 adds ``generations.facts`` (where each token
 count came from, retries), ``budgets.status``/``reason`` (a busy host's inconclusive verdicts),
 ``comparisons`` (candidate against baseline, one JSON record each) and ``runs.blessed`` (the run
-``mathperf bless`` marked as the baseline for its card and models); 5 adds ``runs.hidden_reason`` and
-``runs.hidden_at`` (a run ``mathperf history hide`` took out of the trends, with the reason given).
+``mathperf bless`` marked as the baseline for its card and models); 5 adds ``run_groups``, the
+shares of a sharded gate's group (which shard runs which case), claimed once by its first shard; 6 adds ``runs.hidden_reason`` and ``runs.hidden_at``
+(a run ``mathperf history hide`` took out of the trends, with the reason given).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from collections.abc import Callable
 
 from pytest_mathperf.history.database import Database, HistoryError, SQLiteDatabase
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 _SCHEMA_1 = """
 CREATE TABLE mathperf_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -195,6 +196,18 @@ def _migrate_3_to_4(db: Database) -> None:
 
 
 def _migrate_4_to_5(db: Database) -> None:
+    """Add ``run_groups``: one row per sharded gate, holding the shares every shard of it runs."""
+    db.execute(
+        f"""CREATE TABLE run_groups (
+            run_group TEXT PRIMARY KEY,
+            shards INTEGER NOT NULL,
+            shares TEXT NOT NULL,
+            created_at {db.FLOAT_COLUMN} NOT NULL
+        )"""
+    )
+
+
+def _migrate_5_to_6(db: Database) -> None:
     """Add the reason and time a run was hidden from the trends; every old run stays shown."""
     db.execute("ALTER TABLE runs ADD COLUMN hidden_reason TEXT")
     db.execute(f"ALTER TABLE runs ADD COLUMN hidden_at {db.FLOAT_COLUMN}")
@@ -207,7 +220,7 @@ def derived_uid(run_id: int, started_at: float, finished_at: float, environment:
 
 
 #: MIGRATIONS[n] upgrades a store from schema n to n + 1, inside the caller's transaction.
-MIGRATIONS: dict[int, Callable[[Database], None]] = {1: _migrate_1_to_2, 2: _migrate_2_to_3, 3: _migrate_3_to_4, 4: _migrate_4_to_5}
+MIGRATIONS: dict[int, Callable[[Database], None]] = {1: _migrate_1_to_2, 2: _migrate_2_to_3, 3: _migrate_3_to_4, 4: _migrate_4_to_5, 5: _migrate_5_to_6}
 
 
 def _plugin_version() -> str:

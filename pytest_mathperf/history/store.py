@@ -14,9 +14,10 @@ incomplete; trends and "latest run" read complete runs only.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -224,6 +225,42 @@ class History:
         """The newest blessed run that measured ``model`` on ``card``, with its id."""
         runs = self.blessed_runs(card, model)
         return runs[0] if runs else None
+
+    def claim_shares(self, group: str, shards: int, shares: Mapping[str, int]) -> tuple[int, dict[str, int]]:
+        """The shares of a sharded gate's group: the first shard to ask records ``shares``, every
+        later one gets what it recorded, so all shards split by one assignment whatever the
+        history held when each started. Returns the group's shard count and shares."""
+        with self._writing() as db:
+            found = db.execute("SELECT shards, shares FROM run_groups WHERE run_group = ?", (group,))
+            if not found:
+                # two first shards at once: the primary key lets one insert, the other reads it
+                db.execute(
+                    "INSERT INTO run_groups (run_group, shards, shares, created_at) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (run_group) DO NOTHING",
+                    (group, shards, json.dumps(dict(shares), sort_keys=True), time.time()),
+                )
+                found = db.execute("SELECT shards, shares FROM run_groups WHERE run_group = ?", (group,))
+        return int(found[0][0]), json.loads(found[0][1])
+
+    def group_shares(self, group: str) -> tuple[int, dict[str, int]] | None:
+        """The shard count and shares a group's first shard recorded, or None for no such group."""
+        with self._open(create=False) as db:
+            if db is None:
+                return None
+            found = db.execute("SELECT shards, shares FROM run_groups WHERE run_group = ?", (group,))
+        return (int(found[0][0]), json.loads(found[0][1])) if found else None
+
+    def group_runs(self, group: str) -> list[StoredRun]:
+        """Every run recorded under a sharded gate's group (complete or not), oldest first."""
+        needle = json.dumps(group, ensure_ascii=False).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        with self._open(create=False) as db:
+            if db is None:
+                return []
+            ids = [int(row[0]) for row in db.execute(
+                "SELECT id FROM runs WHERE environment LIKE ? ESCAPE '\\' ORDER BY id", (f"%{needle}%",)
+            )]
+        runs = [self.stored_run(run_id) for run_id in ids]
+        return [run for run in runs if run.record.environment.get("run_group") == group]
 
     def import_run(self, stored: StoredRun) -> str:
         """Add a run from another store in one transaction: ``added``, ``replaced`` (an incomplete copy) or ``present``."""
