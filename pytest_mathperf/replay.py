@@ -78,7 +78,7 @@ class ReplayRunner(Runner):
         for model in options.models:
             self.sessions[model] = _session(model, records.models.get(model))
 
-    def session(self, model: str) -> ModelSession:
+    def session(self, model: str, *, beside_others: bool = False) -> ModelSession:
         session = self.sessions[model]
         if session.load_error is not None:
             raise ModelLoadError(session.load_error)
@@ -94,7 +94,7 @@ class ReplayRunner(Runner):
         session.specs[(suite.name, case.id)] = (suite, case)
         return record
 
-    def add_repeats(self, model: str, key: tuple[str, str], total: int) -> CaseRecord:
+    def add_repeats(self, models: tuple[str, ...], key: tuple[str, str], total: int) -> None:
         raise RuntimeError("a sharded gate refuses compare_defaults.inconclusive: more before it runs")
 
     def model_record(self, model: str) -> ModelRecord:
