@@ -352,7 +352,7 @@ def test_a_run_is_hidden_with_its_reason_and_shown_again(store: str, capsys: pyt
         assert history.latest_run_id() == first and history.run_ids(include_incomplete=False) == [first]
         assert history.run(second).models  # still stored, whole
         with pytest.raises(HistoryError, match=rf"run {second} is hidden \(typo in the model name\); `mathperf history unhide {second}` first"):
-            history.bless(second)
+            history.bless([second])
     assert main(["history", "list", "--history", store]) == 0
     assert main(["history", "check", "--history", store]) == 0
     out = capsys.readouterr().out
