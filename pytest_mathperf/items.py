@@ -289,6 +289,8 @@ def arrange_items(
         if isinstance(item, CaseItem):
             longest = state.runner.warmup_tokens.get(item.model, 0)
             state.runner.warmup_tokens[item.model] = max(longest, item.case.max_new_tokens)
+            if item.get_closest_marker("skip") is None:
+                state.runner.plan_case(item.model, item.suite, item.case)
     every_case = [item for item in collected if isinstance(item, (CaseItem, LoadItem))]
     if last_failed:
         state.plan = plan_budgets(state.thresholds, state.runner.card, _selected_models(state, every_case), _baselines(state))

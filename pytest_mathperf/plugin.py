@@ -72,6 +72,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("mathperf_label", "--mathperf-label", "a label for this run in the history and the report (e.g. the candidate's name)", metavar="TEXT"),
     Option("mathperf_busy_guard", "--mathperf-busy-guard", "on (default): a timing verdict that would fail on a busy host is inconclusive instead; off: judge it anyway", default="on", metavar="on|off", choices=("on", "off")),
     Option("mathperf_allow_estimated_counts", "--mathperf-allow-estimated-counts", "let budgets on tokens/s, TPOT and token counts take values whose token count is an estimate (a server that sends no usage)", "bool", False, action="store_true"),
+    Option("mathperf_concurrency", "--mathperf-concurrency", "the answer pass keeps up to N generations in flight (batched in-process, N streams over HTTP); timings stay those of the batch-1 latency sample (default 1: every generation alone)", default="1", metavar="N"),
+    Option("mathperf_latency_repeats", "--mathperf-latency-repeats", "with --mathperf-concurrency above 1: the first N repeats of each case are measured alone at batch 1 (default 1)", default="1", metavar="N"),
+    Option("mathperf_latency_tokens", "--mathperf-latency-tokens", "max_new_tokens of a latency-sample generation (default 256; 0: the case's own); one cut short is generated again whole for its answer", default="256", metavar="N"),
+    Option("mathperf_stop_early", "--mathperf-stop-early", "stop adding repeats of a case once its pass rule is decided (its verdict cannot change)", "bool", False, action="store_true"),
     Option("mathperf_strict", "--mathperf-strict", "every wrong answer fails its case, even where an accuracy budget applies", "bool", False, action="store_true"),
 )
 
@@ -187,6 +191,7 @@ def _read_settings(config: pytest.Config) -> Settings:
     html, html_base = value("mathperf_html")
     markdown, markdown_base = value("mathperf_markdown")
     strict, _ = value("mathperf_strict")
+    from pytest_mathperf.answer_pass import PassSettings
     return Settings(
         models=tuple(dict.fromkeys(models)),
         backend=backend,
@@ -208,6 +213,12 @@ def _read_settings(config: pytest.Config) -> Settings:
         strict=bool(strict),
         label=value("mathperf_label")[0] or None,
         allow_estimated_counts=bool(value("mathperf_allow_estimated_counts")[0]),
+        answer_pass=PassSettings(
+            concurrency=_default(integer("mathperf_concurrency", 1), 1),
+            latency_repeats=_default(integer("mathperf_latency_repeats", 0), 1),
+            latency_tokens=integer("mathperf_latency_tokens", 0) or None,
+            stop_early=bool(value("mathperf_stop_early")[0]),
+        ),
         baseline=_baseline(value("mathperf_baseline")[0], models),
         busy_guard=choice("mathperf_busy_guard", "on | off", value("mathperf_busy_guard")[0] in ("on", "off")) == "on",
     )
@@ -265,6 +276,7 @@ def pytest_configure(config: pytest.Config) -> None:
             busy_guard=settings.busy_guard,
             warmup_tokens=settings.warmup_tokens,
             allow_estimated_counts=settings.allow_estimated_counts,
+            answer_pass=settings.answer_pass,
         )
     )
     # pytest-xdist registers this marker itself; without xdist installed it must still be known.

@@ -11,6 +11,7 @@ import re
 import time
 from dataclasses import dataclass, field, replace
 
+from pytest_mathperf.answer_pass import ModelPass, PassSettings
 from pytest_mathperf.backends import (
     Backend,
     BackendError,
@@ -50,6 +51,7 @@ class RunOptions:
     busy_guard: bool = True  # a busy host makes failing timing verdicts inconclusive
     warmup_tokens: int | None = None  # max_new_tokens of each warm-up generation; None: the longest case's
     allow_estimated_counts: bool = False  # budgets take tokens/s, TPOT, ... that rest on estimated token counts
+    answer_pass: PassSettings = PassSettings()  # concurrency of the answers, the batch-1 latency sample
 
 
 def model_slug(model: str) -> str:
@@ -126,6 +128,9 @@ class Runner:
         self.warmup_tokens: dict[str, int] = {}
         self._device_info: DeviceInfo | None = None
         self._released_a_model = False
+        #: each model's selected cases, in order, for a latency sample and answer pass over all of them
+        self.planned: dict[str, dict[tuple[str, str], tuple[Suite, Case]]] = {}
+        self.passes: dict[str, ModelPass] = {}
 
     @property
     def device_info(self) -> DeviceInfo:
@@ -244,14 +249,51 @@ class Runner:
     def repeats_for(self, case: Case) -> int:
         return self.options.repeats or case.repeats
 
+    def plan_case(self, model: str, suite: Suite, case: Case) -> None:
+        """Note a selected case, so the model's answer pass can take it with all the others."""
+        self.planned.setdefault(model, {})[(suite.name, case.id)] = (suite, case)
+
+    @property
+    def two_passes(self) -> bool:
+        """Whether cases run as a batch-1 latency sample and an answer pass, not one by one."""
+        settings = self.options.answer_pass
+        return settings.concurrency > 1 or settings.stop_early
+
     def run_case(self, model: str, suite: Suite, case: Case, nodeid: str) -> CaseRecord:
         """Generate every repeat of ``case`` on ``model`` and judge each answer."""
+        if self.two_passes:
+            return self._run_case_from_pass(model, suite, case, nodeid)
         session = self.session(model)
         if not session.warmed_up:
             self._warm_up(session, case)
         generations = self._generate(session, case, range(self.repeats_for(case)))
         session.specs[(suite.name, case.id)] = (suite, case)
         return self._record(session, suite, case, nodeid, generations)
+
+    def _run_case_from_pass(self, model: str, suite: Suite, case: Case, nodeid: str) -> CaseRecord:
+        """The case's generations from its model's two passes, run over every planned case at its first case."""
+        from pytest_mathperf.answer_pass import judged_record, run_model_pass
+
+        session = self.session(model)
+        key = (suite.name, case.id)
+        done = self.passes.get(model)
+        if done is None or key not in done.generations:  # the first case, or one run outside the plan
+            if not session.warmed_up:
+                self._warm_up(session, case)
+            planned = self.planned.get(model, {}) if done is None else {}
+            cases = [(s, c, self.repeats_for(c)) for s, c in ({**planned, key: (suite, case)}).values()]
+            more = run_model_pass(session, cases, self.options.answer_pass, self.request_for, judged_record)
+            done = self.passes.setdefault(model, more)
+            if more is not done:
+                done.generations.update(more.generations)
+                done.planned.update(more.planned)
+        session.specs[key] = (suite, case)
+        return self._record(session, suite, case, nodeid, done.generations[key], planned=done.planned[key])
+
+    def pass_metrics(self, model: str) -> dict[str, float]:
+        """Where the model's time went in the two passes, and the answer pass's aggregate tokens/s."""
+        done = self.passes.get(model)
+        return done.metrics() if done is not None else {}
 
     def add_repeats(self, model: str, key: tuple[str, str], total: int) -> CaseRecord:
         """Generate more repeats of a case already run, up to ``total`` (a comparison that needs more evidence)."""
@@ -330,8 +372,10 @@ class Runner:
         return generations
 
     def _record(
-        self, session: ModelSession, suite: Suite, case: Case, nodeid: str, generations: list[GenerationRecord]
+        self, session: ModelSession, suite: Suite, case: Case, nodeid: str, generations: list[GenerationRecord],
+        planned: int | None = None,
     ) -> CaseRecord:
+        """``planned``: the repeats the pass rule is over, where the answer pass stopped once it was decided."""
         from pytest_mathperf.answers import format_expected
 
         correct = sum(1 for generation in generations if generation.status == "correct")
@@ -344,7 +388,7 @@ class Runner:
             expected=format_expected(case.answer),
             tags=case.tags,
             pass_rule=case.pass_rule,
-            passed=case.passes(correct, len(generations)),
+            passed=case.passes(correct, max(planned or 0, len(generations))),
             generations=tuple(generations),
         )
         session.cases[(suite.name, case.id)] = record
@@ -376,7 +420,7 @@ class Runner:
             dtype=info.dtype if info else None,
             revision=info.revision if info else None,
             source=info.source if info else None,
-            metrics=session.model_metrics(),
+            metrics={**session.model_metrics(), **self.pass_metrics(model)},
             memory_source=memory.label if memory is not None else None,
             load_error=session.load_error,
             details={
@@ -410,7 +454,7 @@ class Runner:
         """Whether this run measures ``metric`` for ``model`` at all (no TTFAT in-process, no VRAM on a CPU)."""
         session = self.sessions[model]
         if metric in MODEL_METRICS:
-            return metric in session.model_metrics()
+            return metric in {**session.model_metrics(), **self.pass_metrics(model)}
         if metric in GENERATION_METRICS:
             return any(metric in g.metrics for record in session.cases.values() for g in record.generations)
         return True
@@ -430,7 +474,7 @@ class Runner:
             estimated = self.options.allow_estimated_counts
             return [value for record in cases for value in record.samples(budget.metric, estimated=estimated)]
         if budget.metric in MODEL_METRICS:
-            value = session.model_metrics().get(budget.metric)
+            value = {**session.model_metrics(), **self.pass_metrics(model)}.get(budget.metric)
             return [] if value is None else [value]
         if budget.scope == "load":
             return [value for result in session.load_results.values() for value in result.budget_samples(budget.metric)]

@@ -12,6 +12,7 @@ import pytest
 from pytest_mathperf.judge import BudgetPlan
 
 if TYPE_CHECKING:
+    from pytest_mathperf.answer_pass import PassSettings
     from pytest_mathperf.history import HistoryLocation
     from pytest_mathperf.results import BudgetRecord, CaseRecord, ComparisonRecord, ModelRecord, RunRecord
     from pytest_mathperf.runner import Runner
@@ -62,6 +63,7 @@ class Settings:
     baseline: str | None = None
     retries: int = 3  # a served model's requests that failed before their first byte, tried again
     allow_estimated_counts: bool = False
+    answer_pass: PassSettings | None = None  # concurrency of the answers and the batch-1 latency sample
 
     def replaced_by(self, output: Path) -> str | None:
         """What of the run's inputs and records ``output`` would overwrite (the history, the budgets, a suite), or None."""

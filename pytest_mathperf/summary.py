@@ -23,6 +23,10 @@ GENERATION_ROWS: tuple[tuple[str, str], ...] = (
 MODEL_ROWS: tuple[str, ...] = (
     "load_s",
     "warmup_s",
+    "latency_sample_s",
+    "answer_pass_s",
+    "answer_tokens_per_s",
+    "answer_concurrency",
     "vram_load_gb",
     "vram_load_peak_gb",
     "vram_peak_gb",
@@ -45,7 +49,9 @@ def _label(metric: str, stat: str | None = None) -> str:
 
 def summary_lines(run: RunRecord, card: str) -> list[str]:
     """The table, then one line per failed budget and per case that was not answered correctly."""
-    lines = _table(summary_rows(run, card))
+    from pytest_mathperf.timeline import time_to_verdict_lines
+
+    lines = _table(summary_rows(run, card)) + time_to_verdict_lines(run)
     for record in run.models:
         if record.load_error:
             lines.append(f"NOT LOADED {record.model}: {record.load_error}")
