@@ -45,10 +45,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     init.add_argument("--force", action="store_true", help="overwrite existing suites, thresholds.yaml and workflow")
 
     _add_calibrate(commands)
+    from pytest_mathperf.plan import add_plan_parser
+
+    add_plan_parser(commands)
 
     args = parser.parse_args(argv)
     if args.command == "calibrate":
         return _calibrate(args)
+    if args.command == "plan":
+        from pytest_mathperf.plan import plan_command
+
+        return plan_command(args)
     if args.command == "history":
         from pytest_mathperf.history.commands import check_command, import_command
 

@@ -140,3 +140,25 @@ def test_a_served_model_answers_over_concurrent_streams_in_order(served_model) -
     assert [type(outcome).__name__ for outcome in outcomes] == ["Generation"] * 4
     assert all(outcome.output_tokens > 0 for outcome in outcomes)
     assert ["42" in outcomes[0].text, "51" in outcomes[1].text, "555" in outcomes[2].text] == [True, True, True]
+
+
+def test_plan_estimates_each_concurrency_from_the_history(pytester, run_scripted, capsys) -> None:
+    from pytest_mathperf.cli import main
+
+    write(pytester, "suites/arithmetic.yaml", TWELVE_CASES.replace("cases:\n", "defaults: {repeats: 3}\ncases:\n", 1))
+    history = pytester.path / ".mathperf" / "history.db"
+    assert main(["plan", str(pytester.path / "suites"), "--model", "mathperf-tiny", "--history", str(history), "--card", "cpu"]) == 0
+    assert "no run of mathperf-tiny on 'cpu' in the history yet" in capsys.readouterr().out
+    run_scripted("--mathperf-concurrency=4", history=True)
+    capsys.readouterr()  # the gate's own output
+    code = main(
+        ["plan", str(pytester.path / "suites"), "--model", "mathperf-tiny", "--history", str(history), "--card", "cpu",
+         "--concurrency", "1", "4", "8"]
+    )  # fmt: skip
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 0
+    # scripted: 12 tokens in 50 ms, first after 5 ms, so one generation alone takes 50 ms; 36 of them
+    assert "12 tokens per answer, TTFT 5 ms and TPOT 4.1 ms at batch 1" in lines[1]
+    assert "generations one by one 1.8 s" in lines[2]
+    assert "latency sample 0.6 s" in lines[3] and "answer pass" in lines[3]
+    assert lines[4] == "  concurrency   8: not measured on 'cpu' yet (run the gate once with --mathperf-concurrency 8)"
