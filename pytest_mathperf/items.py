@@ -155,6 +155,8 @@ class LoadItem(MathperfItem):
             pytest.skip(f"{self.model} did not load: {error}")
         metrics = result.metrics()
         self.user_properties.extend([("mathperf.model", self.model), ("mathperf.load", result.profile.describe())])
+        if result.server is not None:
+            self.user_properties.append(("mathperf.server", result.server.describe()))
         self.user_properties.extend((name, round(value, 4)) for name, value in sorted(metrics.items()))
         self.mathperf_payload = {"model": state.runner.model_record(self.model).to_dict()}
         if not result.succeeded:

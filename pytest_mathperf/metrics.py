@@ -102,6 +102,11 @@ METRICS: dict[str, Metric] = {
         _load("load.loop_lag_ms", "ms", "load: event-loop lag"),
         _load("load.e2e_ms", "ms", "load: end-to-end", sampled=True),
         _load("load.ttft_ms", "ms", "load: TTFT", sampled=True),
+        _load("load.server_cpu_percent", "%", "load: server CPU (of all cores)", sampled=True),
+        _load("load.server_rss_gb", "GB", "load: server RSS", sampled=True),
+        _load("load.gpu_util_percent", "%", "load: GPU busy", sampled=True),
+        _load("load.gpu_memory_gb", "GB", "load: GPU memory", sampled=True),
+        _load("load.gpu_power_w", "W", "load: GPU power", sampled=True),
     )
 }
 

@@ -76,6 +76,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("mathperf_latency_repeats", "--mathperf-latency-repeats", "with --mathperf-concurrency above 1: the first N repeats of each case are measured alone at batch 1 (default 1)", default="1", metavar="N"),
     Option("mathperf_latency_tokens", "--mathperf-latency-tokens", "max_new_tokens of a latency-sample generation (default 256; 0: the case's own); one cut short is generated again whole for its answer", default="256", metavar="N"),
     Option("mathperf_stop_early", "--mathperf-stop-early", "stop adding repeats of a case once its pass rule is decided (its verdict cannot change)", "bool", False, action="store_true"),
+    Option("mathperf_server_pid", "--mathperf-server-pid", "the served model's process, whose CPU and memory a load profile samples (default: the process listening on the endpoint's port, when it is on this host)", metavar="PID"),
     Option("mathperf_strict", "--mathperf-strict", "every wrong answer fails its case, even where an accuracy budget applies", "bool", False, action="store_true"),
 )
 
@@ -213,6 +214,7 @@ def _read_settings(config: pytest.Config) -> Settings:
         strict=bool(strict),
         label=value("mathperf_label")[0] or None,
         allow_estimated_counts=bool(value("mathperf_allow_estimated_counts")[0]),
+        server_pid=integer("mathperf_server_pid", 1),
         answer_pass=PassSettings(
             concurrency=_default(integer("mathperf_concurrency", 1), 1),
             latency_repeats=_default(integer("mathperf_latency_repeats", 0), 1),
@@ -277,6 +279,7 @@ def pytest_configure(config: pytest.Config) -> None:
             warmup_tokens=settings.warmup_tokens,
             allow_estimated_counts=settings.allow_estimated_counts,
             answer_pass=settings.answer_pass,
+            server_pid=settings.server_pid,
         )
     )
     # pytest-xdist registers this marker itself; without xdist installed it must still be known.

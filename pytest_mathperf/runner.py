@@ -52,6 +52,7 @@ class RunOptions:
     warmup_tokens: int | None = None  # max_new_tokens of each warm-up generation; None: the longest case's
     allow_estimated_counts: bool = False  # budgets take tokens/s, TPOT, ... that rest on estimated token counts
     answer_pass: PassSettings = PassSettings()  # concurrency of the answers, the batch-1 latency sample
+    server_pid: int | None = None  # the served model's process, for load profiles; None: found by its port
 
 
 def model_slug(model: str) -> str:
@@ -403,8 +404,14 @@ class Runner:
         session = self.session(model)
         if not isinstance(session.backend, OpenAIBackend):
             raise ModelLoadError(f"load profiles need a served model (--mathperf-backend openai), not {self.backend_of(model)}")
+        from pytest_mathperf.server_resources import is_local, sampler_for
+
         requests = [self.request_for(case, 0) for case in suite.cases]
-        result = run_load(session.backend, suite.load, requests)
+        endpoint = session.backend.endpoint
+        gpu_index = 0 if is_local(endpoint) else None  # a local server's card is this host's first
+        with sampler_for(endpoint, self.options.server_pid, gpu_index) as sampler:
+            result = run_load(session.backend, suite.load, requests)
+        result = replace(result, server=sampler.result())
         session.load_results[suite.name] = result
         return result
 

@@ -63,6 +63,7 @@ class Settings:
     baseline: str | None = None
     retries: int = 3  # a served model's requests that failed before their first byte, tried again
     allow_estimated_counts: bool = False
+    server_pid: int | None = None  # the served model's process, sampled during load profiles
     answer_pass: PassSettings | None = None  # concurrency of the answers and the batch-1 latency sample
 
     def replaced_by(self, output: Path) -> str | None:

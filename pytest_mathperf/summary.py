@@ -39,6 +39,10 @@ MODEL_ROWS: tuple[str, ...] = (
     "load.requests_per_s",
     "load.tokens_per_s",
     "load.client_cpu_ms_per_request",
+    "load.server_cpu_percent.mean",
+    "load.server_cpu_percent.p95",
+    "load.gpu_util_percent.mean",
+    "load.gpu_power_w.mean",
 )
 
 
