@@ -36,9 +36,15 @@ class PassSettings:
     """How a run splits into the latency sample and the answer pass."""
 
     concurrency: int = 1
-    latency_repeats: int = 1  # the first repeats of each case measured alone at batch 1
-    latency_tokens: int | None = DEFAULT_LATENCY_TOKENS  # None: the case's own max_new_tokens
+    latency_repeats: int | None = None  # the first repeats of each case measured alone; None: the suite's, else 1
+    latency_tokens: int | None = None  # their cap; 0: the case's own max_new_tokens; None: the suite's, else 256
     stop_early: bool = False  # stop adding repeats of a case once its pass rule is decided
+
+    def latency_for(self, suite: Suite) -> tuple[int, int | None]:
+        """The repeats sampled and their cap (None: none) for ``suite``: the run's setting, the suite's, the default."""
+        repeats = next(v for v in (self.latency_repeats, suite.latency.repeats, 1) if v is not None)
+        tokens = next(v for v in (self.latency_tokens, suite.latency.max_new_tokens, DEFAULT_LATENCY_TOKENS) if v is not None)
+        return repeats, tokens or None
 
 
 @dataclass
@@ -110,12 +116,12 @@ def _latency_sample(
     for suite, case, repeats in cases:
         key = (suite.name, case.id)
         kept = result.generations.setdefault(key, [])
+        sampled, cap = settings.latency_for(suite)
         for repeat in range(repeats):
-            if repeat >= settings.latency_repeats:
+            if repeat >= sampled:
                 pending.append((key, case, repeat))
                 continue
             request = request_for(case, repeat)
-            cap = settings.latency_tokens
             capped = cap is not None and cap < request.max_new_tokens
             if capped:
                 request = replace(request, max_new_tokens=cap)

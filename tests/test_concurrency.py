@@ -162,3 +162,26 @@ def test_plan_estimates_each_concurrency_from_the_history(pytester, run_scripted
     assert "generations one by one 1.8 s" in lines[2]
     assert "latency sample 0.6 s" in lines[3] and "answer pass" in lines[3]
     assert lines[4] == "  concurrency   8: not measured on 'cpu' yet (run the gate once with --mathperf-concurrency 8)"
+
+
+def test_a_suite_sets_its_own_latency_sample_and_a_bad_one_names_its_line(pytester, run_scripted) -> None:
+    suite = TWELVE_CASES.replace("cases:\n", "defaults: {repeats: 3}\nlatency: {repeats: 2}\ncases:\n", 1)
+    write(pytester, "suites/arithmetic.yaml", suite)
+    write(pytester, "thresholds.yaml", BUDGETS.replace("        answer_tokens_per_s: {min: 1}\n", ""))
+    gate = run_scripted("--mathperf-concurrency=4", scripts={"*": {"batch_ttft_ms": 900.0}})
+    assert gate.properties("ttft_ms.p50")["mathperf.samples"] == "24"
+    gate = run_scripted("--mathperf-concurrency=4", "--mathperf-latency-repeats=3", scripts={"*": {"batch_ttft_ms": 900.0}})
+    assert gate.properties("ttft_ms.p50")["mathperf.samples"] == "36"  # the command line over the suite
+    write(pytester, "suites/arithmetic.yaml", suite.replace("latency: {repeats: 2}", "latency:\n  max_new_tokens: lots"))
+    gate = run_scripted("--mathperf-concurrency=4")
+    gate.result.stdout.fnmatch_lines(["*arithmetic.yaml:4: latency.max_new_tokens: expected a whole number >= 0, got 'lots'*"])
+
+
+def test_a_latency_sample_cut_at_its_cap_keeps_its_timings_and_the_answer_is_generated_whole(pytester, run_gate) -> None:
+    write(pytester, "suites/one.yaml", 'suite: one\ndefaults: {repeats: 2}\ncases:\n  - {id: add, prompt: "What is 12 + 30?", answer: 42}\n')
+    gate = run_gate("--mathperf-concurrency=2", "--mathperf-latency-tokens=3", "--mathperf-warmup-tokens=3")
+    gate.result.assert_outcomes(passed=1)
+    properties = gate.properties("::add[")
+    assert properties["mathperf.correct"] == "2/2"
+    assert properties["mathperf.latency_tokens"] == "3" and properties["mathperf.concurrency"] == "1"
+    assert float(properties["output_tokens"]) > 3  # the whole answer's count; its timings are the 3-token sample's
