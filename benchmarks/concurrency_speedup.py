@@ -10,12 +10,18 @@ accuracy verdicts agree, and how many samples the timing budgets rested on.
     python benchmarks/concurrency_speedup.py                     # in-process, 1 vs 16
     python benchmarks/concurrency_speedup.py --http --high 8     # transformers serve --continuous-batching, 1 vs 8
     python benchmarks/concurrency_speedup.py --repeats 3 --cases 16 --rounds 1   # a quicker look
+    python benchmarks/concurrency_speedup.py --plan              # mathperf plan's estimate against the gate it plans
+
+With ``--plan``: one gate at concurrency N records a history; ``mathperf plan`` then estimates the
+gate at N and at 1 from it; both gates then run, and each estimate is printed beside the wall
+time it predicted.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -52,12 +58,15 @@ def write_inputs(folder: Path, cases: int, repeats: int) -> tuple[Path, Path]:
     return suite_path.parent, thresholds
 
 
-def run_gate(folder: Path, suites: Path, thresholds: Path, concurrency: int, model_args: list[str]) -> dict:
+def run_gate(
+    folder: Path, suites: Path, thresholds: Path, concurrency: int, model_args: list[str], history: Path | None = None
+) -> dict:
     """One whole gate in a fresh process: its wall time, case verdicts and budget outcomes from its JUnit XML."""
     junit = folder / f"junit-{concurrency}.xml"
+    recording = ["--mathperf-history", str(history)] if history is not None else ["--mathperf-no-history"]
     command = [
         sys.executable, "-m", "pytest", "--mathperf", *model_args, "--mathperf-suites", str(suites),
-        "--mathperf-thresholds", str(thresholds), "--mathperf-no-history", "--mathperf-busy-guard", "off",
+        "--mathperf-thresholds", str(thresholds), *recording, "--mathperf-busy-guard", "off",
         "--mathperf-concurrency", str(concurrency), "-q", "-p", "no:cacheprovider", f"--junitxml={junit}",
         "-o", "junit_family=xunit1", "--rootdir", str(folder), str(suites),
     ]  # fmt: skip
@@ -78,6 +87,30 @@ def run_gate(folder: Path, suites: Path, thresholds: Path, concurrency: int, mod
     return {"wall": wall, "verdicts": verdicts, "budgets": budgets, "time_line": summary[0] if summary else ""}
 
 
+def plan_accuracy(folder: Path, suites: Path, thresholds: Path, high: int, model_args: list[str]) -> None:
+    """Record one gate at ``high``, plan 1 and ``high`` from it, then run both and print estimate against wall."""
+    history = folder / "history.db"
+    first = run_gate(folder, suites, thresholds, high, model_args, history)
+    print(f"recorded a gate at concurrency {high}: {first['wall']:.1f} s (load average {load_average()})", flush=True)
+    model = model_args[model_args.index("--mathperf-model") + 1]
+    planned = subprocess.run(
+        [sys.executable, "-m", "pytest_mathperf.cli", "plan", str(suites), "--model", model, "--history", str(history),
+         "--card", "cpu", "--concurrency", "1", str(high)],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True,
+    ).stdout  # fmt: skip
+    print(planned, flush=True)
+    estimates = {int(m.group(1)): float(m.group(2)) for m in re.finditer(r"concurrency +(\d+): about .*?\((\d+) s", planned)}
+    for concurrency in (high, 1):
+        before = load_average()
+        result = run_gate(folder, suites, thresholds, concurrency, model_args)
+        error = (estimates[concurrency] - result["wall"]) / result["wall"]
+        print(
+            f"concurrency {concurrency:>2}: planned {estimates[concurrency]:.0f} s, took {result['wall']:.1f} s "
+            f"({error:+.0%}; load average before {before}, after {load_average()})",
+            flush=True,
+        )
+
+
 def load_average() -> str:
     return " ".join(f"{value:.1f}" for value in os.getloadavg())
 
@@ -89,6 +122,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=1, help="pairs of runs, alternating")
     parser.add_argument("--http", action="store_true", help="through transformers serve --continuous-batching on loopback")
+    parser.add_argument("--plan", action="store_true", help="mathperf plan's estimates against the gates they plan")
     arguments = parser.parse_args()
     server = None
     with tempfile.TemporaryDirectory() as name:
@@ -102,6 +136,9 @@ def main() -> None:
             server, served = start_transformers_serve(BUNDLED_MODEL, folder / "serve.log", extra_args=("--continuous-batching",))
             model_args = ["--mathperf-backend", "openai", "--mathperf-endpoint", served.base_url, "--mathperf-model", served.model]
         try:
+            if arguments.plan:
+                plan_accuracy(folder, suites, thresholds, arguments.high, model_args)
+                return
             walls: dict[int, list[float]] = {1: [], arguments.high: []}
             results = {}
             for round_number in range(arguments.rounds):

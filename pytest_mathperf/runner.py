@@ -280,6 +280,9 @@ class Runner:
         done = self.passes.get(model)
         if done is None or key not in done.generations:  # the first case, or one run outside the plan
             if not session.warmed_up:
+                _, cap = self.options.answer_pass.latency_for(suite)
+                if cap is not None and model in self.warmup_tokens:  # nothing longer than the cap is timed
+                    self.warmup_tokens[model] = min(self.warmup_tokens[model], cap)
                 self._warm_up(session, case)
             planned = self.planned.get(model, {}) if done is None else {}
             cases = [(s, c, self.repeats_for(c)) for s, c in ({**planned, key: (suite, case)}).values()]

@@ -31,6 +31,9 @@ def time_to_verdict_lines(run: RunRecord) -> list[str]:
     parts, accounted = [], 0.0
     for record in run.models:
         phases = [(words, record.metrics[name]) for name, words in PHASES if name in record.metrics]
+        if "answer_pass_s" not in record.metrics:  # one by one: the generations themselves
+            seconds = sum(g.metrics.get("e2e_ms", 0.0) for case in run.cases_of(record.model) for g in case.generations)
+            phases.append(("generations", seconds / 1000.0))
         if not phases:
             continue
         accounted += sum(seconds for _, seconds in phases)
