@@ -60,6 +60,15 @@ class ModelPass:
     answer_tokens: int = 0
     concurrency_used: int = 1
 
+    def merge(self, other: ModelPass) -> None:
+        """Add a later pass over cases this one did not plan (a case run outside the selection's plan)."""
+        self.generations.update(other.generations)
+        self.planned.update(other.planned)
+        self.latency_sample_s += other.latency_sample_s
+        self.answer_pass_s += other.answer_pass_s
+        self.answer_tokens += other.answer_tokens
+        self.concurrency_used = max(self.concurrency_used, other.concurrency_used)
+
     def metrics(self) -> dict[str, float]:
         values = {"latency_sample_s": self.latency_sample_s, "answer_pass_s": self.answer_pass_s}
         if self.answer_pass_s > 0 and self.answer_tokens:

@@ -289,8 +289,7 @@ class Runner:
             more = run_model_pass(session, cases, self.options.answer_pass, self.request_for, judged_record)
             done = self.passes.setdefault(model, more)
             if more is not done:
-                done.generations.update(more.generations)
-                done.planned.update(more.planned)
+                done.merge(more)
         session.specs[key] = (suite, case)
         return self._record(session, suite, case, nodeid, done.generations[key], planned=done.planned[key])
 
