@@ -133,7 +133,9 @@ def main() -> None:
             sys.path.insert(0, str(ROOT / "tests"))
             from servers import BUNDLED_MODEL, start_transformers_serve, stop_process
 
-            server, served = start_transformers_serve(BUNDLED_MODEL, folder / "serve.log", extra_args=("--continuous-batching",))
+            server, served = start_transformers_serve(
+                BUNDLED_MODEL, folder / "serve.log", extra_args=("--continuous-batching",), timeout_s=900.0
+            )
             model_args = ["--mathperf-backend", "openai", "--mathperf-endpoint", served.base_url, "--mathperf-model", served.model]
         try:
             if arguments.plan:
