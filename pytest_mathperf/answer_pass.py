@@ -79,6 +79,8 @@ class ModelPass:
 
 Judge = Callable[["Case", int, int, "Generation | BackendError"], GenerationRecord]
 RequestFor = Callable[["Case", int], GenerationRequest]
+#: One generation the answer pass owes: (suite, case id), the case, the repeat.
+Pending = tuple[tuple[str, str], "Case", int]
 
 
 def decided(case: Case, correct: int, done: int, planned: int) -> bool:
@@ -116,11 +118,11 @@ def _latency_sample(
     request_for: RequestFor,
     judge: Judge,
     result: ModelPass,
-) -> list[tuple[tuple[str, str], Case, int]]:
+) -> list[Pending]:
     """Generate the sampled repeats one at a time; return the (case, repeat) pairs left for the answer pass."""
     backend = session.backend
     assert backend is not None
-    pending = []
+    pending: list[Pending] = []
     started, host_before = time.perf_counter(), snapshot()
     for suite, case, repeats in cases:
         key = (suite.name, case.id)
@@ -158,7 +160,7 @@ def _generate_one(backend: Any, request: GenerationRequest) -> Generation | Back
 
 def _answer_pass(
     session: ModelSession,
-    pending: list[tuple[tuple[str, str], Case, int]],
+    pending: list[Pending],
     settings: PassSettings,
     request_for: RequestFor,
     judge: Judge,
@@ -187,8 +189,8 @@ def _answer_pass(
     result.answer_pass_s = time.perf_counter() - started
 
 
-def _rounds(pending: list[tuple[tuple[str, str], Case, int]]) -> list[list[tuple[tuple[str, str], Case, int]]]:
-    by_repeat: dict[int, list[tuple[tuple[str, str], Case, int]]] = {}
+def _rounds(pending: list[Pending]) -> list[list[Pending]]:
+    by_repeat: dict[int, list[Pending]] = {}
     for entry in pending:
         by_repeat.setdefault(entry[2], []).append(entry)
     return [by_repeat[repeat] for repeat in sorted(by_repeat)]

@@ -24,9 +24,9 @@ from pytest_mathperf.backends import BackendError, GenerationRequest
 from pytest_mathperf.metrics import LOAD_METRICS, statistic
 
 if TYPE_CHECKING:
-    from pytest_mathperf.server_resources import ServerResources
     from pytest_mathperf.backends import Generation
     from pytest_mathperf.backends.openai import OpenAIBackend
+    from pytest_mathperf.server_resources import ServerResources
 
 #: Metrics of a load profile, with their units; per-request ones keep their samples for budgets.
 #: Statistics reported for each sampled metric (budgets may use any of metrics.STATISTICS).
