@@ -190,8 +190,11 @@ def _model_table(run: RunRecord, models: Sequence[str]) -> tuple[TableRow, ...]:
     for label, name in (("card", "card"), ("backend", "backend"), ("device", "device"), ("dtype", "dtype"),
                         ("revision", "revision"), ("memory source", "memory_source"), ("load error", "load_error")):
         add(label, field(name))
-    for metric in ("load_s", "vram_load_gb", "vram_peak_gb", "rss_load_gb", "rss_peak_gb"):
+    for metric in ("load_s", "vram_load_gb", "vram_peak_gb", "rss_load_gb", "rss_peak_gb", "latency_sample_s", "answer_pass_s",
+                   "answer_tokens_per_s"):
         add(title_of(metric), model_metric(metric))
+    for metric in ("load.server_cpu_percent", "load.gpu_util_percent"):  # sampled while a load profile ran
+        add(f"{title_of(metric)} mean (%)", model_metric(f"{metric}.mean"))
     for metric, name in (("ttft_ms", "p50"), ("ttft_ms", "p95"), ("tpot_ms", "p50"), ("tokens_per_s", "p50"),
                          ("decode_tokens_per_s", "p50"), ("output_tokens", "p50"), ("reasoning_tokens", "p50")):
         add(f"{title_of(metric)} {name}", generation_metric(metric, name))
