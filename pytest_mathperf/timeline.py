@@ -24,7 +24,7 @@ def duration_text(seconds: float) -> str:
 
 
 def time_to_verdict_lines(run: RunRecord) -> list[str]:
-    """One line: the whole session, then each model's phases, then what is left (collection, judging, recording)."""
+    """One line: the whole session, then each model's phases, then what is left (start-up, collection, judging, recording)."""
     wall = run.finished_at - run.started_at
     if wall <= 0:
         return []
@@ -40,5 +40,5 @@ def time_to_verdict_lines(run: RunRecord) -> list[str]:
         prefix = f"{record.model}: " if len(run.models) > 1 else ""
         parts.append(prefix + ", ".join(f"{words} {duration_text(seconds)}" for words, seconds in phases))
     rest = max(wall - accounted, 0.0)
-    parts.append(f"collection, judging and recording {duration_text(rest)}")
+    parts.append(f"start-up, collection, judging and recording {duration_text(rest)}")
     return [f"time to verdict {duration_text(wall)}: " + "; ".join(parts)]
