@@ -144,7 +144,7 @@ def main() -> None:
             walls: dict[int, list[float]] = {1: [], arguments.high: []}
             results = {}
             for round_number in range(arguments.rounds):
-                for concurrency in (1, arguments.high):
+                for concurrency in (arguments.high, 1):
                     before = load_average()
                     result = run_gate(folder, suites, thresholds, concurrency, model_args)
                     walls[concurrency].append(result["wall"])
