@@ -3,7 +3,7 @@
 Each run is a fresh ``python -m pytest --mathperf`` process (interpreter start, imports, load,
 warm-up, latency sample, answer pass, judging and exit all included), on the 48 arithmetic cases
 of the demo suite with 10 repeats at temperature 0.6, top_p 0.95, judged by a thresholds file
-that holds TTFT, tokens/s and accuracy budgets. The runs alternate (1, N, 1, N, ...) so that a
+that holds TTFT, tokens/s and accuracy budgets. The runs alternate (N, 1, N, 1, ...) so that a
 host getting busier hits both. Prints each run's wall time, the median ratio, whether the
 accuracy verdicts agree, and how many samples the timing budgets rested on.
 
