@@ -37,6 +37,12 @@ class GenerationRecord:
         """Whether its timings were taken with other generations in flight (the answer pass at N > 1)."""
         return self.facts.get("concurrency", "1") != "1"
 
+    def comparable_metrics(self) -> dict[str, float]:
+        """Its metrics as trends and summaries take them: timings under concurrency left out (see ``_measured``)."""
+        if not self.under_concurrency:
+            return dict(self.metrics)
+        return {name: value for name, value in self.metrics.items() if not (name in METRICS and METRICS[name].timing)}
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> GenerationRecord:
         return cls(**data)

@@ -185,3 +185,18 @@ def test_a_latency_sample_cut_at_its_cap_keeps_its_timings_and_the_answer_is_gen
     assert properties["mathperf.correct"] == "2/2"
     assert properties["mathperf.latency_tokens"] == "3" and properties["mathperf.concurrency"] == "1"
     assert float(properties["output_tokens"]) > 3  # the whole answer's count; its timings are the 3-token sample's
+
+
+def test_trends_and_history_summaries_leave_out_timings_taken_under_concurrency() -> None:
+    from pytest_mathperf.history.summaries import metric_stats
+    from pytest_mathperf.results import CaseRecord, GenerationRecord
+
+    def generation(repeat: int, ttft_ms: float, concurrency: str) -> GenerationRecord:
+        return GenerationRecord(
+            repeat, repeat, "correct", "3", "", "stop", {"ttft_ms": ttft_ms, "output_tokens": 12.0}, "3",
+            facts={"concurrency": concurrency},
+        )  # fmt: skip
+
+    case = CaseRecord("m", "s", "c", "id", "p", "3", (), "majority", True, (generation(0, 5.0, "1"), generation(1, 900.0, "8")))
+    stats = metric_stats([case])
+    assert stats[("ttft_ms", "s")].count == 1 and stats[("output_tokens", "s")].count == 2
