@@ -16,9 +16,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pytest_mathperf.answer_pass import DEFAULT_LATENCY_TOKENS
+from pytest_mathperf.answer_pass import PassSettings
 from pytest_mathperf.results import CaseRecord, RunRecord
-from pytest_mathperf.suite import Case, is_suite_file, load_suite
+from pytest_mathperf.suite import Case, Suite, is_suite_file, load_suite
 from pytest_mathperf.timeline import PHASES, duration_text
 
 #: How many of the newest runs are searched for one of this model on this card.
@@ -59,14 +59,13 @@ class PlanRequest:
     """What the gate will be asked to do."""
 
     model: str
-    cases: tuple[tuple[str, Case], ...]  # (suite, case)
+    cases: tuple[tuple[Suite, Case], ...]
     repeats: int | None = None  # None: each case's own
-    latency_repeats: int = 1
-    latency_tokens: int | None = DEFAULT_LATENCY_TOKENS
+    latency: PassSettings = PassSettings()  # the run-wide latency sample; a suite's own applies where this is unset
     concurrencies: tuple[int, ...] = field(default=(1, 16))
 
 
-def suite_cases(paths: Sequence[Path], model: str) -> tuple[tuple[str, Case], ...]:
+def suite_cases(paths: Sequence[Path], model: str) -> tuple[tuple[Suite, Case], ...]:
     """Every case the gate would collect for ``model`` from suite files under ``paths``."""
     files: list[Path] = []
     for path in paths:
@@ -76,7 +75,7 @@ def suite_cases(paths: Sequence[Path], model: str) -> tuple[tuple[str, Case], ..
     for file in files:
         suite = load_suite(file)
         if suite.applies_to(model):
-            cases.extend((suite.name, case) for case in suite.cases if not case.skip)
+            cases.extend((suite, case) for case in suite.cases if not case.skip)
     return tuple(cases)
 
 
@@ -117,11 +116,11 @@ def estimate(request: PlanRequest, measured: Measured, concurrency: int) -> Esti
 
     latency, answer_tokens, alone = 0.0, 0.0, 0.0
     for suite, case in request.cases:
-        tokens = min(measured.tokens_by_case.get((suite, case.id), measured.tokens_per_answer), case.max_new_tokens)
+        tokens = min(measured.tokens_by_case.get((suite.name, case.id), measured.tokens_per_answer), case.max_new_tokens)
         repeats = request.repeats or case.repeats
         alone += repeats * seconds(tokens)
-        sampled = min(request.latency_repeats, repeats)
-        cap = request.latency_tokens or case.max_new_tokens
+        sampled, cap_or_none = request.latency.latency_for(suite)
+        sampled, cap = min(sampled, repeats), cap_or_none or case.max_new_tokens
         latency += sampled * seconds(min(tokens, cap))
         answer_tokens += (repeats - sampled) * tokens + (sampled * tokens if tokens > cap else 0)
     fixed = (("load", measured.load_s), ("warm-up", measured.warmup_s))
@@ -168,8 +167,8 @@ def add_plan_parser(commands: Any) -> None:
     plan.add_argument("--card", help="card name as thresholds.yaml spells it (default: the detected one)")
     plan.add_argument("--concurrency", type=int, nargs="+", default=[1, 16], help="concurrencies to estimate (default 1 16)")
     plan.add_argument("--repeats", type=int, help="as --mathperf-repeats")
-    plan.add_argument("--latency-repeats", type=int, default=1, help="as --mathperf-latency-repeats")
-    plan.add_argument("--latency-tokens", type=int, default=DEFAULT_LATENCY_TOKENS, help="as --mathperf-latency-tokens")
+    plan.add_argument("--latency-repeats", type=int, help="as --mathperf-latency-repeats")
+    plan.add_argument("--latency-tokens", type=int, help="as --mathperf-latency-tokens")
 
 
 def plan_command(args: argparse.Namespace) -> int:
@@ -194,8 +193,8 @@ def plan_command(args: argparse.Namespace) -> int:
             print(f"mathperf plan: {error}", file=sys.stderr)
             return 1
         request = PlanRequest(
-            model=model, cases=cases, repeats=args.repeats, latency_repeats=args.latency_repeats,
-            latency_tokens=args.latency_tokens or None, concurrencies=tuple(args.concurrency),
+            model=model, cases=cases, repeats=args.repeats, concurrencies=tuple(args.concurrency),
+            latency=PassSettings(latency_repeats=args.latency_repeats, latency_tokens=args.latency_tokens),
         )  # fmt: skip
         print("\n".join(plan_lines(request, runs, card)))
     return 0
