@@ -102,7 +102,7 @@ def plan_accuracy(folder: Path, suites: Path, thresholds: Path, high: int, model
     estimates = {int(m.group(1)): float(m.group(2)) for m in re.finditer(r"concurrency +(\d+): about .*?\((\d+) s", planned)}
     for concurrency in (high, 1):
         before = load_average()
-        result = run_gate(folder, suites, thresholds, concurrency, model_args)
+        result = run_gate(folder, suites, thresholds, concurrency, model_args, history)  # recording, as the planned gate does
         error = (estimates[concurrency] - result["wall"]) / result["wall"]
         print(
             f"concurrency {concurrency:>2}: planned {estimates[concurrency]:.0f} s, took {result['wall']:.1f} s "
