@@ -78,7 +78,7 @@ def main() -> None:
         judge = [sys.executable, "-m", "pytest_mathperf.cli", "judge", "--run-group", group, "--history", str(history), "--",
                  f"--mathperf-suites={ROOT / 'suites' / 'demo'}", "--mathperf-thresholds=thresholds.yaml"]
 
-        def sharded() -> float:
+        def sharded(shards: list[list[str]] = shards, judge: list[str] = judge) -> float:
             return timed(shards, folder) + timed([judge], folder)
 
         def unsharded() -> float:

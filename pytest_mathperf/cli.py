@@ -76,10 +76,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
 
     _add_calibrate(commands)
+    from pytest_mathperf.plan import add_plan_parser
+
+    add_plan_parser(commands)
 
     args = parser.parse_args(argv)
     if args.command == "calibrate":
         return _calibrate(args)
+    if args.command == "plan":
+        from pytest_mathperf.plan import plan_command
+
+        return plan_command(args)
     if args.command == "judge":
         from pytest_mathperf.groupjudge import judge_command
 

@@ -172,6 +172,8 @@ class LoadItem(MathperfItem):
             pytest.skip(f"{self.model} did not load: {error}")
         metrics = result.metrics()
         self.user_properties.extend([("mathperf.model", self.model), ("mathperf.load", result.profile.describe())])
+        if result.server is not None:
+            self.user_properties.append(("mathperf.server", result.server.describe()))
         self.user_properties.extend((name, round(value, 4)) for name, value in sorted(metrics.items()))
         self.mathperf_payload = {"model": state.runner.model_record(self.model).to_dict()}
         if not result.succeeded:
@@ -316,6 +318,8 @@ def arrange_items(
         if isinstance(item, CaseItem):
             longest = state.runner.warmup_tokens.get(item.model, 0)
             state.runner.warmup_tokens[item.model] = max(longest, item.case.max_new_tokens)
+            if item.get_closest_marker("skip") is None:
+                state.runner.plan_case(item.model, item.suite, item.case)
     every_case = [item for item in collected if isinstance(item, (CaseItem, LoadItem))]
     if last_failed:
         state.plan = plan_budgets(state.thresholds, state.runner.card, _selected_models(state, every_case), _baselines(state))

@@ -26,6 +26,7 @@ from pytest_mathperf.metrics import LOAD_METRICS, statistic
 if TYPE_CHECKING:
     from pytest_mathperf.backends import Generation
     from pytest_mathperf.backends.openai import OpenAIBackend
+    from pytest_mathperf.server_resources import ServerResources
 
 #: Metrics of a load profile, with their units; per-request ones keep their samples for budgets.
 #: Statistics reported for each sampled metric (budgets may use any of metrics.STATISTICS).
@@ -101,6 +102,7 @@ class LoadResult:
     wall_s: float  # first request issued -> last one finished
     client_cpu_s: float  # CPU time of this whole process during the run (HTTP, event loop, ours)
     loop_lag_ms: tuple[float, ...]  # how late a 250 ms timer fired: a busy client shows here first
+    server: ServerResources | None = None  # the server's CPU, memory and card while it ran, where sampled
 
     @property
     def succeeded(self) -> tuple[LoadRecord, ...]:
@@ -140,6 +142,7 @@ class LoadResult:
             "load.e2e_ms": [record.e2e_ms for record in ok],
             "load.ttft_ms": [record.ttft_ms for record in ok if record.ttft_ms is not None],
             "load.loop_lag_ms": list(self.loop_lag_ms),
+            **({name: list(values) for name, values in self.server.samples.items()} if self.server else {}),
         }
 
     def budget_samples(self, metric: str) -> list[float]:

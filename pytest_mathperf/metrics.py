@@ -80,6 +80,10 @@ METRICS: dict[str, Metric] = {
         _generation("prepare_ms", "ms", "prepare (template + tokenize)"),
         _model("load_s", "s", "load"),
         _model("warmup_s", "s", "warm-up"),
+        _model("latency_sample_s", "s", "latency sample (batch 1)"),
+        _model("answer_pass_s", "s", "answer pass"),
+        Metric("answer_tokens_per_s", "tok/s", "answer pass: aggregate tokens/s", "model", "higher"),
+        Metric("answer_concurrency", "", "answer pass: concurrency", "model", "higher"),
         _model("vram_load_gb", "GB", "VRAM after load"),
         _model("vram_load_peak_gb", "GB", "VRAM peak during load"),
         _model("vram_peak_gb", "GB", "VRAM peak"),
@@ -98,6 +102,11 @@ METRICS: dict[str, Metric] = {
         _load("load.loop_lag_ms", "ms", "load: event-loop lag"),
         _load("load.e2e_ms", "ms", "load: end-to-end", sampled=True),
         _load("load.ttft_ms", "ms", "load: TTFT", sampled=True),
+        _load("load.server_cpu_percent", "%", "load: server CPU (of all cores)", sampled=True),
+        _load("load.server_rss_gb", "GB", "load: server RSS", sampled=True),
+        _load("load.gpu_util_percent", "%", "load: GPU busy", sampled=True),
+        _load("load.gpu_memory_gb", "GB", "load: GPU memory", sampled=True),
+        _load("load.gpu_power_w", "W", "load: GPU power", sampled=True),
     )
 }
 

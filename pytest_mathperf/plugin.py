@@ -85,6 +85,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("mathperf_model_mismatch", "--mathperf-model-mismatch", "warn (default): a served answer whose stream names another model is recorded and reported; fail: it is an error verdict", default="warn", metavar="warn|fail", choices=("warn", "fail")),
     Option("mathperf_shard", "--mathperf-shard", "run only shard K of N of the cases (every model), e.g. 2/3; budgets and comparisons are then judged over all shards by `mathperf judge`", metavar="K/N"),
     Option("mathperf_run_group", "--mathperf-run-group", "the sharded gate this shard belongs to (default: the CI run: GITHUB_RUN_ID, CI_PIPELINE_ID or BUILDKITE_BUILD_ID)", metavar="ID"),
+    Option("mathperf_concurrency", "--mathperf-concurrency", "the answer pass keeps up to N generations in flight (batched in-process, N streams over HTTP); timings stay those of the batch-1 latency sample (default 1: every generation alone)", default="1", metavar="N"),
+    Option("mathperf_latency_repeats", "--mathperf-latency-repeats", "with --mathperf-concurrency above 1: the first N repeats of each case are measured alone at batch 1 (default: the suite's latency.repeats, else 1)", metavar="N"),
+    Option("mathperf_latency_tokens", "--mathperf-latency-tokens", "max_new_tokens of a latency-sample generation (default: the suite's latency.max_new_tokens, else 256; 0: the case's own); one cut short is generated again whole for its answer", metavar="N"),
+    Option("mathperf_stop_early", "--mathperf-stop-early", "stop adding repeats of a case once its pass rule is decided (its verdict cannot change)", "bool", False, action="store_true"),
+    Option("mathperf_server_pid", "--mathperf-server-pid", "the served model's process, whose CPU and memory a load profile samples (default: the process listening on the endpoint's port, when it is on this host)", metavar="PID"),
     Option("mathperf_strict", "--mathperf-strict", "every wrong answer fails its case, even where an accuracy budget applies", "bool", False, action="store_true"),
 )
 
@@ -203,6 +208,8 @@ def _read_settings(config: pytest.Config) -> Settings:
     from pytest_mathperf.shard_gate import shard_setting
 
     shard, run_group = shard_setting(value("mathperf_shard")[0], value("mathperf_run_group")[0], named)
+
+    from pytest_mathperf.answer_pass import PassSettings
     return Settings(
         models=tuple(dict.fromkeys(models)),
         backend=backend,
@@ -224,6 +231,13 @@ def _read_settings(config: pytest.Config) -> Settings:
         strict=bool(strict),
         label=value("mathperf_label")[0] or None,
         allow_estimated_counts=bool(value("mathperf_allow_estimated_counts")[0]),
+        server_pid=integer("mathperf_server_pid", 1),
+        answer_pass=PassSettings(
+            concurrency=_default(integer("mathperf_concurrency", 1), 1),
+            latency_repeats=integer("mathperf_latency_repeats", 1),
+            latency_tokens=integer("mathperf_latency_tokens", 0),
+            stop_early=bool(value("mathperf_stop_early")[0]),
+        ),
         baseline=_baseline(value("mathperf_baseline")[0], models),
         busy_guard=choice("mathperf_busy_guard", "on | off", value("mathperf_busy_guard")[0] in ("on", "off")) == "on",
         fail_on_model_mismatch=choice("mathperf_model_mismatch", "warn | fail", value("mathperf_model_mismatch")[0] in ("warn", "fail")) == "fail",
@@ -287,6 +301,8 @@ def pytest_configure(config: pytest.Config) -> None:
         allow_estimated_counts=settings.allow_estimated_counts,
         interleave=settings.interleave and not getattr(config.option, "numprocesses", None),
         fail_on_model_mismatch=settings.fail_on_model_mismatch,
+        answer_pass=settings.answer_pass,
+        server_pid=settings.server_pid,
     )
     from pytest_mathperf.replay import REPLAY
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pytest_mathperf.metrics import statistic
+from pytest_mathperf.metrics import METRICS, statistic
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,17 @@ class GenerationRecord:
     def estimated_metrics(self) -> frozenset[str]:
         return frozenset(filter(None, self.facts.get("estimated_metrics", "").split(",")))
 
+    @property
+    def under_concurrency(self) -> bool:
+        """Whether its timings were taken with other generations in flight (the answer pass at N > 1)."""
+        return self.facts.get("concurrency", "1") != "1"
+
+    def comparable_metrics(self) -> dict[str, float]:
+        """Its metrics as trends and summaries take them: timings under concurrency left out (see ``_measured``)."""
+        if not self.under_concurrency:
+            return dict(self.metrics)
+        return {name: value for name, value in self.metrics.items() if not (name in METRICS and METRICS[name].timing)}
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> GenerationRecord:
         return cls(**data)
@@ -45,6 +56,8 @@ def _measured(generation: GenerationRecord, metric: str, estimated: bool) -> boo
         and value is not None
         and not math.isnan(value)
         and (estimated or metric not in generation.estimated_metrics)
+        # timings under concurrency N are kept with the generation, never mixed into batch-1 figures
+        and not (generation.under_concurrency and metric in METRICS and METRICS[metric].timing)
     )
 
 

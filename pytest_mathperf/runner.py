@@ -13,6 +13,7 @@ import re
 import time
 from dataclasses import dataclass, field, replace
 
+from pytest_mathperf.answer_pass import ModelPass, PassSettings
 from pytest_mathperf.backends import (
     Backend,
     BackendError,
@@ -59,6 +60,8 @@ class RunOptions:
 
 class NoRoomBeside(ModelLoadError):
     """A model ran out of memory loading beside the others: run in turns instead."""
+    answer_pass: PassSettings = PassSettings()  # concurrency of the answers, the batch-1 latency sample
+    server_pid: int | None = None  # the served model's process, for load profiles; None: found by its port
 
 
 def model_slug(model: str) -> str:
@@ -145,6 +148,9 @@ class Runner:
         self.planned: dict[tuple[str, str], tuple[Suite, Case, tuple[str, ...]]] = {}
         self.schedule: Schedule = "interleaved" if options.interleave and len(options.models) > 1 else "turns"
         self.turns_reason: str | None = None  # why models that were to be interleaved ran in turns
+        #: each model's selected cases, in order, for a latency sample and answer pass over all of them
+        self.pass_plan: dict[str, dict[tuple[str, str], tuple[Suite, Case]]] = {}
+        self.passes: dict[str, ModelPass] = {}
 
     @property
     def device_info(self) -> DeviceInfo:
@@ -272,12 +278,24 @@ class Runner:
     def repeats_for(self, case: Case) -> int:
         return self.options.repeats or case.repeats
 
+    def plan_case(self, model: str, suite: Suite, case: Case) -> None:
+        """Note a selected case, so the model's answer pass can take it with all the others."""
+        self.pass_plan.setdefault(model, {})[(suite.name, case.id)] = (suite, case)
+
+    @property
+    def two_passes(self) -> bool:
+        """Whether cases run as a batch-1 latency sample and an answer pass, not one by one."""
+        settings = self.options.answer_pass
+        return settings.concurrency > 1 or settings.stop_early
+
     def run_case(self, model: str, suite: Suite, case: Case, nodeid: str) -> CaseRecord:
         """Generate every repeat of ``case`` on ``model`` and judge each answer.
 
         Where the case is planned on several models, the first of them to ask generates it on
         all (interleaved, or each model's every pending case in turns) and the others find it done.
         """
+        if self.two_passes:  # a batch-1 latency sample, then the answers at concurrency N
+            return self._run_case_from_pass(model, suite, case, nodeid)
         key = (suite.name, case.id)
         models = self.planned.get(key, (None, None, ()))[2]
         if len(models) > 1 and model in models:
@@ -296,6 +314,33 @@ class Runner:
         generations = self.generate(session, case, range(self.repeats_for(case)))
         session.specs[key] = (suite, case)
         return self.record(session, suite, case, nodeid, generations)
+
+    def _run_case_from_pass(self, model: str, suite: Suite, case: Case, nodeid: str) -> CaseRecord:
+        """The case's generations from its model's two passes, run over every planned case at its first case."""
+        from pytest_mathperf.answer_pass import judged_record, run_model_pass
+
+        session = self.session(model)
+        key = (suite.name, case.id)
+        done = self.passes.get(model)
+        if done is None or key not in done.generations:  # the first case, or one run outside the plan
+            if not session.warmed_up:
+                _, cap = self.options.answer_pass.latency_for(suite)
+                if cap is not None and model in self.warmup_tokens:  # nothing longer than the cap is timed
+                    self.warmup_tokens[model] = min(self.warmup_tokens[model], cap)
+                self.warm_up(session, case)
+            planned = self.pass_plan.get(model, {}) if done is None else {}
+            cases = [(s, c, self.repeats_for(c)) for s, c in ({**planned, key: (suite, case)}).values()]
+            more = run_model_pass(session, cases, self.options.answer_pass, self.request_for, judged_record)
+            done = self.passes.setdefault(model, more)
+            if more is not done:
+                done.merge(more)
+        session.specs[key] = (suite, case)
+        return self.record(session, suite, case, nodeid, done.generations[key], planned=done.planned[key])
+
+    def pass_metrics(self, model: str) -> dict[str, float]:
+        """Where the model's time went in the two passes, and the answer pass's aggregate tokens/s."""
+        done = self.passes.get(model)
+        return done.metrics() if done is not None else {}
 
     def add_repeats(self, models: tuple[str, ...], key: tuple[str, str], total: int) -> None:
         """More repeats of a case already run, up to ``total``, on every model of a comparison
@@ -351,8 +396,10 @@ class Runner:
         )
 
     def record(
-        self, session: ModelSession, suite: Suite, case: Case, nodeid: str, generations: list[GenerationRecord]
+        self, session: ModelSession, suite: Suite, case: Case, nodeid: str, generations: list[GenerationRecord],
+        planned: int | None = None,
     ) -> CaseRecord:
+        """``planned``: the repeats the pass rule is over, where the answer pass stopped once it was decided."""
         from pytest_mathperf.answers import format_expected
 
         correct = sum(1 for generation in generations if generation.status == "correct")
@@ -365,7 +412,7 @@ class Runner:
             expected=format_expected(case.answer),
             tags=case.tags,
             pass_rule=case.pass_rule,
-            passed=case.passes(correct, len(generations)),
+            passed=case.passes(correct, max(planned or 0, len(generations))),
             generations=tuple(generations),
         )
         session.cases[(suite.name, case.id)] = record
@@ -380,8 +427,14 @@ class Runner:
         session = self.session(model)
         if not isinstance(session.backend, OpenAIBackend):
             raise ModelLoadError(f"load profiles need a served model (--mathperf-backend openai), not {self.backend_of(model)}")
+        from pytest_mathperf.server_resources import is_local, sampler_for
+
         requests = [self.request_for(case, 0) for case in suite.cases]
-        result = run_load(session.backend, suite.load, requests)
+        endpoint = session.backend.endpoint
+        gpu_index = 0 if is_local(endpoint) else None  # a local server's card is this host's first
+        with sampler_for(endpoint, self.options.server_pid, gpu_index) as sampler:
+            result = run_load(session.backend, suite.load, requests)
+        result = replace(result, server=sampler.result())
         session.load_results[suite.name] = result
         return result
 
@@ -397,7 +450,7 @@ class Runner:
             dtype=info.dtype if info else None,
             revision=info.revision if info else None,
             source=info.source if info else None,
-            metrics=session.model_metrics(),
+            metrics={**session.model_metrics(), **self.pass_metrics(model)},
             memory_source=memory.label if memory is not None else None,
             load_error=session.load_error,
             details={
@@ -439,7 +492,7 @@ class Runner:
             served_elsewhere=session.load_info is not None and session.load_info.device is None,
             cases=tuple(session.cases.values()),
             load_results=tuple(session.load_results.values()),
-            model_metrics=session.model_metrics(),
+            model_metrics={**session.model_metrics(), **self.pass_metrics(model)},
             busy=self.busy_reason(model),
             allow_estimated_counts=self.options.allow_estimated_counts,
             busy_guard=self.options.busy_guard,

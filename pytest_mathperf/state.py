@@ -12,6 +12,7 @@ import pytest
 from pytest_mathperf.judge import BudgetPlan
 
 if TYPE_CHECKING:
+    from pytest_mathperf.answer_pass import PassSettings
     from pytest_mathperf.history import HistoryLocation
     from pytest_mathperf.outputs.view import RunView
     from pytest_mathperf.results import BudgetRecord, CaseRecord, ComparisonRecord, ModelRecord, RunRecord
@@ -83,6 +84,8 @@ class Settings:
     fail_on_model_mismatch: bool = False  # --mathperf-model-mismatch fail
     shard: tuple[int, int] | None = None  # K of N
     run_group: str | None = None
+    server_pid: int | None = None  # the served model's process, sampled during load profiles
+    answer_pass: PassSettings | None = None  # concurrency of the answers and the batch-1 latency sample
 
     def replaced_by(self, output: Path) -> str | None:
         """What of the run's inputs and records ``output`` would overwrite (the history, the budgets, a suite), or None."""

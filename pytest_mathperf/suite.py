@@ -51,7 +51,7 @@ DEFAULTABLE_FIELDS: dict[str, Any] = {
     "budgets": None,
 }
 CASE_FIELDS = ("id", "prompt", "answer", "derivation", "skip", "xfail", *DEFAULTABLE_FIELDS)
-SUITE_FIELDS = ("suite", "description", "models", "defaults", "cases", "cases_from", "load")
+SUITE_FIELDS = ("suite", "description", "models", "defaults", "cases", "cases_from", "load", "latency")
 CASES_FROM_FIELDS = ("path", "prompt", "answer", "answer_regex", "id", "tags", "limit")
 SUITE_SUFFIXES = (".yaml", ".yml")
 _ID_PATTERN = re.compile(r"^[\w.\-+]+$")
@@ -103,6 +103,14 @@ class Case:
 
 
 @dataclass(frozen=True)
+class LatencySample:
+    """A suite's own batch-1 latency sample (with ``--mathperf-concurrency``): which repeats, how long."""
+
+    repeats: int | None = None  # the first N repeats of each case; None: the run's setting
+    max_new_tokens: int | None = None  # the cap; 0: the case's own; None: the run's setting
+
+
+@dataclass(frozen=True)
 class Suite:
     """A named set of cases from one file, optionally restricted to some models."""
 
@@ -113,6 +121,7 @@ class Suite:
     cases: tuple[Case, ...] = ()
     load: LoadProfile | None = None
     load_line: int = 0
+    latency: LatencySample = LatencySample()
 
     def applies_to(self, model: str) -> bool:
         """Whether ``models:`` selects ``model``: any glob matches and no ``!glob`` excludes it."""
@@ -192,6 +201,7 @@ def load_suite(path: Path, root: Path | None = None) -> Suite:
         problems.append(SchemaError(path, top.line, "the suite has no cases (add `cases:` or `cases_from:`)"))
 
     load = attempt(lambda: _load_profile(path, top["load"], top.line_of("load")), None) if "load" in top else None
+    latency = attempt(lambda: _latency(path, top["latency"], top.line_of("latency")), None) if "latency" in top else None
     raise_all(problems)
     return Suite(
         name=name,
@@ -201,7 +211,19 @@ def load_suite(path: Path, root: Path | None = None) -> Suite:
         cases=tuple(cases),
         load=load,
         load_line=top.line_of("load"),
+        latency=latency or LatencySample(),
     )
+
+
+def _latency(path: Path, raw: Any, line: int) -> LatencySample:
+    """A ``latency:`` block: the suite's batch-1 sample (``repeats``, ``max_new_tokens``)."""
+    block = expect_mapping(path, raw, "latency", line)
+    check_keys(path, block, ("repeats", "max_new_tokens"), "latency")
+    for key, least in (("repeats", 1), ("max_new_tokens", 0)):
+        value = block.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < least):
+            raise SchemaError(path, block.line_of(key), f"latency.{key}: expected a whole number >= {least}, got {value!r}")
+    return LatencySample(repeats=block.get("repeats"), max_new_tokens=block.get("max_new_tokens"))
 
 
 def _load_profile(path: Path, raw: Any, line: int) -> LoadProfile:

@@ -12,7 +12,9 @@ from pytest_mathperf.outputs.view import IDENTITY_ROWS, Row, RunView
 
 def summary_lines(view: RunView) -> list[str]:
     """The table, then one line per budget and comparison not passed and per case not answered correctly."""
-    lines = table_lines([row for row in view.table if row.key not in IDENTITY_ROWS])
+    from pytest_mathperf.timeline import time_to_verdict_lines
+
+    lines = table_lines([row for row in view.table if row.key not in IDENTITY_ROWS]) + time_to_verdict_lines(view.record)
     for model in view.models:
         if model.load_error:
             lines.append(f"NOT LOADED {model.model}: {model.load_error}")

@@ -13,7 +13,7 @@ import itertools
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -43,6 +43,7 @@ class Script:
     in_process: bool = True
     sleep: bool = False  # really wait e2e_ms, so the host's counters see the generation's time
     counted_by_chunks: bool = False  # token counts are an estimate, as from a server that sends no usage
+    batch_ttft_ms: float | None = None  # TTFT of a generation in a batch (--mathperf-concurrency); None: as alone
 
 
 def arithmetic_answer(prompt: str) -> str:
@@ -100,6 +101,13 @@ class ScriptedBackend:
             finish_reason="stop" if timeout is None else "timeout",
             output_tokens_source="chunks" if self.script.counted_by_chunks else "token_ids",
         )
+
+    def generate_batch(self, requests: list[GenerationRequest]) -> list[Generation]:
+        """Each request as alone, its TTFT the batch's when the script sets one (answer-pass timings)."""
+        generations = [self.generate(request) for request in requests]
+        if self.script.batch_ttft_ms is None:
+            return generations
+        return [replace(generation, ttft_ms=self.script.batch_ttft_ms) for generation in generations]
 
     def close(self) -> None:
         pass

@@ -99,6 +99,7 @@ def start_transformers_serve(
     niceness: int = 0,
     cancel: threading.Event | None = None,
     timeout_s: float = SERVE_START_TIMEOUT_S,
+    extra_args: tuple[str, ...] = (),
 ) -> tuple[subprocess.Popen[bytes], ServedModel]:
     """Start ``transformers serve`` pinned to ``model_dir`` on a free loopback port; wait until it answers.
 
@@ -127,7 +128,7 @@ def start_transformers_serve(
         nice = ["nice", "-n", str(niceness)] if niceness and shutil.which("nice") else []
         process = subprocess.Popen(
             [*nice, executable, "serve", model, "--host", LOOPBACK, "--port", str(port), "--device", "cpu",
-             "--dtype", "float32", "--log-level", "warning"],
+             "--dtype", "float32", "--log-level", "warning", *extra_args],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,

@@ -312,7 +312,7 @@ def test_every_problem_in_a_file_is_reported_at_once_each_with_its_line(tmp_path
     )
     message = error_of(path)
     assert message.splitlines() == [
-        f"{path}:2: unknown key 'colour' in the suite; allowed: suite, description, models, defaults, cases, cases_from, load",
+        f"{path}:2: unknown key 'colour' in the suite; allowed: suite, description, models, defaults, cases, cases_from, load, latency",
         f"{path}:6: unknown key 'answr' in a case; did you mean 'answer'?",
         f"{path}:10: unknown key 'maxx' in budgets.ttft_ms.p50; did you mean 'max'?",
         f"{path}:14: duplicate case id 'c' (first on line 11)",

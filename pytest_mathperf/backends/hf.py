@@ -218,6 +218,27 @@ class HFBackend:
         messages = [{"role": message.role, "content": message.content} for message in request.messages]
         return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
+    def sampling_settings(self, request: GenerationRequest) -> dict[str, Any]:
+        """``generate`` keyword arguments for the request's length and sampling."""
+        settings: dict[str, Any] = {
+            "max_new_tokens": request.max_new_tokens,
+            "do_sample": not request.greedy,
+            "pad_token_id": self.tokenizer.pad_token_id,
+        }
+        if request.greedy:
+            settings.update(temperature=None, top_p=None, top_k=None)
+        else:
+            settings.update(temperature=request.temperature, top_p=request.top_p)
+        if request.repetition_penalty is not None:
+            settings["repetition_penalty"] = request.repetition_penalty
+        return settings
+
+    def generate_batch(self, requests: list[GenerationRequest]) -> list[Generation]:
+        """Several requests with the same sampling settings in one left-padded ``generate`` call."""
+        from pytest_mathperf.backends.hf_batch import generate_batch
+
+        return generate_batch(self, requests)
+
     def generate(self, request: GenerationRequest) -> Generation:
         import torch
 
@@ -230,18 +251,7 @@ class HFBackend:
         inputs = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.device)
         prompt_length = inputs["input_ids"].shape[1]
         clock = _TokenClock(self.device)
-        settings: dict[str, Any] = {
-            "max_new_tokens": request.max_new_tokens,
-            "do_sample": not request.greedy,
-            "streamer": clock,
-            "pad_token_id": self.tokenizer.pad_token_id,
-        }
-        if request.greedy:
-            settings.update(temperature=None, top_p=None, top_k=None)
-        else:
-            settings.update(temperature=request.temperature, top_p=request.top_p)
-        if request.repetition_penalty is not None:
-            settings["repetition_penalty"] = request.repetition_penalty
+        settings = {**self.sampling_settings(request), "streamer": clock}
         prepared = time.perf_counter()
         if request.timeout_s is not None:
             # the limit counts from the start of the call: templating and tokenization spend it too.
@@ -255,21 +265,27 @@ class HFBackend:
                     prepare_ms=(prepared - started) * 1000,
                 )
             settings["max_time"] = remaining
-        try:
-            with torch.inference_mode():
-                output = self.model.generate(**inputs, **settings)
-            if self.device.startswith("cuda"):
-                torch.cuda.synchronize(self.device)
-        except torch.OutOfMemoryError as error:
-            raise OutOfMemory(self._out_of_memory_message(error)) from None
-        except RuntimeError as error:
-            if "can't allocate memory" in str(error) or "out of memory" in str(error).lower():
-                raise OutOfMemory(self._out_of_memory_message(error)) from None
-            raise BackendError(f"generation failed: {_first_line(error)}") from error
+        output = self.run_generate(inputs, settings)
         finished = time.perf_counter()
+        return self.generation_from_ids(
+            prompt, prompt_length, output[0, prompt_length:].tolist(), request, (started, prepared, finished), clock.arrivals
+        )
 
-        generated = output[0, prompt_length:].tolist()
-        eos_ids = self._eos_ids()
+    def generation_from_ids(
+        self,
+        prompt: str,
+        prompt_length: int,
+        generated: list[int],
+        request: GenerationRequest,
+        times: tuple[float, float, float],
+        arrivals: list[float],
+    ) -> Generation:
+        """One row's result from its generated ids and the host times its tokens arrived at.
+
+        Shared by the one-at-a-time and the batched paths, so both count and name things alike.
+        """
+        started, prepared, finished = times  # perf_counter: call began, prompt tokenized, last token on the host
+        eos_ids = self.eos_ids()
         stopped = bool(generated) and generated[-1] in eos_ids
         if stopped:
             finish_reason = "stop"
@@ -283,14 +299,14 @@ class HFBackend:
         opened_in_prompt = prompt.rstrip().endswith(THINK_OPEN)
         reasoning = _ThinkSpans(raw, opened_in_prompt)
         answer_index = reasoning.answer_token(self._token_at(generated))
-        ttfat_at = clock.arrivals[answer_index] if answer_index is not None and answer_index < len(clock.arrivals) else None
+        ttfat_at = arrivals[answer_index] if answer_index is not None and answer_index < len(arrivals) else None
         text = f"{THINK_OPEN}\n{raw}" if opened_in_prompt and THINK_OPEN not in raw else raw  # R1-style templates open it
         return Generation(
             text=text,
             prompt_tokens=prompt_length,
             output_tokens=len(generated),
             reasoning_tokens=reasoning.token_count(self._token_at(generated), len(generated) - int(stopped)),
-            ttft_ms=None if clock.first_token_at is None else (clock.first_token_at - started) * 1000.0,
+            ttft_ms=None if not arrivals else (arrivals[0] - started) * 1000.0,
             e2e_ms=(finished - started) * 1000.0,
             finish_reason=finish_reason,
             output_tokens_source="token_ids",
@@ -299,6 +315,23 @@ class HFBackend:
             prepare_ms=(prepared - started) * 1000.0,
             first_chunk_late=False,  # the streamer sees every generated token, tags included
         )
+
+    def run_generate(self, inputs: Any, settings: dict[str, Any]) -> Any:
+        """``model.generate`` with the device synchronised after it, and its failures as backend errors."""
+        import torch
+
+        try:
+            with torch.inference_mode():
+                output = self.model.generate(**inputs, **settings)
+            if self.device.startswith("cuda"):
+                torch.cuda.synchronize(self.device)
+        except torch.OutOfMemoryError as error:
+            raise OutOfMemory(self._out_of_memory_message(error)) from None
+        except RuntimeError as error:
+            if "can't allocate memory" in str(error) or "out of memory" in str(error).lower():
+                raise OutOfMemory(self._out_of_memory_message(error)) from None
+            raise BackendError(f"generation failed: {_first_line(error)}") from error
+        return output
 
     def _token_at(self, generated: list[int]) -> Any:
         """A function: character offset in the decoded output -> index of the token that produced it."""
@@ -316,7 +349,7 @@ class HFBackend:
 
         return token_at
 
-    def _eos_ids(self) -> set[int]:
+    def eos_ids(self) -> set[int]:
         ids: set[int] = set()
         for source in (self.model.generation_config.eos_token_id, self.tokenizer.eos_token_id):
             if isinstance(source, int):

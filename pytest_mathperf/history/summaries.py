@@ -67,7 +67,7 @@ def metric_stats(cases: Iterable[CaseRecord]) -> dict[tuple[str, str], MetricSta
     samples: dict[tuple[str, str], list[float]] = {}
     for case in cases:
         for generation in case.generations:
-            for metric, value in generation.metrics.items():
+            for metric, value in generation.comparable_metrics().items():
                 if value is None or (isinstance(value, float) and math.isnan(value)):
                     continue
                 samples.setdefault((metric, ALL_SUITES), []).append(float(value))

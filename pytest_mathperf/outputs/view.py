@@ -37,9 +37,10 @@ GENERATION_ROWS: tuple[tuple[str, str], ...] = (
 )
 #: The per-model rows (one value per model and run), in order.
 MODEL_ROWS: tuple[str, ...] = (
-    "load_s", "warmup_s", "vram_load_gb", "vram_load_peak_gb", "vram_peak_gb", "rss_load_gb", "rss_peak_gb",
+    "load_s", "warmup_s", "latency_sample_s", "answer_pass_s", "answer_tokens_per_s", "answer_concurrency", "vram_load_gb", "vram_load_peak_gb", "vram_peak_gb", "rss_load_gb", "rss_peak_gb",
     "load.success_rate", "load.e2e_ms.p50", "load.e2e_ms.p95", "load.ttft_ms.p95", "load.requests_per_s",
-    "load.tokens_per_s", "load.client_cpu_ms_per_request",
+    "load.tokens_per_s", "load.client_cpu_ms_per_request", "load.server_cpu_percent.mean", "load.server_cpu_percent.p95",
+    "load.gpu_util_percent.mean", "load.gpu_power_w.mean",
 )
 #: Rows that name what ran rather than what it measured: the HTML shows them, the terminal does not.
 IDENTITY_ROWS: tuple[str, ...] = ("backend", "device", "dtype", "revision", "load_error")

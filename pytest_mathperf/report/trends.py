@@ -77,7 +77,7 @@ class RunDetails:
             record = self.record(summary)
             for case in record.cases_of(model) if record is not None else ():
                 for generation in case.generations:
-                    for metric, value in generation.metrics.items():
+                    for metric, value in generation.comparable_metrics().items():
                         if isinstance(value, (int, float)) and not math.isnan(value):
                             found.setdefault((metric, ALL_SUITES), []).append(float(value))
                             found.setdefault((metric, case.suite), []).append(float(value))
