@@ -56,12 +56,12 @@ class RunOptions:
     allow_estimated_counts: bool = False  # budgets take tokens/s, TPOT, ... that rest on estimated token counts
     fail_on_model_mismatch: bool = False  # an answer from a server naming another model is an error, not just reported
     interleave: bool = True  # several models generate each repeat back to back (turns where they do not fit)
+    answer_pass: PassSettings = PassSettings()  # concurrency of the answers, the batch-1 latency sample
+    server_pid: int | None = None  # the served model's process, for load profiles; None: found by its port
 
 
 class NoRoomBeside(ModelLoadError):
     """A model ran out of memory loading beside the others: run in turns instead."""
-    answer_pass: PassSettings = PassSettings()  # concurrency of the answers, the batch-1 latency sample
-    server_pid: int | None = None  # the served model's process, for load profiles; None: found by its port
 
 
 def model_slug(model: str) -> str:

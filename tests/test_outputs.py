@@ -175,11 +175,10 @@ def test_surfaces_publish_in_order_the_first_of_a_name_wins_and_a_broken_one_sto
     mine = Says("markdown", 20, "my markdown")
     chosen = chosen_surfaces([[mine, Breaks()], [Says("markdown", 20, "built-in markdown"), Says("terminal", 90, "terminal")]])
     assert [surface.name for surface in chosen] == ["breaks", "markdown", "terminal"] and chosen[1] is mine
-    assert publish_all(chosen, view=None) == [  # type: ignore[arg-type]
-        "mathperf: breaks NOT published: OSError: disk full",
-        "my markdown",
-        "terminal",
-    ]
+    assert publish_all(chosen, view=None) == (  # type: ignore[arg-type]
+        ["mathperf: breaks NOT published: OSError: disk full", "my markdown", "terminal"],
+        True,  # an output that broke: the run's exit status says so
+    )
 
 
 def _run(*budgets: BudgetRecord) -> RunRecord:

@@ -443,7 +443,7 @@ def test_each_point_shows_the_interval_of_its_own_samples(tmp_path: Path) -> Non
 def test_a_run_blessed_with_mathperf_bless_is_drawn_as_the_blessed_baseline(tmp_path: Path) -> None:
     path = history_of(tmp_path, make_run(1), make_run(2, environment={"label": "v1.2"}), make_run(3, ttft=330.0))
     with History(path) as history:
-        history.bless(2)  # the history's flag, as `mathperf bless 2` sets it; the environment says nothing
+        history.bless([2])  # the history's flag, as `mathperf bless 2` sets it; the environment says nothing
     page = page_text(path)
     charts = charts_of(parse(page))
     assert charts["ttft_ms.p50"].blessed == ["blessed baseline: run 2 · v1.2, 304 ms"]

@@ -29,7 +29,7 @@ class TerminalSurface:
         return []
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.lines:
+        if not self.lines and not self.messages:  # a run that measured nothing still says what it decided
             return
         terminalreporter.section("mathperf")
         for line in self.lines + self.messages:
