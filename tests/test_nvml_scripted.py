@@ -383,3 +383,13 @@ def test_every_nvml_function_our_code_calls_is_in_the_scripted_library(nvml_libr
     readme = (package.parent / "README.md").read_text(encoding="utf-8")
     section = readme.split(NVML_SECTION, 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
     assert sorted(symbols - set(re.findall(r"`(nvml\w+)`", section))) == []  # the README lists every one
+
+
+def test_a_load_profile_samples_the_scripted_card(nvml: Path) -> None:
+    """The load profile's card reading, through nvidia-ml-py: utilisation and power as the script says."""
+    from pytest_mathperf.server_resources import gpu_reading
+
+    write_script(nvml, [{**RTX, "utilization_gpu": 65, "power_mw": 250_000, "memory_used": 7 << 30}])
+    reading = gpu_reading(0)
+    assert reading is not None
+    assert (reading.util_percent, reading.memory_gb, reading.power_w) == (65.0, 7.0, 250.0)

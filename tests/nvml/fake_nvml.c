@@ -413,6 +413,27 @@ nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMemory_v2_t *me
     return OK;
 }
 
+/* --- utilisation and power (a load profile samples the card while the server is under load) ------ */
+
+typedef struct { unsigned int gpu, memory; } nvmlUtilization_t;
+
+nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t device, nvmlUtilization_t *utilization) {
+    ENTER("nvmlDeviceGetUtilizationRates");
+    DEVICE_ARGUMENT(device);
+    if (!utilization) return INVALID_ARGUMENT;
+    utilization->gpu = (unsigned int)scripted(member(device->spec, "utilization_gpu"), 0);
+    utilization->memory = (unsigned int)scripted(member(device->spec, "utilization_memory"), 0);
+    return OK;
+}
+
+nvmlReturn_t nvmlDeviceGetPowerUsage(nvmlDevice_t device, unsigned int *milliwatts) {
+    ENTER("nvmlDeviceGetPowerUsage");
+    DEVICE_ARGUMENT(device);
+    if (!milliwatts) return INVALID_ARGUMENT;
+    *milliwatts = (unsigned int)scripted(member(device->spec, "power_mw"), 0);
+    return OK;
+}
+
 /* One process as every version of the query lays it out (v2 and v3 share a layout). */
 typedef struct { unsigned int pid; unsigned long long usedGpuMemory; } nvmlProcessInfo_v1_t;
 typedef struct {
