@@ -219,25 +219,3 @@ def _with_latency_timings(record: GenerationRecord, sample: GenerationRecord | N
     facts = {**record.facts, LATENCY_FACT: "batch 1", "latency_tokens": sample.facts.get("latency_tokens", "")}
     facts[CONCURRENCY_FACT] = "1"  # its timing names are the batch-1 sample's
     return replace(record, metrics={**counts, **timings, **answer_timings}, facts=facts)
-
-
-def judged_record(case: Case, repeat: int, seed: int, outcome: Generation | BackendError) -> GenerationRecord:
-    """One generation (or its backend error) with its answer checked against the case's."""
-    from pytest_mathperf.answers import Verdict, check_answer
-
-    if isinstance(outcome, BackendError):
-        verdict, text, metrics, finish, facts = Verdict.error(str(outcome)), str(outcome), {}, None, {}
-    else:
-        text, metrics, finish, facts = outcome.text, outcome.metrics(), outcome.finish_reason, outcome.facts()
-        if finish == "timeout":
-            limit = "the backend's time limit" if case.timeout_s is None else f"timeout_s={case.timeout_s:g}"
-            verdict = Verdict.error(f"generation exceeded {limit} after {outcome.output_tokens} tokens")
-        else:
-            verdict = check_answer(
-                text, case.answer, rel_tol=case.rel_tol, unordered=case.unordered, percent=case.percent,
-                truncated=finish == "length",
-            )  # fmt: skip
-    return GenerationRecord(
-        repeat=repeat, seed=seed, status=verdict.status, extracted=verdict.extracted, reason=verdict.reason,
-        finish_reason=finish, metrics=metrics, output=text, facts=facts,
-    )  # fmt: skip

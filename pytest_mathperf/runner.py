@@ -317,7 +317,8 @@ class Runner:
 
     def _run_case_from_pass(self, model: str, suite: Suite, case: Case, nodeid: str) -> CaseRecord:
         """The case's generations from its model's two passes, run over every planned case at its first case."""
-        from pytest_mathperf.answer_pass import judged_record, run_model_pass
+        from pytest_mathperf.answer_pass import run_model_pass
+        from pytest_mathperf.generation import judged_record
 
         session = self.session(model)
         key = (suite.name, case.id)
